@@ -1,0 +1,327 @@
+/*
+ * internal.h — private structures shared by the layers of the core.
+ * Layers, bottom up: loop, transport, txn, dialog/session, referral.
+ * A layer calls the layer below; it reports upward through the small
+ * callback tables declared here, never by reaching into a higher struct.
+ */
+#ifndef SR_INTERNAL_H
+#define SR_INTERNAL_H
+
+#include <stdint.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <osip2/osip.h>
+#include <osip2/osip_dialog.h>
+#include <osipparser2/osip_parser.h>
+
+#include "sipreferral.h"
+#include "message.h"
+
+/* ---------------- loop: timers and the epoll set ---------------- */
+
+typedef struct sr__timer {
+  uint64_t when;      /* monotonic ms */
+  size_t slot;        /* index in the heap + 1; 0 when not armed */
+  void (*fn)(void *arg);
+  void *arg;
+} sr__timer;
+
+/* What an epoll event points at. */
+typedef struct sr__io {
+  int fd;
+  void (*on_ready)(struct sr__io *io, uint32_t events);
+} sr__io;
+
+uint64_t sr__now_ms(void);
+void sr__timer_init(sr__timer *t, void (*fn)(void *), void *arg);
+void sr__timer_start(sr_ua *ua, sr__timer *t, int64_t delay_ms);
+void sr__timer_stop(sr_ua *ua, sr__timer *t);
+int sr__io_add(sr_ua *ua, sr__io *io, uint32_t events);
+int sr__io_mod(sr_ua *ua, sr__io *io, uint32_t events);
+void sr__io_del(sr_ua *ua, sr__io *io);
+
+/* ---------------- transport ---------------- */
+
+/* Where a message came from or goes to. conn is a TCP connection id
+ * (0 for UDP, or when a new connection may be opened). */
+typedef struct sr__peer {
+  sr_transport tp;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  uint64_t conn;
+} sr__peer;
+
+typedef struct sr__listener {
+  sr__io io;
+  sr_ua *ua;
+  sr_transport tp;
+  int family;
+  char host[64]; /* numeric, no brackets */
+  int port;
+} sr__listener;
+
+typedef struct sr__conn sr__conn;
+
+int sr__transport_listen(sr_ua *ua, const char *spec);
+void sr__transport_close_all(sr_ua *ua);
+/* Frees connections closed during this loop turn. */
+void sr__transport_reap(sr_ua *ua);
+/* Sends bytes; for TCP uses peer->conn when alive, else a connection to
+ * peer->addr (reused or opened). */
+int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
+                       size_t len);
+/* Resolves numeric host + port into peer (no DNS: literals or "localhost"). */
+int sr__peer_set(sr__peer *peer, sr_transport tp, const char *host, int port);
+void sr__peer_format(const sr__peer *peer, char *out, size_t n);
+/* The listener a message to peer leaves from (same family and transport). */
+sr__listener *sr__transport_listener_for(sr_ua *ua, sr_transport tp,
+                                         int family);
+
+/* Upcall from transport: one whole message arrived. */
+void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
+                     size_t len);
+
+/* ---------------- txn: libosip2 transactions ---------------- */
+
+typedef struct sr__txn sr__txn;
+
+/* What a client transaction reports to its owner. */
+typedef struct sr__txn_owner {
+  void (*on_response)(void *owner, sr__txn *t, osip_message_t *resp);
+  /* no final response: 408 (timer B/F) or 503 (transport error) */
+  void (*on_failure)(void *owner, sr__txn *t, int status_code);
+  void (*ref)(void *owner);
+  void (*unref)(void *owner);
+} sr__txn_owner;
+
+struct sr__txn {
+  sr_ua *ua;
+  osip_transaction_t *tr; /* NULL once killed */
+  int refs;
+  int server;
+  sr__peer peer;          /* next hop (client) or where the request came from */
+  char *key;
+  sr__txn *hnext;
+  sr__timer timer;
+  const sr__txn_owner *owner_ops;
+  void *owner;
+  int in_exec, killed;
+  void *up;               /* upcall being collected during txn_exec */
+  void *app;              /* server side: the session handling the request */
+};
+
+int sr__txn_system_init(sr_ua *ua);
+void sr__txn_system_free(sr_ua *ua);
+/* Sends a request in a new client transaction (takes ownership of req). */
+int sr__txn_send_request(sr_ua *ua, osip_message_t *req, const sr__peer *to,
+                         const sr__txn_owner *ops, void *owner,
+                         sr__txn **out);
+/* Sends a response in a server transaction (takes ownership of resp). */
+int sr__txn_respond(sr__txn *t, osip_message_t *resp);
+/* Builds and sends a response to the transaction's request. */
+int sr__txn_reply(sr__txn *t, int code, const char *reason,
+                  const char *extra_headers, const char *body,
+                  const char *content_type, const char *to_tag);
+sr__txn *sr__txn_ref(sr__txn *t);
+void sr__txn_unref(sr__txn *t);
+/* Detaches a client transaction from its owner (no more upcalls). */
+void sr__txn_detach(sr__txn *t);
+osip_message_t *sr__txn_request(sr__txn *t);
+/* The server transaction a request (or its ACK/CANCEL) belongs to. */
+sr__txn *sr__txn_find_server(sr_ua *ua, osip_message_t *req);
+/* Routes a parsed message to its transaction or creates one. Takes evt. */
+void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from);
+/* Sends a message outside any transaction (ACK for 2xx, stateless 400). */
+int sr__send_stateless(sr_ua *ua, osip_message_t *msg, sr__peer *to);
+/* Builds a response to req (copies Via, From, To, Call-ID, CSeq). */
+int sr__build_response(sr_ua *ua, osip_message_t *req, int code,
+                       const char *reason, const char *to_tag,
+                       osip_message_t **out);
+int sr__add_headers(osip_message_t *msg, const char *lines);
+int sr__set_body(osip_message_t *msg, const char *body, const char *ctype);
+
+/* Upcall from txn: a new request in a new server transaction. */
+void sr__ua_on_request(sr_ua *ua, sr__txn *t, osip_message_t *req);
+/* Upcall from txn: a message no transaction matches (ACK for 2xx,
+ * retransmitted 2xx, CANCEL). Takes nothing; msg stays the caller's. */
+void sr__ua_on_stray(sr_ua *ua, osip_message_t *msg, const sr__peer *from);
+
+/* ---------------- the user agent ---------------- */
+
+typedef struct sr__hash {
+  void **buckets; /* chains through an object's own next pointer */
+  size_t nbuckets, count;
+} sr__hash;
+
+struct sr_ua {
+  int refs;     /* references held by the application */
+  int children; /* sessions, referrals, referrers not yet freed */
+  int closed;
+  int epfd;
+  int depth;    /* nesting of run_once, for safe close */
+  sr_ua_options opt;
+  char *uri, *display_name, *user_agent, *username, *password, *schemes;
+  osip_uri_t *identity;
+  sr_ua_delegate delegate;
+  void *user_data;
+  sr_message_hook hook;
+  void *hook_data;
+
+  /* loop */
+  sr__timer **heap;
+  size_t nheap, capheap;
+
+  /* transport */
+  sr__listener *listeners[8];
+  int nlisteners;
+  sr__conn *conns;
+  int nconns;
+  uint64_t next_conn_id;
+  char *rxbuf;
+
+  /* txn */
+  osip_t *osip;
+  sr__hash txns;
+  int ntxns;
+
+  /* sessions by Call-ID */
+  sr__hash sessions;
+  int nsessions, ndialogs, nreferrals_pending, nreferrals, nreferrers;
+  uint32_t rand_state;
+  int callback_error; /* set by sr_ua_callback_error() */
+  const char *cur_data; /* raw bytes of the message being dispatched */
+  size_t cur_len;
+};
+
+void sr__log(sr_ua *ua, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sr__ua_child_add(sr_ua *ua);
+void sr__ua_child_del(sr_ua *ua);
+/* Random token for tags, branches, Call-IDs. */
+void sr__random_token(sr_ua *ua, char *out, size_t n);
+/* The Contact URI for a transport/family: sip:user@host:port;transport=tcp */
+int sr__contact_for(sr_ua *ua, sr_transport tp, int family, char *out,
+                    size_t n);
+/* Sends a response outside of any session (OPTIONS, 405, 481, 400). */
+void sr__ua_reply(sr_ua *ua, sr__txn *t, int code, const char *reason,
+                  const char *extra);
+
+/* Chained hash tables over objects that carry their own next pointer at
+ * byte offset `off` and a string key. Several objects may share a key. */
+typedef const char *(*sr__key_fn)(void *obj);
+void *sr__hash_find(sr__hash *h, size_t off, sr__key_fn key, const char *k);
+void *sr__hash_next(void *obj, size_t off, sr__key_fn key, const char *k);
+int sr__hash_insert(sr__hash *h, size_t off, sr__key_fn key, void *obj);
+void sr__hash_remove(sr__hash *h, size_t off, sr__key_fn key, void *obj);
+void sr__hash_free(sr__hash *h);
+
+/* ---------------- sessions ---------------- */
+
+/* Adds "Via: SIP/2.0/<tp> host:port;branch=z9hG4bK...;rport". */
+int sr__add_via(sr_ua *ua, osip_message_t *m, sr_transport tp, int family);
+/* Adds Contact, Max-Forwards, User-Agent, Allow, Supported as needed. */
+int sr__add_common(sr_ua *ua, osip_message_t *m, sr_transport tp, int family,
+                   int contact);
+/* Serializes a message into a malloc'd string (or NULL). */
+char *sr__msg_string(osip_message_t *m);
+/* Sets peer from a URI (host, port, transport parameter). */
+int sr__peer_from_uri(sr__peer *peer, osip_uri_t *uri, sr_transport tp);
+const char *sr__tag_of(osip_from_t *f);
+
+typedef struct sr__session_watch {
+  /* Told of each INVITE response of an Inviter made by a referral, and of
+   * its local failures (408/503/487). */
+  void (*on_progress)(void *ctx, sr_session *inviter, int code,
+                      const char *reason);
+  void *ctx;
+} sr__session_watch;
+
+struct sr_session {
+  int refs;
+  sr_ua *ua;
+  sr_session_role role;
+  sr_session_state state;
+  sr_session_delegate delegate;
+  void *user_data;
+  sr_session *hnext; /* in ua->sessions, by Call-ID */
+  int indexed;
+
+  char *call_id, *local_tag, *remote_tag, *remote_target, *remote_identity;
+  char *remote_body;
+  osip_dialog_t *dialog;
+  sr__peer peer;    /* where in-dialog requests go */
+  sr_transport tp;
+
+  /* Inviter */
+  char *target;
+  sr_inviter_options iopt;
+  char *iopt_headers, *iopt_body, *iopt_ctype, *iopt_display;
+  osip_message_t *invite;   /* the INVITE last sent (copy) */
+  sr__txn *ict;
+  int cancel_pending, canceled, auth_tries;
+  osip_message_t *ack;      /* the ACK sent for the 2xx, for retransmits */
+
+  /* Invitation */
+  sr__txn *ist;
+  struct sr_request request;
+  osip_message_t *answer;   /* 2xx being retransmitted until ACK */
+  sr__timer rexmit;
+  int rexmit_interval;
+  sr__timer ack_wait;
+  sr_session *replaces;     /* the session this Invitation replaces */
+
+  /* referral links */
+  sr_session *referred_session; /* Inviter made by a referral: origin */
+  sr_session *referral_inviter; /* origin: its latest Inviter */
+  sr__session_watch watch;
+  struct sr_referral *watch_referral; /* holds a ref while watching */
+  int referrals_pending;
+  struct sr_referral *referrals; /* list of this dialog's referrals */
+  struct sr_referrer *referrers;
+};
+
+void sr__session_set_state(sr_session *s, sr_session_state st);
+/* Builds an in-dialog request (Route set, CSeq++, Contact, Via). */
+int sr__session_build_request(sr_session *s, const char *method,
+                              osip_message_t **out);
+/* Sends an in-dialog request in a client transaction. */
+int sr__session_send(sr_session *s, osip_message_t *req,
+                     const sr__txn_owner *ops, void *owner, sr__txn **out);
+/* Finds the session a request/response belongs to (Call-ID + tags). */
+sr_session *sr__session_find(sr_ua *ua, const char *call_id,
+                             const char *local_tag, const char *remote_tag);
+/* Handles an in-dialog request for s (BYE, REFER, NOTIFY, INFO...). */
+void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req);
+/* New incoming INVITE (no To-tag). */
+void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req);
+void sr__session_on_ack(sr_session *s, osip_message_t *ack);
+void sr__session_on_cancel(sr_session *s);
+void sr__session_on_2xx_retransmit(sr_session *s);
+int sr__session_new(sr_ua *ua, sr_session_role role, sr_session **out);
+void sr__session_close_for_ua(sr_session *s);
+void sr__session_unindex(sr_session *s);
+void sr__session_index(sr_session *s);
+const char *sr__session_key(void *obj);
+
+/* ---------------- referral layer (upcalls from session) ---------------- */
+
+/* An in-dialog or out-of-dialog REFER (server transaction t). */
+void sr__referral_incoming(sr_ua *ua, sr_session *s, sr__txn *t,
+                           osip_message_t *req);
+/* An in-dialog NOTIFY for one of our referrers. Returns 1 if handled. */
+int sr__referrer_incoming_notify(sr_session *s, sr__txn *t,
+                                 osip_message_t *req);
+/* The session ended: referrals and referrers in it stop notifying. */
+void sr__referral_session_ended(sr_session *s);
+/* Replaces header on an incoming INVITE: 0 ok (*replaced set or NULL), or
+ * a SIP status code to reject with. */
+int sr__replaces_match(sr_ua *ua, osip_message_t *invite,
+                       sr_session **replaced);
+void sr__referral_close_for_ua(sr_ua *ua);
+
+#define SR_ALLOW_METHODS "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY"
+#define SR_SUPPORTED "replaces, norefersub"
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * invitation.c — the UAS side of an INVITE session: 100/18x/2xx/3xx-6xx,
+ * the 2xx retransmitted until ACK (RFC 3261 §13.3.1.4), CANCEL (487), and
+ * INVITE with Replaces (RFC 3891).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int sr__session_send_bye(sr_session *s);
+void sr__session_update_peer(sr_session *s);
+
+void sr_response_options_init(sr_response_options *o) {
+  if (o) memset(o, 0, sizeof *o);
+}
+
+static void rexmit_fire(void *arg);
+static void ack_timeout(void *arg);
+
+static char *uri_string(osip_uri_t *u) {
+  char *s = NULL, *out;
+  if (!u || osip_uri_to_str(u, &s) != 0) return NULL;
+  out = strdup(s);
+  osip_free(s);
+  return out;
+}
+
+/* An INVITE retransmitted after our 2xx ended its IST: answer it again. */
+static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req) {
+  const char *ftag = sr__tag_of(req->from);
+  for (sr_session *s = sr__hash_find(&ua->sessions, offsetof(sr_session, hnext),
+                                     sr__session_key, req->call_id->number);
+       s; s = sr__hash_next(s, offsetof(sr_session, hnext), sr__session_key,
+                            req->call_id->number)) {
+    if (s->role != SR_ROLE_INVITATION || !s->remote_tag || !ftag ||
+        strcmp(s->remote_tag, ftag) != 0)
+      continue;
+    osip_message_t *inv = s->ist ? sr__txn_request(s->ist) : NULL;
+    (void)inv;
+    if (s->answer) {
+      osip_message_t *copy;
+      if (osip_message_clone(s->answer, &copy) == 0) sr__txn_respond(t, copy);
+    } else {
+      sr__txn_reply(t, 500, "Duplicate INVITE", NULL, NULL, NULL, s->local_tag);
+    }
+    return 1;
+  }
+  return 0;
+}
+
+void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
+  if (absorb_retransmission(ua, t, req)) return;
+  sr_session *replaced = NULL;
+  int code = sr__replaces_match(ua, req, &replaced);
+  if (code) {
+    sr__log(ua, SR_LOG_INFO, "INVITE with Replaces refused: %d", code);
+    sr__ua_reply(ua, t, code, NULL, NULL);
+    return;
+  }
+  sr_session *s;
+  int rc = sr__session_new(ua, SR_ROLE_INVITATION, &s);
+  if (rc < 0) {
+    sr__ua_reply(ua, t, 503, rc == SR_ELIMIT ? "Too Many Sessions" : NULL,
+                 "Retry-After: 5");
+    return;
+  }
+  char tag[16];
+  sr__random_token(ua, tag, sizeof tag);
+  s->local_tag = strdup(tag);
+  s->call_id = strdup(req->call_id->number);
+  const char *ftag = sr__tag_of(req->from);
+  s->remote_tag = ftag ? strdup(ftag) : NULL;
+  s->remote_identity = uri_string(req->from->url);
+  osip_contact_t *c = osip_list_get(&req->contacts, 0);
+  s->remote_target = c ? uri_string(c->url) : NULL;
+  osip_body_t *b = osip_list_get(&req->bodies, 0);
+  if (b && b->body) s->remote_body = strdup(b->body);
+  s->tp = t->peer.tp;
+  s->peer = t->peer;
+  if (ua->cur_data) sr__request_init(&s->request, ua->cur_data, ua->cur_len);
+  s->ist = sr__txn_ref(t);
+  t->app = s;
+  s->replaces = replaced;
+  if (replaced) sr_session_ref(replaced);
+  sr__timer_init(&s->rexmit, rexmit_fire, s);
+  sr__timer_init(&s->ack_wait, ack_timeout, s);
+  if (!s->local_tag || !s->call_id || !s->remote_tag) {
+    sr__txn_reply(t, !s->remote_tag ? 400 : 500,
+                  !s->remote_tag ? "Missing From Tag" : NULL, NULL, NULL, NULL,
+                  NULL);
+    sr_session_unref(s);
+    return;
+  }
+  sr__session_index(s);
+  sr__txn_reply(t, 100, NULL, NULL, NULL, NULL, NULL);
+  if (ua->delegate.on_invite) {
+    ua->delegate.on_invite(ua, s, ua->user_data);
+  } else {
+    sr_response_options o;
+    sr_response_options_init(&o);
+    o.status_code = 480;
+    sr_invitation_reject(s, &o);
+  }
+  sr_session_unref(s); /* the UA's index holds it while it is live */
+}
+
+static int check(sr_session *s) {
+  if (!s) return SR_EINVAL;
+  if (s->role != SR_ROLE_INVITATION) return SR_EROLE;
+  if (s->ua->closed || s->state >= SR_SESSION_TERMINATING) return SR_ECLOSED;
+  if (s->state != SR_SESSION_INITIAL || !s->ist || !s->ist->tr) return SR_ESTATE;
+  return 0;
+}
+
+static int build(sr_session *s, int code, const sr_response_options *o,
+                 int contact, const char *default_body, osip_message_t **out) {
+  osip_message_t *req = sr__txn_request(s->ist), *r;
+  if (!req) return SR_ECLOSED;
+  int rc = sr__build_response(s->ua, req, code, o ? o->reason_phrase : NULL,
+                              s->local_tag, &r);
+  if (rc < 0) return rc;
+  if (contact) rc = sr__add_common(s->ua, r, s->tp, s->peer.addr.ss_family, 1);
+  if (rc == 0 && o) rc = sr__add_headers(r, o->extra_headers);
+  if (rc == 0) {
+    const char *body = o && o->body ? o->body : default_body;
+    const char *ct = o && o->body && o->content_type ? o->content_type
+                                                     : "application/sdp";
+    rc = sr__set_body(r, body, ct);
+  }
+  if (rc < 0) {
+    osip_message_free(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+static int respond(sr_session *s, int code, const sr_response_options *o,
+                   int contact) {
+  osip_message_t *r;
+  int rc = build(s, code, o, contact, NULL, &r);
+  return rc < 0 ? rc : sr__txn_respond(s->ist, r);
+}
+
+int sr_invitation_progress(sr_session *s, const sr_response_options *o) {
+  int rc = check(s);
+  if (rc < 0) return rc;
+  int code = o && o->status_code ? o->status_code : 180;
+  if (code < 101 || code > 199) return SR_EINVAL;
+  return respond(s, code, o, 1);
+}
+
+int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
+  int rc = check(s);
+  if (rc < 0) return rc;
+  int code = o && o->status_code ? o->status_code : 200;
+  if (code < 200 || code > 299) return SR_EINVAL;
+  sr_ua *ua = s->ua;
+  sr__listener *l = sr__transport_listener_for(ua, s->tp, s->peer.addr.ss_family);
+  char *sdp = sr__sdp_default(l ? l->host : "127.0.0.1", 2);
+  osip_message_t *r = NULL;
+  rc = build(s, code, o, 1, sdp, &r);
+  free(sdp);
+  if (rc < 0) return rc;
+  /* The dialog and the copy for retransmissions come first: the IST ends
+   * (and frees the INVITE) as soon as it sends a 2xx. */
+  if (osip_message_clone(r, &s->answer) != 0) s->answer = NULL;
+  if (osip_dialog_init_as_uas(&s->dialog, sr__txn_request(s->ist), r) == 0) {
+    ua->ndialogs++;
+    sr__session_update_peer(s);
+  } else {
+    s->dialog = NULL;
+  }
+  sr_session_ref(s);
+  rc = sr__txn_respond(s->ist, r);
+  sr__session_set_state(s, SR_SESSION_ESTABLISHING);
+  if (s->tp == SR_TRANSPORT_UDP) {
+    s->rexmit_interval = ua->opt.t1_ms;
+    sr__timer_start(ua, &s->rexmit, s->rexmit_interval);
+  }
+  sr__timer_start(ua, &s->ack_wait, 64 * ua->opt.t1_ms);
+  if (s->replaces && s->replaces->state < SR_SESSION_TERMINATING) {
+    /* RFC 3891 §3: the replaced dialog ends once this one is accepted. */
+    sr_session *old = s->replaces;
+    if (old->state == SR_SESSION_ESTABLISHED) sr__session_send_bye(old);
+    else sr_session_bye(old);
+  }
+  sr_session_unref(s);
+  return rc;
+}
+
+int sr_invitation_reject(sr_session *s, const sr_response_options *o) {
+  int rc = check(s);
+  if (rc < 0) return rc;
+  int code = o && o->status_code ? o->status_code : 480;
+  if (code < 300 || code > 699) return SR_EINVAL;
+  sr_session_ref(s);
+  rc = respond(s, code, o, 0);
+  sr__session_set_state(s, SR_SESSION_TERMINATED);
+  sr_session_unref(s);
+  return rc;
+}
+
+const sr_request *sr_invitation_get_request(const sr_session *s) {
+  return s && s->role == SR_ROLE_INVITATION ? &s->request : NULL;
+}
+
+sr_session *sr_invitation_get_replaced(const sr_session *s) {
+  return s ? s->replaces : NULL;
+}
+
+/* Ends an accepted Invitation whose ACK has not come: BYE after the ACK
+ * would be the rule (§15); without one we end it now. */
+int sr__invitation_end(sr_session *s) {
+  sr__timer_stop(s->ua, &s->rexmit);
+  sr__timer_stop(s->ua, &s->ack_wait);
+  return sr__session_send_bye(s);
+}
+
+void sr__session_on_ack(sr_session *s, osip_message_t *ack) {
+  (void)ack;
+  if (s->role != SR_ROLE_INVITATION || s->state != SR_SESSION_ESTABLISHING)
+    return;
+  sr__timer_stop(s->ua, &s->rexmit);
+  sr__timer_stop(s->ua, &s->ack_wait);
+  sr__session_set_state(s, SR_SESSION_ESTABLISHED);
+}
+
+void sr__session_on_cancel(sr_session *s) {
+  if (s->role != SR_ROLE_INVITATION || s->state != SR_SESSION_INITIAL) return;
+  sr_session_ref(s);
+  respond(s, 487, NULL, 0);
+  sr__session_set_state(s, SR_SESSION_TERMINATED);
+  sr_session_unref(s);
+}
+
+static void rexmit_fire(void *arg) {
+  sr_session *s = arg;
+  if (!s->answer || s->state != SR_SESSION_ESTABLISHING) return;
+  sr__send_stateless(s->ua, s->answer, &s->ist->peer);
+  s->rexmit_interval *= 2;
+  if (s->rexmit_interval > s->ua->opt.t2_ms) s->rexmit_interval = s->ua->opt.t2_ms;
+  sr__timer_start(s->ua, &s->rexmit, s->rexmit_interval);
+}
+
+static void ack_timeout(void *arg) {
+  sr_session *s = arg;
+  if (s->state != SR_SESSION_ESTABLISHING) return;
+  sr__log(s->ua, SR_LOG_WARNING, "no ACK for the 2xx: ending the call");
+  sr__timer_stop(s->ua, &s->rexmit);
+  sr__session_send_bye(s);
+}

@@ -1,0 +1,340 @@
+/*
+ * inviter.c — the UAC side of an INVITE session: INVITE, ACK for 2xx
+ * (re-sent when the 2xx is), CANCEL, and digest authentication on 401/407.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int sr__session_send_bye(sr_session *s);
+void sr__session_update_peer(sr_session *s);
+
+void sr_inviter_options_init(sr_inviter_options *o) {
+  if (o) memset(o, 0, sizeof *o);
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+int sr_ua_make_inviter(sr_ua *ua, const char *target,
+                       const sr_inviter_options *opts, sr_session **out) {
+  if (!ua || !target || !out) return SR_EINVAL;
+  if (ua->closed) return SR_ECLOSED;
+  /* Accept "<sip:...>" as well as a bare URI. */
+  char *t = strdup(target[0] == '<' ? target + 1 : target);
+  if (!t) return SR_ENOMEM;
+  char *gt = strchr(t, '>');
+  if (target[0] == '<') {
+    if (!gt) {
+      free(t);
+      return SR_EINVAL;
+    }
+    *gt = 0;
+  }
+  osip_uri_t *u = NULL;
+  int ok = osip_uri_init(&u) == 0 && osip_uri_parse(u, t) == 0 && u->scheme &&
+           u->host && (!strcasecmp(u->scheme, "sip") || !strcasecmp(u->scheme, "sips"));
+  sr__peer probe;
+  sr_transport tp = opts ? opts->transport : SR_TRANSPORT_AUTO;
+  if (ok && sr__peer_from_uri(&probe, u, tp) < 0) ok = 0;
+  if (u) osip_uri_free(u);
+  if (!ok) {
+    free(t);
+    return SR_EINVAL;
+  }
+  sr_session *s;
+  int rc = sr__session_new(ua, SR_ROLE_INVITER, &s);
+  if (rc < 0) {
+    free(t);
+    return rc;
+  }
+  s->target = t;
+  s->peer = probe;
+  s->tp = probe.tp;
+  if (opts) {
+    s->iopt = *opts;
+    s->iopt_headers = dup_or_null(opts->extra_headers);
+    s->iopt_body = dup_or_null(opts->body);
+    s->iopt_ctype = dup_or_null(opts->content_type);
+    s->iopt_display = dup_or_null(opts->from_display_name);
+  }
+  *out = s;
+  return 0;
+}
+
+static void owner_ref(void *o) { sr_session_ref(o); }
+static void owner_unref(void *o) { sr_session_unref(o); }
+
+static void tell_watch(sr_session *s, int code, const char *reason) {
+  if (s->watch.on_progress)
+    s->watch.on_progress(s->watch.ctx, s, code, reason);
+}
+
+static void on_invite_response(void *owner, sr__txn *t, osip_message_t *r);
+static void on_invite_failure(void *owner, sr__txn *t, int code);
+static const sr__txn_owner invite_ops = {on_invite_response, on_invite_failure,
+                                         owner_ref, owner_unref};
+
+static int send_invite(sr_session *s, osip_message_t *inv) {
+  osip_message_t *copy;
+  if (osip_message_clone(inv, &copy) != 0) {
+    osip_message_free(inv);
+    return SR_ENOMEM;
+  }
+  if (s->invite) osip_message_free(s->invite);
+  s->invite = copy;
+  sr__txn_unref(s->ict);
+  s->ict = NULL;
+  return sr__txn_send_request(s->ua, inv, &s->peer, &invite_ops, s, &s->ict);
+}
+
+static int build_invite(sr_session *s, osip_message_t **out) {
+  sr_ua *ua = s->ua;
+  osip_message_t *m;
+  char buf[512];
+  if (osip_message_init(&m) != 0) return SR_ENOMEM;
+  osip_message_set_method(m, osip_strdup("INVITE"));
+  osip_message_set_version(m, osip_strdup("SIP/2.0"));
+  int rc = osip_uri_init(&m->req_uri) == 0 &&
+                   osip_uri_parse(m->req_uri, s->target) == 0 ? 0 : SR_EINVAL;
+  const char *disp = s->iopt_display ? s->iopt_display : ua->display_name;
+  if (rc == 0) {
+    if (disp) snprintf(buf, sizeof buf, "\"%s\" <%s>;tag=%s", disp, ua->uri, s->local_tag);
+    else snprintf(buf, sizeof buf, "<%s>;tag=%s", ua->uri, s->local_tag);
+    rc = osip_message_set_from(m, buf) == 0 ? 0 : SR_EINVAL;
+  }
+  if (rc == 0) {
+    snprintf(buf, sizeof buf, "<%s>", s->target);
+    rc = osip_message_set_to(m, buf) == 0 ? 0 : SR_EINVAL;
+  }
+  if (rc == 0) rc = osip_message_set_call_id(m, s->call_id) == 0 ? 0 : SR_ENOMEM;
+  if (rc == 0) rc = osip_message_set_cseq(m, "1 INVITE") == 0 ? 0 : SR_ENOMEM;
+  if (rc == 0) rc = sr__add_via(ua, m, s->tp, s->peer.addr.ss_family);
+  if (rc == 0) rc = sr__add_common(ua, m, s->tp, s->peer.addr.ss_family, 1);
+  if (rc == 0) rc = sr__add_headers(m, s->iopt_headers);
+  if (rc == 0) {
+    char *sdp = NULL;
+    if (!s->iopt_body) {
+      sr__listener *l = sr__transport_listener_for(ua, s->tp, s->peer.addr.ss_family);
+      sdp = sr__sdp_default(l ? l->host : "127.0.0.1", 1);
+    }
+    rc = sr__set_body(m, s->iopt_body ? s->iopt_body : sdp,
+                      s->iopt_ctype ? s->iopt_ctype : "application/sdp");
+    free(sdp);
+  }
+  if (rc != 0) {
+    osip_message_free(m);
+    return rc;
+  }
+  *out = m;
+  return 0;
+}
+
+int sr_inviter_invite(sr_session *s) {
+  if (!s) return SR_EINVAL;
+  if (s->role != SR_ROLE_INVITER) return SR_EROLE;
+  if (s->ua->closed) return SR_ECLOSED;
+  if (s->state != SR_SESSION_INITIAL || s->invite) return SR_ESTATE;
+  char tag[16], cid[40];
+  sr__random_token(s->ua, tag, sizeof tag);
+  sr__random_token(s->ua, cid, sizeof cid);
+  s->local_tag = strdup(tag);
+  s->call_id = strdup(cid);
+  if (!s->local_tag || !s->call_id) return SR_ENOMEM;
+  osip_message_t *inv;
+  int rc = build_invite(s, &inv);
+  if (rc < 0) return rc;
+  sr__session_index(s);
+  rc = send_invite(s, inv);
+  if (rc < 0) {
+    sr__session_unindex(s);
+    return rc;
+  }
+  sr__session_set_state(s, SR_SESSION_ESTABLISHING);
+  return 0;
+}
+
+/* CANCEL (RFC 3261 §9.1): same Request-URI, Call-ID, From, To, CSeq number
+ * and top Via as the INVITE. */
+static void send_cancel(sr_session *s) {
+  osip_message_t *c, *inv = s->invite;
+  if (!inv || osip_message_init(&c) != 0) return;
+  osip_message_set_method(c, osip_strdup("CANCEL"));
+  osip_message_set_version(c, osip_strdup("SIP/2.0"));
+  osip_uri_clone(inv->req_uri, &c->req_uri);
+  osip_from_clone(inv->from, &c->from);
+  osip_to_clone(inv->to, &c->to);
+  osip_call_id_clone(inv->call_id, &c->call_id);
+  osip_list_clone(&inv->vias, &c->vias, (int (*)(void *, void **))osip_via_clone);
+  while (osip_list_size(&c->vias) > 1) {
+    osip_via_t *v = osip_list_get(&c->vias, 1);
+    osip_list_remove(&c->vias, 1);
+    osip_via_free(v);
+  }
+  char cseq[40];
+  snprintf(cseq, sizeof cseq, "%s CANCEL", inv->cseq->number);
+  osip_message_set_cseq(c, cseq);
+  osip_message_set_max_forwards(c, "70");
+  sr__txn_send_request(s->ua, c, &s->peer, NULL, NULL, NULL);
+}
+
+int sr__inviter_cancel(sr_session *s) {
+  if (s->canceled) return 0;
+  s->canceled = 1;
+  /* No CANCEL before a provisional response (§9.1); it goes out then. */
+  if (s->remote_tag || s->cancel_pending == 2) send_cancel(s);
+  else s->cancel_pending = 1;
+  return 0;
+}
+
+int sr_inviter_cancel(sr_session *s) {
+  if (!s) return SR_EINVAL;
+  if (s->role != SR_ROLE_INVITER) return SR_EROLE;
+  if (s->ua->closed || s->state >= SR_SESSION_TERMINATING) return SR_ECLOSED;
+  if (s->state != SR_SESSION_ESTABLISHING) return SR_ESTATE;
+  return sr__inviter_cancel(s);
+}
+
+static void send_ack(sr_session *s) {
+  if (!s->ack) {
+    osip_message_t *ack;
+    if (sr__session_build_request(s, "ACK", &ack) < 0) return;
+    /* The ACK carries the INVITE's CSeq number (§13.2.2.4). */
+    osip_free(ack->cseq->number);
+    ack->cseq->number = osip_strdup(s->invite->cseq->number);
+    s->ack = ack;
+  }
+  sr__send_stateless(s->ua, s->ack, &s->peer);
+}
+
+void sr__session_on_2xx_retransmit(sr_session *s) {
+  if (s->role == SR_ROLE_INVITER && s->ack) send_ack(s);
+}
+
+static int retry_with_auth(sr_session *s, osip_message_t *r) {
+  sr_ua *ua = s->ua;
+  if (!ua->username || !ua->password || s->auth_tries >= 2) return 0;
+  int proxy = r->status_code == 407;
+  void *ch = osip_list_get(proxy ? &r->proxy_authenticates : &r->www_authenticates, 0);
+  char *chs = NULL;
+  if (!ch) return 0;
+  if (proxy) osip_proxy_authenticate_to_str(ch, &chs);
+  else osip_www_authenticate_to_str(ch, &chs);
+  if (!chs) return 0;
+  char *uri = NULL, *value = NULL;
+  osip_uri_to_str(s->invite->req_uri, &uri);
+  int rc = sr__digest_response(chs, "INVITE", uri, ua->username, ua->password,
+                               1, NULL, &value);
+  osip_free(chs);
+  osip_free(uri);
+  if (rc < 0) {
+    sr__log(ua, SR_LOG_WARNING, "cannot answer the %d challenge: %s",
+            r->status_code, sr_strerror(rc));
+    return 0;
+  }
+  osip_message_t *inv;
+  if (osip_message_clone(s->invite, &inv) != 0) {
+    free(value);
+    return 0;
+  }
+  /* Same Call-ID and tags, CSeq + 1, a new branch (§22.2). */
+  int cseq = atoi(inv->cseq->number) + 1;
+  char num[16];
+  snprintf(num, sizeof num, "%d", cseq);
+  osip_free(inv->cseq->number);
+  inv->cseq->number = osip_strdup(num);
+  osip_via_t *v = osip_list_get(&inv->vias, 0);
+  osip_list_remove(&inv->vias, 0);
+  osip_via_free(v);
+  sr__add_via(ua, inv, s->tp, s->peer.addr.ss_family);
+  osip_via_t *nv = osip_list_get(&inv->vias, osip_list_size(&inv->vias) - 1);
+  if (osip_list_size(&inv->vias) > 1) {
+    osip_list_remove(&inv->vias, osip_list_size(&inv->vias) - 1);
+    osip_list_add(&inv->vias, nv, 0);
+  }
+  osip_message_set_header(inv, proxy ? "Proxy-Authorization" : "Authorization", value);
+  free(value);
+  s->auth_tries++;
+  return send_invite(s, inv) == 0;
+}
+
+static void on_invite_response(void *owner, sr__txn *t, osip_message_t *r) {
+  sr_session *s = owner;
+  sr_ua *ua = s->ua;
+  int code = r->status_code;
+  const char *reason = r->reason_phrase ? r->reason_phrase : "";
+  if (t != s->ict || s->state >= SR_SESSION_TERMINATING) {
+    /* A 2xx to a superseded INVITE: nothing keeps it alive. */
+    return;
+  }
+  sr_session_ref(s);
+  if (code < 200) {
+    const char *tag = sr__tag_of(r->to);
+    if (tag && !s->remote_tag) s->remote_tag = strdup(tag);
+    if (s->cancel_pending == 1) {
+      s->cancel_pending = 2;
+      send_cancel(s);
+    } else if (!s->cancel_pending) {
+      s->cancel_pending = 2; /* a later cancel may go at once */
+    }
+    if (s->delegate.on_response) s->delegate.on_response(s, code, reason, s->user_data);
+    if (code > 100) tell_watch(s, code, reason);
+  } else if (code < 300) {
+    if (!s->dialog) {
+      if (osip_dialog_init_as_uac(&s->dialog, r) != 0) {
+        sr__log(ua, SR_LOG_ERROR, "2xx without a usable dialog (no Contact?)");
+        s->dialog = NULL;
+      } else {
+        ua->ndialogs++;
+        s->dialog->local_cseq = atoi(s->invite->cseq->number);
+        free(s->remote_tag);
+        s->remote_tag = strdup(s->dialog->remote_tag);
+        char *c = NULL;
+        if (s->dialog->remote_contact_uri && s->dialog->remote_contact_uri->url)
+          osip_uri_to_str(s->dialog->remote_contact_uri->url, &c);
+        s->remote_target = c ? strdup(c) : NULL;
+        osip_free(c);
+        char *to = NULL;
+        osip_uri_to_str(r->to->url, &to);
+        s->remote_identity = to ? strdup(to) : NULL;
+        osip_free(to);
+        osip_body_t *b = osip_list_get(&r->bodies, 0);
+        if (b && b->body) s->remote_body = strdup(b->body);
+        sr__session_update_peer(s);
+      }
+    }
+    if (s->dialog) send_ack(s);
+    if (s->delegate.on_response) s->delegate.on_response(s, code, reason, s->user_data);
+    tell_watch(s, code, reason);
+    if (!s->dialog) {
+      sr__session_set_state(s, SR_SESSION_TERMINATED);
+    } else if (s->canceled) {
+      /* CANCEL crossed the 2xx: the call is up; end it (§9.1). */
+      sr__session_set_state(s, SR_SESSION_ESTABLISHED);
+      sr__session_send_bye(s);
+    } else {
+      sr__session_set_state(s, SR_SESSION_ESTABLISHED);
+    }
+  } else {
+    if ((code == 401 || code == 407) && !s->canceled && retry_with_auth(s, r)) {
+      /* answered by authentication: no progress to report */
+    } else {
+      if (s->delegate.on_response) s->delegate.on_response(s, code, reason, s->user_data);
+      tell_watch(s, code, reason);
+      sr__session_set_state(s, SR_SESSION_TERMINATED);
+    }
+  }
+  sr_session_unref(s);
+}
+
+static void on_invite_failure(void *owner, sr__txn *t, int code) {
+  sr_session *s = owner;
+  if (t != s->ict || s->state >= SR_SESSION_TERMINATING) return;
+  sr_session_ref(s);
+  const char *reason = sr__reason_phrase(code);
+  if (s->delegate.on_response) s->delegate.on_response(s, code, reason, s->user_data);
+  tell_watch(s, code, reason);
+  sr__session_set_state(s, SR_SESSION_TERMINATED);
+  sr_session_unref(s);
+}

@@ -1,0 +1,108 @@
+/*
+ * message.h — private: the read-only views (URI, name-addr, request) and
+ * small text helpers shared by the layers. Views own copies of their text,
+ * so they stay valid for as long as the object that holds them.
+ */
+#ifndef SR_MESSAGE_H
+#define SR_MESSAGE_H
+
+#include <stddef.h>
+#include "sipreferral.h"
+
+/* One "name[=value]" item: URI parameter, URI header, header parameter. */
+typedef struct sr__pair {
+  char *name;
+  char *value; /* NULL for a flag parameter */
+} sr__pair;
+
+struct sr_uri {
+  char *text;   /* as received, trimmed */
+  char *scheme; /* lower-cased */
+  char *user;   /* NULL if none; %-escapes kept as received */
+  char *host;   /* without IPv6 brackets; NULL for non-SIP schemes */
+  int port;     /* 0 if none */
+  int nparams;
+  sr__pair *params;
+  int nheaders;
+  sr__pair *headers; /* values %-unescaped */
+};
+
+struct sr_name_addr {
+  char *text;    /* the header value as received, trimmed */
+  char *display; /* unquoted, NULL if none */
+  struct sr_uri uri;
+  int nparams;
+  sr__pair *params; /* header parameters after '>' (or after addr-spec) */
+};
+
+/* One header field value in a request view. */
+typedef struct sr__hdr {
+  char *name;  /* full name, lower-cased ("refer-to" for "r") */
+  char *value; /* trimmed, unfolded */
+} sr__hdr;
+
+struct sr_request {
+  char *text; /* the message as received, NUL-terminated copy */
+  size_t len;
+  char *method;
+  char *ruri;
+  int nhdrs;
+  sr__hdr *hdrs; /* in order; list headers split at top-level commas */
+  const char *body; /* points into text */
+  size_t body_len;
+};
+
+/* Parses a URI ("sip:", "sips:", or any "scheme:..."). Returns 0 or
+ * SR_EPARSE (malformed, bad %-escape in a header) / SR_ENOMEM. On failure
+ * *u is left cleared. */
+int sr__uri_parse(struct sr_uri *u, const char *text);
+void sr__uri_clear(struct sr_uri *u);
+
+/* Parses a name-addr or addr-spec header value (From/To/Refer-To grammar). */
+int sr__name_addr_parse(struct sr_name_addr *na, const char *text);
+void sr__name_addr_clear(struct sr_name_addr *na);
+
+/* Builds a request view from raw message bytes. 0, SR_EPARSE, SR_ENOMEM. */
+int sr__request_init(struct sr_request *req, const char *data, size_t len);
+void sr__request_clear(struct sr_request *req);
+
+/* Expands a compact header name ("r" -> "refer-to") and lower-cases it into
+ * @p out (size @p n). */
+void sr__header_canonical(const char *name, char *out, size_t n);
+
+/* %-unescapes @p in into a new string; NULL on a bad escape (%zz, "%4")
+ * or an escaped NUL. */
+char *sr__unescape(const char *in);
+/* %-escapes what may not stand in a URI header value (RFC 3261 hnv-unreserved
+ * kept: ";", "@", "=" are escaped too, as RFC 3891 examples do). */
+char *sr__escape_hvalue(const char *in);
+
+/* Parses a message/sipfrag body's status line "SIP/2.0 180 Ringing".
+ * 0 with *code and *reason (malloc'd, may be "") or SR_EPARSE. */
+int sr__sipfrag_parse(const char *body, size_t len, int *code, char **reason);
+
+/* Splits "Name: value" lines (CRLF or LF separated) for extra headers;
+ * calls @p fn for each. SR_EINVAL if a line has no name, no colon, or a
+ * bare CR; nothing is called then. */
+int sr__headers_foreach(const char *lines,
+                        int (*fn)(const char *name, const char *value,
+                                  void *ctx),
+                        void *ctx);
+
+/* The standard reason phrase of a status code ("Accepted"), or "Unknown". */
+const char *sr__reason_phrase(int code);
+
+/* A minimal valid SDP offer or answer for @p ip (IPv4 or IPv6 literal).
+ * Malloc'd. */
+char *sr__sdp_default(const char *ip, unsigned long session_id);
+
+/* Digest (RFC 2617/7616 MD5, qop=auth or none) for a challenge header value
+ * ("Digest realm=..., nonce=..."). Writes a malloc'd Authorization /
+ * Proxy-Authorization value to *out. 0, SR_EPARSE (challenge), SR_EINVAL
+ * (not Digest/MD5), SR_ENOMEM. @p cnonce may be NULL (a random one). */
+int sr__digest_response(const char *challenge, const char *method,
+                        const char *uri, const char *username,
+                        const char *password, unsigned nc, const char *cnonce,
+                        char **out);
+
+#endif

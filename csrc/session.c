@@ -1,0 +1,371 @@
+/*
+ * session.c — what Inviter and Invitation share: lifetime, the state
+ * machine, the Call-ID index, RFC 3261 §12 dialogs (libosip2's
+ * osip_dialog), in-dialog requests both ways, and BYE.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+int sr__live_sessions;
+
+#define SESSION_NEXT offsetof(sr_session, hnext)
+
+const char *sr__session_key(void *obj) { return ((sr_session *)obj)->call_id; }
+
+const char *sr_session_state_name(sr_session_state st) {
+  static const char *n[] = {"initial", "establishing", "established",
+                            "terminating", "terminated"};
+  return (unsigned)st <= SR_SESSION_TERMINATED ? n[st] : "unknown";
+}
+
+int sr__session_new(sr_ua *ua, sr_session_role role, sr_session **out) {
+  if (ua->nsessions >= ua->opt.max_sessions) return SR_ELIMIT;
+  sr_session *s = calloc(1, sizeof *s);
+  if (!s) return SR_ENOMEM;
+  s->refs = 1;
+  s->ua = ua;
+  s->role = role;
+  sr__ua_child_add(ua);
+  ua->nsessions++;
+  sr__live_sessions++;
+  *out = s;
+  return 0;
+}
+
+sr_session *sr_session_ref(sr_session *s) {
+  if (s) s->refs++;
+  return s;
+}
+
+static void session_free(sr_session *s) {
+  sr_ua *ua = s->ua;
+  free(s->call_id);
+  free(s->local_tag);
+  free(s->remote_tag);
+  free(s->remote_target);
+  free(s->remote_identity);
+  free(s->remote_body);
+  free(s->target);
+  free(s->iopt_headers);
+  free(s->iopt_body);
+  free(s->iopt_ctype);
+  free(s->iopt_display);
+  if (s->invite) osip_message_free(s->invite);
+  if (s->ack) osip_message_free(s->ack);
+  if (s->answer) osip_message_free(s->answer);
+  if (s->dialog) {
+    osip_dialog_free(s->dialog);
+    ua->ndialogs--;
+  }
+  sr__request_clear(&s->request);
+  sr__txn_unref(s->ict);
+  sr__txn_unref(s->ist);
+  ua->nsessions--;
+  sr__live_sessions--;
+  free(s);
+  sr__ua_child_del(ua);
+}
+
+void sr_session_unref(sr_session *s) {
+  if (!s || --s->refs > 0) return;
+  session_free(s);
+}
+
+void sr_session_set_delegate(sr_session *s, const sr_session_delegate *d,
+                             void *user_data) {
+  if (!s) return;
+  if (d) s->delegate = *d;
+  else memset(&s->delegate, 0, sizeof s->delegate);
+  s->user_data = user_data;
+}
+
+sr_session_state sr_session_get_state(const sr_session *s) {
+  return s ? s->state : SR_SESSION_TERMINATED;
+}
+sr_session_role sr_session_get_role(const sr_session *s) {
+  return s ? s->role : SR_ROLE_INVITER;
+}
+sr_ua *sr_session_get_ua(const sr_session *s) {
+  return s && !s->ua->closed ? s->ua : NULL;
+}
+const char *sr_session_call_id(const sr_session *s) { return s ? s->call_id : NULL; }
+const char *sr_session_local_tag(const sr_session *s) { return s ? s->local_tag : NULL; }
+const char *sr_session_remote_tag(const sr_session *s) { return s ? s->remote_tag : NULL; }
+const char *sr_session_remote_target(const sr_session *s) {
+  return s ? s->remote_target : NULL;
+}
+const char *sr_session_remote_identity(const sr_session *s) {
+  return s ? s->remote_identity : NULL;
+}
+const char *sr_session_remote_body(const sr_session *s) {
+  return s ? s->remote_body : NULL;
+}
+sr_session *sr_session_get_referred_session(const sr_session *s) {
+  return s ? s->referred_session : NULL;
+}
+sr_session *sr_session_get_referral_inviter(const sr_session *s) {
+  return s ? s->referral_inviter : NULL;
+}
+
+/* ---------------- index ---------------- */
+
+void sr__session_index(sr_session *s) {
+  if (s->indexed || !s->call_id) return;
+  sr__hash_insert(&s->ua->sessions, SESSION_NEXT, sr__session_key, s);
+  s->indexed = 1;
+  sr_session_ref(s); /* the UA's reference while the session is live */
+}
+
+void sr__session_unindex(sr_session *s) {
+  if (!s->indexed) return;
+  sr__hash_remove(&s->ua->sessions, SESSION_NEXT, sr__session_key, s);
+  s->indexed = 0;
+  sr_session_unref(s);
+}
+
+sr_session *sr__session_find(sr_ua *ua, const char *call_id,
+                             const char *local_tag, const char *remote_tag) {
+  if (!call_id || !local_tag) return NULL;
+  for (sr_session *s = sr__hash_find(&ua->sessions, SESSION_NEXT,
+                                     sr__session_key, call_id);
+       s; s = sr__hash_next(s, SESSION_NEXT, sr__session_key, call_id)) {
+    if (!s->local_tag || strcmp(s->local_tag, local_tag) != 0) continue;
+    if (remote_tag && s->remote_tag && strcmp(s->remote_tag, remote_tag) != 0)
+      continue;
+    return s;
+  }
+  return NULL;
+}
+
+/* ---------------- state ---------------- */
+
+static void stop_timers(sr_session *s) {
+  sr__timer_stop(s->ua, &s->rexmit);
+  sr__timer_stop(s->ua, &s->ack_wait);
+}
+
+void sr__session_set_state(sr_session *s, sr_session_state st) {
+  if (s->state == st || s->state == SR_SESSION_TERMINATED) return;
+  s->state = st;
+  sr_session_ref(s);
+  if (st == SR_SESSION_TERMINATED) {
+    stop_timers(s);
+    sr__referral_session_ended(s);
+  }
+  if (s->delegate.on_state && !s->ua->closed)
+    s->delegate.on_state(s, st, s->user_data);
+  if (st == SR_SESSION_TERMINATED) sr__session_unindex(s);
+  sr_session_unref(s);
+}
+
+void sr__session_close_for_ua(sr_session *s) {
+  sr_session_ref(s);
+  s->state = SR_SESSION_TERMINATED;
+  stop_timers(s);
+  sr__referral_session_ended(s);
+  sr__session_unindex(s);
+  sr_session_unref(s);
+}
+
+/* ---------------- building messages ---------------- */
+
+char *sr__msg_string(osip_message_t *m) {
+  char *buf = NULL;
+  size_t len;
+  if (osip_message_to_str(m, &buf, &len) != 0) return NULL;
+  return buf;
+}
+
+int sr__add_via(sr_ua *ua, osip_message_t *m, sr_transport tp, int family) {
+  sr__listener *l = sr__transport_listener_for(ua, tp, family);
+  if (!l) l = sr__transport_listener_for(ua, tp, 0);
+  if (!l) return SR_ETRANSPORT;
+  char branch[24], via[160];
+  sr__random_token(ua, branch, sizeof branch);
+  int v6 = l->family == AF_INET6;
+  snprintf(via, sizeof via, "SIP/2.0/%s %s%s%s:%d;branch=z9hG4bK%s;rport",
+           tp == SR_TRANSPORT_TCP ? "TCP" : "UDP", v6 ? "[" : "", l->host,
+           v6 ? "]" : "", l->port, branch);
+  return osip_message_append_via(m, via) == 0 ? 0 : SR_ENOMEM;
+}
+
+int sr__add_common(sr_ua *ua, osip_message_t *m, sr_transport tp, int family,
+                   int contact) {
+  if (contact) {
+    char c[200];
+    if (sr__contact_for(ua, tp, family, c, sizeof c) < 0) return SR_ETRANSPORT;
+    if (osip_message_set_contact(m, c) != 0) return SR_ENOMEM;
+  }
+  if (MSG_IS_REQUEST(m)) {
+    osip_message_set_max_forwards(m, "70");
+    osip_message_set_user_agent(m, ua->user_agent);
+  }
+  if (contact) {
+    osip_message_set_allow(m, SR_ALLOW_METHODS);
+    osip_message_set_supported(m, SR_SUPPORTED);
+  }
+  return 0;
+}
+
+int sr__peer_from_uri(sr__peer *peer, osip_uri_t *uri, sr_transport tp) {
+  if (!uri || !uri->host) return SR_EINVAL;
+  if (tp == SR_TRANSPORT_AUTO) {
+    osip_uri_param_t *p = NULL;
+    osip_uri_uparam_get_byname(uri, "transport", &p);
+    tp = p && p->gvalue && strcasecmp(p->gvalue, "tcp") == 0
+             ? SR_TRANSPORT_TCP : SR_TRANSPORT_UDP;
+  }
+  int port = uri->port ? atoi(uri->port) : 5060;
+  return sr__peer_set(peer, tp, uri->host, port);
+}
+
+/* Builds an in-dialog request from libosip2's dialog (RFC 3261 §12.2.1.1).
+ * Loose routing only: the first Route, if any, is the next hop. */
+int sr__session_build_request(sr_session *s, const char *method,
+                              osip_message_t **out) {
+  osip_dialog_t *d = s->dialog;
+  if (!d || !d->remote_contact_uri || !d->remote_contact_uri->url)
+    return SR_ESTATE;
+  osip_message_t *m;
+  if (osip_message_init(&m) != 0) return SR_ENOMEM;
+  osip_message_set_method(m, osip_strdup(method));
+  osip_message_set_version(m, osip_strdup("SIP/2.0"));
+  int rc = osip_uri_clone(d->remote_contact_uri->url, &m->req_uri);
+  if (rc == 0) rc = osip_to_clone(d->remote_uri, &m->to);
+  if (rc == 0) rc = osip_from_clone(d->local_uri, &m->from);
+  if (rc == 0) rc = osip_message_set_call_id(m, d->call_id);
+  if (rc == 0)
+    rc = osip_list_clone(&d->route_set, &m->routes,
+                         (int (*)(void *, void **))osip_route_clone);
+  if (rc == 0) {
+    char cseq[48];
+    if (strcmp(method, "ACK") != 0) d->local_cseq++;
+    snprintf(cseq, sizeof cseq, "%d %s", d->local_cseq, method);
+    rc = osip_message_set_cseq(m, cseq);
+  }
+  if (rc == 0) rc = sr__add_via(s->ua, m, s->tp, s->peer.addr.ss_family);
+  if (rc == 0)
+    rc = sr__add_common(s->ua, m, s->tp, s->peer.addr.ss_family,
+                        strcmp(method, "BYE") != 0);
+  if (rc != 0) {
+    osip_message_free(m);
+    return rc < 0 ? rc : SR_ENOMEM;
+  }
+  *out = m;
+  return 0;
+}
+
+/* Next hop of in-dialog requests: first Route, else the remote target. */
+void sr__session_update_peer(sr_session *s) {
+  osip_dialog_t *d = s->dialog;
+  osip_uri_t *u = NULL;
+  osip_route_t *r = d ? osip_list_get(&d->route_set, 0) : NULL;
+  if (r) u = r->url;
+  else if (d && d->remote_contact_uri) u = d->remote_contact_uri->url;
+  sr__peer p;
+  if (u && sr__peer_from_uri(&p, u, s->tp) == 0) {
+    /* A TCP dialog keeps using the connection it was set up on. */
+    p.conn = s->peer.conn;
+    s->peer = p;
+  }
+}
+
+int sr__session_send(sr_session *s, osip_message_t *req,
+                     const sr__txn_owner *ops, void *owner, sr__txn **out) {
+  return sr__txn_send_request(s->ua, req, &s->peer, ops, owner, out);
+}
+
+/* ---------------- BYE ---------------- */
+
+static void owner_ref(void *o) { sr_session_ref(o); }
+static void owner_unref(void *o) { sr_session_unref(o); }
+
+static void bye_done(void *owner, sr__txn *t, osip_message_t *resp) {
+  (void)t;
+  if (resp->status_code >= 200) sr__session_set_state(owner, SR_SESSION_TERMINATED);
+}
+static void bye_failed(void *owner, sr__txn *t, int code) {
+  (void)t;
+  (void)code;
+  sr__session_set_state(owner, SR_SESSION_TERMINATED);
+}
+static const sr__txn_owner bye_ops = {bye_done, bye_failed, owner_ref,
+                                      owner_unref};
+
+int sr__session_send_bye(sr_session *s) {
+  osip_message_t *bye;
+  int rc = sr__session_build_request(s, "BYE", &bye);
+  if (rc < 0) {
+    sr__session_set_state(s, SR_SESSION_TERMINATED);
+    return rc;
+  }
+  sr__session_set_state(s, SR_SESSION_TERMINATING);
+  rc = sr__session_send(s, bye, &bye_ops, s, NULL);
+  if (rc < 0) sr__session_set_state(s, SR_SESSION_TERMINATED);
+  return rc;
+}
+
+int sr__inviter_cancel(sr_session *s);
+int sr__invitation_end(sr_session *s);
+
+int sr_session_bye(sr_session *s) {
+  if (!s) return SR_EINVAL;
+  if (s->ua->closed || s->state >= SR_SESSION_TERMINATING) return SR_ECLOSED;
+  if (s->state == SR_SESSION_INITIAL) return SR_ESTATE;
+  if (s->state == SR_SESSION_ESTABLISHING) {
+    if (s->role == SR_ROLE_INVITER) return sr__inviter_cancel(s);
+    return sr__invitation_end(s);
+  }
+  return sr__session_send_bye(s);
+}
+
+/* ---------------- incoming in-dialog requests ---------------- */
+
+void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
+  sr_ua *ua = s->ua;
+  const char *m = req->sip_method;
+  osip_dialog_t *d = s->dialog;
+  if (!d || s->state == SR_SESSION_TERMINATED) {
+    sr__ua_reply(ua, t, 481, NULL, NULL);
+    return;
+  }
+  int cseq = atoi(req->cseq->number);
+  if (d->remote_cseq > 0 && cseq <= d->remote_cseq) {
+    /* RFC 3261 §12.2.2: out of order. */
+    sr__txn_reply(t, 500, "Out of Order CSeq", NULL, NULL, NULL, NULL);
+    return;
+  }
+  d->remote_cseq = cseq;
+  sr_session_ref(s);
+  if (strcmp(m, "BYE") == 0) {
+    sr__txn_reply(t, 200, NULL, NULL, NULL, NULL, NULL);
+    if (s->delegate.on_bye) s->delegate.on_bye(s, s->user_data);
+    sr__session_set_state(s, SR_SESSION_TERMINATED);
+  } else if (strcmp(m, "REFER") == 0) {
+    sr__referral_incoming(ua, s, t, req);
+  } else if (strcmp(m, "NOTIFY") == 0) {
+    if (!sr__referrer_incoming_notify(s, t, req))
+      sr__txn_reply(t, 481, "Subscription Does Not Exist", NULL, NULL, NULL,
+                    NULL);
+  } else if (strcmp(m, "INVITE") == 0) {
+    /* A re-INVITE (hold, refresh): keep the session, answer with our SDP. */
+    osip_message_t *resp;
+    if (sr__build_response(ua, req, 200, NULL, NULL, &resp) == 0) {
+      char *sdp = sr__sdp_default(sr_ua_local_host(ua, s->tp), 1);
+      sr__add_common(ua, resp, s->tp, s->peer.addr.ss_family, 1);
+      sr__set_body(resp, sdp, "application/sdp");
+      free(sdp);
+      sr__txn_respond(t, resp);
+    }
+  } else if (strcmp(m, "INFO") == 0 || strcmp(m, "OPTIONS") == 0 ||
+             strcmp(m, "UPDATE") == 0) {
+    sr__txn_reply(t, 200, NULL, NULL, NULL, NULL, NULL);
+  } else {
+    sr__txn_reply(t, 405, NULL, "Allow: " SR_ALLOW_METHODS, NULL, NULL, NULL);
+  }
+  sr_session_unref(s);
+}

@@ -1,0 +1,598 @@
+/*
+ * transport.c — UDP and TCP sockets (IPv4 and IPv6), TCP framing by
+ * Content-Length (RFC 3261 §18.3), connection reuse, limits and idle
+ * timeouts. Whole messages go up through sr__ua_on_bytes().
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct sr__conn {
+  sr__io io;
+  sr_ua *ua;
+  uint64_t id;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  char *rbuf, *wbuf;
+  size_t rlen, rcap, wlen, wcap;
+  int connecting, dead, want_out;
+  uint64_t last_activity;
+  sr__timer idle;
+  sr__conn *next;
+};
+
+int sr__peer_set(sr__peer *peer, sr_transport tp, const char *host,
+                 int port) {
+  memset(peer, 0, sizeof *peer);
+  peer->tp = tp;
+  if (!host) return SR_EINVAL;
+  if (port <= 0 || port > 65535) port = 5060;
+  char h[80];
+  size_t hl = strlen(host);
+  if (hl >= sizeof h) return SR_EADDR;
+  if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+    memcpy(h, host + 1, hl - 2);
+    h[hl - 2] = 0;
+  } else {
+    memcpy(h, host, hl + 1);
+  }
+  if (strcasecmp(h, "localhost") == 0) strcpy(h, "127.0.0.1");
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&peer->addr;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&peer->addr;
+  if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    peer->addrlen = sizeof *a4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    peer->addrlen = sizeof *a6;
+    return 0;
+  }
+  /* Names are resolved numerically only: the loop must never block. */
+  return SR_EADDR;
+}
+
+static void addr_format(const struct sockaddr_storage *ss, char *out,
+                        size_t n, int *port) {
+  char h[64] = "?";
+  int p = 0;
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const void *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, h, sizeof h);
+    p = ntohs(a->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const void *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, h, sizeof h);
+    p = ntohs(a->sin6_port);
+  }
+  snprintf(out, n, "%s", h);
+  if (port) *port = p;
+}
+
+void sr__peer_format(const sr__peer *peer, char *out, size_t n) {
+  char h[64];
+  int p;
+  addr_format(&peer->addr, h, sizeof h, &p);
+  if (peer->addr.ss_family == AF_INET6)
+    snprintf(out, n, "[%s]:%d", h, p);
+  else
+    snprintf(out, n, "%s:%d", h, p);
+}
+
+static int addr_equal(const struct sockaddr_storage *a,
+                      const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family) return 0;
+  if (a->ss_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+  return x->sin6_port == y->sin6_port &&
+         memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+sr__listener *sr__transport_listener_for(sr_ua *ua, sr_transport tp,
+                                         int family) {
+  for (int i = 0; i < ua->nlisteners; i++) {
+    sr__listener *l = ua->listeners[i];
+    if (l->tp == tp && (family == 0 || l->family == family)) return l;
+  }
+  return NULL;
+}
+
+static void run_hook(sr_ua *ua, int outgoing, sr_transport tp,
+                     const struct sockaddr_storage *remote, int *drop,
+                     const char *data, size_t len) {
+  *drop = 0;
+  if (!ua->hook) return;
+  char r[80], l[80] = "";
+  sr__peer p = {.tp = tp};
+  p.addr = *remote;
+  sr__peer_format(&p, r, sizeof r);
+  sr__listener *lis = sr__transport_listener_for(ua, tp, remote->ss_family);
+  if (lis) {
+    if (lis->family == AF_INET6)
+      snprintf(l, sizeof l, "[%s]:%d", lis->host, lis->port);
+    else
+      snprintf(l, sizeof l, "%s:%d", lis->host, lis->port);
+  }
+  *drop = ua->hook(outgoing, tp, l, r, data, len, ua->hook_data) ? 1 : 0;
+}
+
+/* ---------------- UDP ---------------- */
+
+static void udp_ready(sr__io *io, uint32_t events) {
+  sr__listener *l = (sr__listener *)io;
+  sr_ua *ua = l->ua;
+  (void)events;
+  size_t max = ua->opt.max_message_size;
+  /* A bounded batch per wakeup keeps TCP and timers fair. */
+  for (int i = 0; i < 64 && !ua->closed && !ua->callback_error; i++) {
+    sr__peer from = {.tp = SR_TRANSPORT_UDP};
+    from.addrlen = sizeof from.addr;
+    ssize_t n = recvfrom(io->fd, ua->rxbuf, max + 1, MSG_TRUNC,
+                         (struct sockaddr *)&from.addr, &from.addrlen);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        sr__log(ua, SR_LOG_WARNING, "udp recv: %s", strerror(errno));
+      return;
+    }
+    if ((size_t)n > max) {
+      char p[80];
+      sr__peer_format(&from, p, sizeof p);
+      sr__log(ua, SR_LOG_WARNING,
+              "udp: dropped a %zd-byte datagram from %s (max %zu)", n, p,
+              max);
+      continue;
+    }
+    int drop;
+    run_hook(ua, 0, SR_TRANSPORT_UDP, &from.addr, &drop, ua->rxbuf, (size_t)n);
+    if (drop) continue;
+    ua->rxbuf[n] = 0;
+    sr__ua_on_bytes(ua, &from, ua->rxbuf, (size_t)n);
+  }
+}
+
+/* ---------------- TCP connections ---------------- */
+
+static void conn_close(sr__conn *c, const char *why) {
+  if (c->dead) return;
+  sr_ua *ua = c->ua;
+  char p[80];
+  sr__peer tmp = {.tp = SR_TRANSPORT_TCP};
+  tmp.addr = c->addr;
+  sr__peer_format(&tmp, p, sizeof p);
+  if (why) sr__log(ua, SR_LOG_INFO, "tcp %s: closed (%s)", p, why);
+  c->dead = 1;
+  sr__timer_stop(ua, &c->idle);
+  sr__io_del(ua, &c->io);
+  close(c->io.fd);
+  c->io.fd = -1;
+  ua->nconns--;
+  /* The struct is freed by sr__transport_reap: an epoll batch may still
+   * point at it. */
+}
+
+static void conn_free(sr__conn *c) {
+  free(c->rbuf);
+  free(c->wbuf);
+  free(c);
+}
+
+void sr__transport_reap(sr_ua *ua) {
+  sr__conn **pp = &ua->conns;
+  while (*pp) {
+    sr__conn *c = *pp;
+    if (c->dead) {
+      *pp = c->next;
+      conn_free(c);
+    } else {
+      pp = &c->next;
+    }
+  }
+}
+
+static void conn_idle(void *arg) {
+  sr__conn *c = arg;
+  uint64_t now = sr__now_ms(), idle = (uint64_t)c->ua->opt.tcp_idle_timeout_ms;
+  if (now - c->last_activity >= idle || c->connecting)
+    conn_close(c, "idle");
+  else
+    sr__timer_start(c->ua, &c->idle, (int64_t)(c->last_activity + idle - now));
+}
+
+static int conn_flush(sr__conn *c) {
+  while (c->wlen) {
+    ssize_t n = send(c->io.fd, c->wbuf, c->wlen, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      conn_close(c, strerror(errno));
+      return SR_EIO;
+    }
+    memmove(c->wbuf, c->wbuf + n, c->wlen - (size_t)n);
+    c->wlen -= (size_t)n;
+  }
+  int want = c->wlen > 0;
+  if (want != c->want_out) {
+    c->want_out = want;
+    sr__io_mod(c->ua, &c->io, EPOLLIN | (want ? EPOLLOUT : 0));
+  }
+  return 0;
+}
+
+/* Reads Content-Length (or "l") from a header block; -1 if malformed. */
+static long frame_content_length(const char *h, size_t hlen) {
+  const char *end = h + hlen, *p = h;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (!eol) eol = end;
+    const char *colon = memchr(p, ':', (size_t)(eol - p));
+    if (colon) {
+      const char *ne = colon;
+      while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
+      size_t nl = (size_t)(ne - p);
+      if ((nl == 14 && strncasecmp(p, "content-length", 14) == 0) ||
+          (nl == 1 && (*p == 'l' || *p == 'L'))) {
+        const char *v = colon + 1;
+        while (v < eol && (*v == ' ' || *v == '\t')) v++;
+        long cl = 0;
+        int digits = 0;
+        while (v < eol && *v >= '0' && *v <= '9') {
+          cl = cl * 10 + (*v - '0');
+          if (cl > 100000000L) return -1;
+          v++;
+          digits++;
+        }
+        while (v < eol && (*v == ' ' || *v == '\t' || *v == '\r')) v++;
+        if (!digits || v != eol) return -1;
+        return cl;
+      }
+    }
+    p = eol + 1;
+  }
+  return 0; /* absent: RFC 3261 requires it on TCP; take an empty body */
+}
+
+/* A frame must begin like SIP: a start line that names SIP/2.0. */
+static int looks_like_sip(const char *s, size_t n) {
+  const char *eol = memchr(s, '\n', n);
+  size_t l = eol ? (size_t)(eol - s) : n;
+  for (size_t i = 0; i < l; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch < 0x20 && ch != '\r' && ch != '\t') return 0;
+  }
+  if (l >= 8 && memcmp(s, "SIP/2.0 ", 8) == 0) return 1;
+  return l >= 8 && memmem(s, l, " SIP/2.0", 8) != NULL;
+}
+
+static void conn_deliver(sr__conn *c) {
+  sr_ua *ua = c->ua;
+  size_t max = ua->opt.max_message_size;
+  while (!c->dead && !ua->closed && c->rlen) {
+    size_t skip = 0;
+    while (skip < c->rlen && (c->rbuf[skip] == '\r' || c->rbuf[skip] == '\n'))
+      skip++; /* CRLF keep-alives (RFC 5626) */
+    if (skip) {
+      memmove(c->rbuf, c->rbuf + skip, c->rlen - skip);
+      c->rlen -= skip;
+      continue;
+    }
+    char *hend = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
+    if (!hend) {
+      if (c->rlen > max) conn_close(c, "header block over the size limit");
+      else if (!looks_like_sip(c->rbuf, c->rlen) && memchr(c->rbuf, '\n', c->rlen))
+        conn_close(c, "not SIP");
+      return;
+    }
+    size_t hlen = (size_t)(hend - c->rbuf) + 4;
+    if (!looks_like_sip(c->rbuf, hlen)) {
+      conn_close(c, "not SIP");
+      return;
+    }
+    long cl = frame_content_length(c->rbuf, hlen);
+    if (cl < 0) {
+      conn_close(c, "bad Content-Length");
+      return;
+    }
+    size_t total = hlen + (size_t)cl;
+    if (total > max) {
+      conn_close(c, "message over the size limit");
+      return;
+    }
+    if (c->rlen < total) return;
+    int drop;
+    run_hook(ua, 0, SR_TRANSPORT_TCP, &c->addr, &drop, c->rbuf, total);
+    if (!drop) {
+      sr__peer from = {.tp = SR_TRANSPORT_TCP, .conn = c->id};
+      from.addr = c->addr;
+      from.addrlen = c->addrlen;
+      char save = c->rbuf[total];
+      c->rbuf[total] = 0;
+      sr__ua_on_bytes(ua, &from, c->rbuf, total);
+      if (c->dead) return;
+      c->rbuf[total] = save;
+    }
+    memmove(c->rbuf, c->rbuf + total, c->rlen - total);
+    c->rlen -= total;
+  }
+}
+
+static void conn_ready(sr__io *io, uint32_t events) {
+  sr__conn *c = (sr__conn *)io;
+  if (c->dead) return;
+  c->last_activity = sr__now_ms();
+  if (events & EPOLLOUT) {
+    if (c->connecting) {
+      int err = 0;
+      socklen_t el = sizeof err;
+      getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+      if (err) {
+        conn_close(c, strerror(err));
+        return;
+      }
+      c->connecting = 0;
+    }
+    if (conn_flush(c) < 0) return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    size_t max = c->ua->opt.max_message_size;
+    for (;;) {
+      if (c->rcap - c->rlen < 4096) {
+        size_t cap = c->rcap ? c->rcap * 2 : 8192;
+        if (cap > 2 * max + 8192) cap = 2 * max + 8192;
+        if (cap <= c->rlen + 1) {
+          conn_close(c, "receive buffer full");
+          return;
+        }
+        char *nb = realloc(c->rbuf, cap);
+        if (!nb) {
+          conn_close(c, "out of memory");
+          return;
+        }
+        c->rbuf = nb;
+        c->rcap = cap;
+      }
+      ssize_t n = recv(io->fd, c->rbuf + c->rlen, c->rcap - c->rlen - 1, 0);
+      if (n == 0) {
+        conn_deliver(c);
+        conn_close(c, "peer closed");
+        return;
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) conn_close(c, strerror(errno));
+        return;
+      }
+      c->rlen += (size_t)n;
+      conn_deliver(c);
+      if (c->dead || c->ua->closed) return;
+    }
+  }
+}
+
+static sr__conn *conn_new(sr_ua *ua, int fd, const struct sockaddr_storage *a,
+                          socklen_t alen, int connecting) {
+  sr__conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->io.fd = fd;
+  c->io.on_ready = conn_ready;
+  c->ua = ua;
+  c->id = ++ua->next_conn_id;
+  c->addr = *a;
+  c->addrlen = alen;
+  c->connecting = connecting;
+  c->want_out = connecting;
+  c->last_activity = sr__now_ms();
+  sr__timer_init(&c->idle, conn_idle, c);
+  if (sr__io_add(ua, &c->io, EPOLLIN | (connecting ? EPOLLOUT : 0)) < 0) {
+    free(c);
+    return NULL;
+  }
+  c->next = ua->conns;
+  ua->conns = c;
+  ua->nconns++;
+  sr__timer_start(ua, &c->idle, ua->opt.tcp_idle_timeout_ms);
+  return c;
+}
+
+static void tcp_accept_ready(sr__io *io, uint32_t events) {
+  sr__listener *l = (sr__listener *)io;
+  sr_ua *ua = l->ua;
+  (void)events;
+  for (int i = 0; i < 64; i++) {
+    struct sockaddr_storage a;
+    socklen_t alen = sizeof a;
+    int fd = accept4(io->fd, (struct sockaddr *)&a, &alen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    if (ua->nconns >= ua->opt.max_tcp_connections) {
+      sr__log(ua, SR_LOG_WARNING, "tcp: connection limit (%d) reached; refused",
+              ua->opt.max_tcp_connections);
+      close(fd);
+      continue;
+    }
+    if (!conn_new(ua, fd, &a, alen, 0)) close(fd);
+  }
+}
+
+static sr__conn *conn_find(sr_ua *ua, const sr__peer *peer) {
+  sr__conn *byaddr = NULL;
+  for (sr__conn *c = ua->conns; c; c = c->next) {
+    if (c->dead) continue;
+    if (peer->conn && c->id == peer->conn) return c;
+    if (!byaddr && addr_equal(&c->addr, &peer->addr)) byaddr = c;
+  }
+  return byaddr;
+}
+
+static sr__conn *conn_open(sr_ua *ua, const sr__peer *peer) {
+  if (ua->nconns >= ua->opt.max_tcp_connections) return NULL;
+  int fd = socket(peer->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return NULL;
+  int rc = connect(fd, (const struct sockaddr *)&peer->addr, peer->addrlen);
+  if (rc < 0 && errno != EINPROGRESS) {
+    close(fd);
+    return NULL;
+  }
+  sr__conn *c = conn_new(ua, fd, &peer->addr, peer->addrlen, rc < 0);
+  if (!c) close(fd);
+  return c;
+}
+
+static int conn_write(sr__conn *c, const char *data, size_t len) {
+  if (c->wlen + len > c->wcap) {
+    size_t cap = c->wcap ? c->wcap : 4096;
+    while (cap < c->wlen + len) cap *= 2;
+    char *nb = realloc(c->wbuf, cap);
+    if (!nb) return SR_ENOMEM;
+    c->wbuf = nb;
+    c->wcap = cap;
+  }
+  memcpy(c->wbuf + c->wlen, data, len);
+  c->wlen += len;
+  c->last_activity = sr__now_ms();
+  if (c->connecting) return 0;
+  return conn_flush(c);
+}
+
+int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
+                       size_t len) {
+  if (ua->closed) return SR_ECLOSED;
+  if (len > ua->opt.max_message_size) return SR_ETOOBIG;
+  int drop;
+  run_hook(ua, 1, peer->tp, &peer->addr, &drop, data, len);
+  if (drop) return 0;
+  if (peer->tp == SR_TRANSPORT_TCP) {
+    sr__conn *c = conn_find(ua, peer);
+    if (!c) c = conn_open(ua, peer);
+    if (!c) return SR_ETRANSPORT;
+    peer->conn = c->id;
+    return conn_write(c, data, len);
+  }
+  sr__listener *l = sr__transport_listener_for(ua, SR_TRANSPORT_UDP,
+                                               peer->addr.ss_family);
+  if (!l) return SR_ETRANSPORT;
+  ssize_t n = sendto(l->io.fd, data, len, 0,
+                     (const struct sockaddr *)&peer->addr, peer->addrlen);
+  if (n < 0) {
+    sr__log(ua, SR_LOG_WARNING, "udp send: %s", strerror(errno));
+    return SR_ETRANSPORT;
+  }
+  return 0;
+}
+
+/* ---------------- listeners ---------------- */
+
+int sr__transport_listen(sr_ua *ua, const char *spec) {
+  if (!spec) return SR_EINVAL;
+  sr_transport tp;
+  if (strncasecmp(spec, "udp:", 4) == 0) tp = SR_TRANSPORT_UDP;
+  else if (strncasecmp(spec, "tcp:", 4) == 0) tp = SR_TRANSPORT_TCP;
+  else return SR_EINVAL;
+  const char *hp = spec + 4, *colon;
+  char host[80];
+  if (*hp == '[') {
+    const char *rb = strchr(hp, ']');
+    if (!rb || rb[1] != ':' || (size_t)(rb - hp) >= sizeof host) return SR_EINVAL;
+    memcpy(host, hp + 1, (size_t)(rb - hp - 1));
+    host[rb - hp - 1] = 0;
+    colon = rb + 1;
+  } else {
+    colon = strrchr(hp, ':');
+    if (!colon || (size_t)(colon - hp) >= sizeof host) return SR_EINVAL;
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = 0;
+  }
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || end == colon + 1 || port < 0 || port > 65535) return SR_EINVAL;
+  if (ua->nlisteners >= (int)(sizeof ua->listeners / sizeof ua->listeners[0]))
+    return SR_ELIMIT;
+  sr__peer p;
+  if (sr__peer_set(&p, tp, host, 1) < 0) return SR_EADDR;
+  if (p.addr.ss_family == AF_INET)
+    ((struct sockaddr_in *)&p.addr)->sin_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in6 *)&p.addr)->sin6_port = htons((uint16_t)port);
+  int fd = socket(p.addr.ss_family,
+                  (tp == SR_TRANSPORT_UDP ? SOCK_DGRAM : SOCK_STREAM) |
+                      SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return SR_EIO;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (p.addr.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&p.addr, p.addrlen) < 0 ||
+      (tp == SR_TRANSPORT_TCP && listen(fd, 128) < 0)) {
+    sr__log(ua, SR_LOG_ERROR, "cannot listen on %s: %s", spec, strerror(errno));
+    close(fd);
+    return SR_EADDR;
+  }
+  if (tp == SR_TRANSPORT_UDP) {
+    int sz = 1 << 20; /* absorb bursts under load */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  }
+  struct sockaddr_storage bound;
+  socklen_t bl = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &bl);
+  sr__listener *l = calloc(1, sizeof *l);
+  if (!l) {
+    close(fd);
+    return SR_ENOMEM;
+  }
+  l->io.fd = fd;
+  l->io.on_ready = tp == SR_TRANSPORT_UDP ? udp_ready : tcp_accept_ready;
+  l->ua = ua;
+  l->tp = tp;
+  l->family = bound.ss_family;
+  addr_format(&bound, l->host, sizeof l->host, &l->port);
+  if (strcmp(l->host, "0.0.0.0") == 0) strcpy(l->host, "127.0.0.1");
+  if (strcmp(l->host, "::") == 0) strcpy(l->host, "::1");
+  if (sr__io_add(ua, &l->io, EPOLLIN) < 0) {
+    close(fd);
+    free(l);
+    return SR_EIO;
+  }
+  ua->listeners[ua->nlisteners++] = l;
+  sr__log(ua, SR_LOG_INFO, "listening on %s %s port %d",
+          tp == SR_TRANSPORT_UDP ? "udp" : "tcp", l->host, l->port);
+  return 0;
+}
+
+void sr__transport_close_all(sr_ua *ua) {
+  for (int i = 0; i < ua->nlisteners; i++) {
+    sr__listener *l = ua->listeners[i];
+    sr__io_del(ua, &l->io);
+    close(l->io.fd);
+    free(l);
+  }
+  ua->nlisteners = 0;
+  for (sr__conn *c = ua->conns; c; c = c->next) conn_close(c, NULL);
+  sr__transport_reap(ua);
+}
+
+int sr_ua_local_port(sr_ua *ua, sr_transport tp) {
+  if (!ua) return SR_EINVAL;
+  sr__listener *l = sr__transport_listener_for(ua, tp, 0);
+  return l ? l->port : SR_EINVAL;
+}
+
+const char *sr_ua_local_host(sr_ua *ua, sr_transport tp) {
+  if (!ua) return NULL;
+  sr__listener *l = sr__transport_listener_for(ua, tp, 0);
+  return l ? l->host : NULL;
+}

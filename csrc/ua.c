@@ -1,0 +1,457 @@
+/*
+ * ua.c — the user agent: options, lifetime, and the routing of incoming
+ * messages to transactions, sessions and the UA's own answers (OPTIONS,
+ * 405, 481, 400).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Process-wide live counts (sr_global_stats). */
+extern int sr__live_sessions, sr__live_referrals, sr__live_referrers;
+
+void sr_ua_options_init(sr_ua_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->t1_ms = 500;
+  o->t2_ms = 4000;
+  o->t4_ms = 5000;
+  o->max_message_size = 65536;
+  o->log_level = SR_LOG_WARNING;
+  o->allowed_schemes = "sip,sips";
+  o->refer_decision_timeout_ms = 10000;
+  o->refer_expires_s = 60;
+  o->notify_mode = SR_NOTIFY_ALL;
+  o->max_sessions = 100000;
+  o->max_referrals = 10000;
+  o->max_referrals_per_session = 8;
+  o->max_tcp_connections = 1024;
+  o->tcp_idle_timeout_ms = 120000;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static void ua_free_memory(sr_ua *ua) {
+  free(ua->uri);
+  free(ua->display_name);
+  free(ua->user_agent);
+  free(ua->username);
+  free(ua->password);
+  free(ua->schemes);
+  if (ua->identity) osip_uri_free(ua->identity);
+  free(ua->heap);
+  free(ua->rxbuf);
+  sr__hash_free(&ua->sessions);
+  free(ua);
+}
+
+int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
+  if (!out || !opts || !opts->uri) return SR_EINVAL;
+  osip_uri_t *id = NULL;
+  if (osip_uri_init(&id) != 0) return SR_ENOMEM;
+  if (osip_uri_parse(id, opts->uri) != 0 || !id->scheme || !id->host ||
+      (strcasecmp(id->scheme, "sip") && strcasecmp(id->scheme, "sips"))) {
+    osip_uri_free(id);
+    return SR_EINVAL;
+  }
+  sr_ua *ua = calloc(1, sizeof *ua);
+  if (!ua) {
+    osip_uri_free(id);
+    return SR_ENOMEM;
+  }
+  ua->identity = id;
+  ua->refs = 1;
+  ua->epfd = -1;
+  ua->opt = *opts;
+  sr_ua_options defaults;
+  sr_ua_options_init(&defaults);
+#define DEF(f) if (ua->opt.f <= 0) ua->opt.f = defaults.f
+  DEF(t1_ms); DEF(t2_ms); DEF(t4_ms); DEF(refer_decision_timeout_ms);
+  DEF(refer_expires_s); DEF(max_sessions); DEF(max_referrals);
+  DEF(max_referrals_per_session); DEF(max_tcp_connections);
+  DEF(tcp_idle_timeout_ms);
+#undef DEF
+  if (ua->opt.max_message_size < 1024) ua->opt.max_message_size = 65536;
+  char uabuf[64];
+  snprintf(uabuf, sizeof uabuf, "sipreferral/%s", SR_VERSION);
+  ua->uri = strdup(opts->uri);
+  ua->display_name = dup_or_null(opts->display_name);
+  ua->user_agent = strdup(opts->user_agent ? opts->user_agent : uabuf);
+  ua->username = dup_or_null(opts->username);
+  ua->password = dup_or_null(opts->password);
+  ua->schemes = strdup(opts->allowed_schemes ? opts->allowed_schemes : "sip,sips");
+  ua->rxbuf = malloc(ua->opt.max_message_size + 2);
+  ua->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (!ua->uri || !ua->user_agent || !ua->schemes || !ua->rxbuf ||
+      ua->epfd < 0 || sr__txn_system_init(ua) < 0) {
+    if (ua->epfd >= 0) close(ua->epfd);
+    if (ua->osip) osip_release(ua->osip);
+    ua_free_memory(ua);
+    return SR_ENOMEM;
+  }
+  ua->opt.uri = ua->uri;
+  ua->opt.display_name = ua->display_name;
+  ua->opt.user_agent = ua->user_agent;
+  ua->opt.username = ua->username;
+  ua->opt.password = ua->password;
+  ua->opt.allowed_schemes = ua->schemes;
+  if (getrandom(&ua->rand_state, sizeof ua->rand_state, 0) < 0 ||
+      ua->rand_state == 0)
+    ua->rand_state = (uint32_t)(uintptr_t)ua ^ 0x9e3779b9u;
+  *out = ua;
+  return 0;
+}
+
+sr_ua *sr_ua_ref(sr_ua *ua) {
+  if (ua) ua->refs++;
+  return ua;
+}
+
+void sr_ua_close(sr_ua *ua) {
+  if (!ua || ua->closed) return;
+  ua->closed = 1;
+  /* Sessions first: they release their transactions and referrals. */
+  while (ua->sessions.count) {
+    for (size_t i = 0; i < ua->sessions.nbuckets; i++) {
+      sr_session *s = ua->sessions.buckets[i];
+      if (s) {
+        sr__session_close_for_ua(s);
+        break;
+      }
+    }
+  }
+  sr__referral_close_for_ua(ua);
+  sr__txn_system_free(ua);
+  sr__transport_close_all(ua);
+  for (size_t i = 0; i < ua->nheap; i++) ua->heap[i]->slot = 0;
+  ua->nheap = 0;
+  if (ua->epfd >= 0) close(ua->epfd);
+  ua->epfd = -1;
+}
+
+void sr_ua_unref(sr_ua *ua) {
+  if (!ua || --ua->refs > 0) return;
+  ua->children++; /* children freed during close must not free the UA */
+  sr_ua_close(ua);
+  if (--ua->children == 0) ua_free_memory(ua);
+}
+
+void sr__ua_child_add(sr_ua *ua) { ua->children++; }
+
+void sr__ua_child_del(sr_ua *ua) {
+  if (--ua->children == 0 && ua->refs == 0) ua_free_memory(ua);
+}
+
+void sr_ua_set_delegate(sr_ua *ua, const sr_ua_delegate *d, void *user_data) {
+  if (!ua) return;
+  if (d) ua->delegate = *d;
+  else memset(&ua->delegate, 0, sizeof ua->delegate);
+  ua->user_data = user_data;
+}
+
+int sr_ua_listen(sr_ua *ua, const char *spec) {
+  if (!ua || !spec) return SR_EINVAL;
+  if (ua->closed) return SR_ECLOSED;
+  return sr__transport_listen(ua, spec);
+}
+
+const char *sr_ua_uri(const sr_ua *ua) { return ua ? ua->uri : NULL; }
+
+void sr_ua_set_message_hook(sr_ua *ua, sr_message_hook hook, void *ud) {
+  if (!ua) return;
+  ua->hook = hook;
+  ua->hook_data = ud;
+}
+
+void sr_ua_callback_error(sr_ua *ua) {
+  if (ua) ua->callback_error = 1;
+}
+
+void sr_ua_get_stats(sr_ua *ua, sr_stats *out) {
+  if (!out) return;
+  memset(out, 0, sizeof *out);
+  if (!ua) return;
+  out->sessions = ua->nsessions;
+  out->referrals = ua->nreferrals;
+  out->referrers = ua->nreferrers;
+  out->transactions = ua->ntxns;
+  out->dialogs = ua->ndialogs;
+  out->connections = ua->nconns;
+}
+
+void sr_global_stats(sr_stats *out) {
+  if (!out) return;
+  memset(out, 0, sizeof *out);
+  out->sessions = sr__live_sessions;
+  out->referrals = sr__live_referrals;
+  out->referrers = sr__live_referrers;
+}
+
+/* ---------------- contact, responses, headers ---------------- */
+
+int sr__contact_for(sr_ua *ua, sr_transport tp, int family, char *out,
+                    size_t n) {
+  sr__listener *l = sr__transport_listener_for(ua, tp, family);
+  if (!l) l = sr__transport_listener_for(ua, tp, 0);
+  if (!l) return SR_ETRANSPORT;
+  const char *user = ua->identity->username;
+  int v6 = l->family == AF_INET6;
+  snprintf(out, n, "<sip:%s%s%s%s%s:%d%s>", user ? user : "", user ? "@" : "",
+           v6 ? "[" : "", l->host, v6 ? "]" : "", l->port,
+           tp == SR_TRANSPORT_TCP ? ";transport=tcp" : "");
+  return 0;
+}
+
+int sr__build_response(sr_ua *ua, osip_message_t *req, int code,
+                       const char *reason, const char *to_tag,
+                       osip_message_t **out) {
+  (void)ua;
+  osip_message_t *r;
+  if (osip_message_init(&r) != 0) return SR_ENOMEM;
+  osip_message_set_version(r, osip_strdup("SIP/2.0"));
+  osip_message_set_status_code(r, code);
+  osip_message_set_reason_phrase(
+      r, osip_strdup(reason ? reason : sr__reason_phrase(code)));
+  int rc = osip_list_clone(&req->vias, &r->vias,
+                           (int (*)(void *, void **))osip_via_clone);
+  if (rc >= 0 && req->from) rc = osip_from_clone(req->from, &r->from);
+  if (rc >= 0 && req->to) rc = osip_to_clone(req->to, &r->to);
+  if (rc >= 0 && req->call_id) rc = osip_call_id_clone(req->call_id, &r->call_id);
+  if (rc >= 0 && req->cseq) rc = osip_cseq_clone(req->cseq, &r->cseq);
+  if (rc >= 0 && code > 100 && code < 300)
+    rc = osip_list_clone(&req->record_routes, &r->record_routes,
+                         (int (*)(void *, void **))osip_record_route_clone);
+  if (rc < 0) {
+    osip_message_free(r);
+    return SR_ENOMEM;
+  }
+  if (r->to && code > 100 && to_tag) {
+    osip_generic_param_t *tag = NULL;
+    osip_to_get_tag(r->to, &tag);
+    if (!tag) osip_to_set_tag(r->to, osip_strdup(to_tag));
+  }
+  *out = r;
+  return 0;
+}
+
+static int add_one(const char *name, const char *value, void *ctx) {
+  return osip_message_set_header(ctx, name, value) == 0 ? 0 : SR_ENOMEM;
+}
+
+int sr__add_headers(osip_message_t *msg, const char *lines) {
+  if (!lines || !*lines) return 0;
+  return sr__headers_foreach(lines, add_one, msg);
+}
+
+int sr__set_body(osip_message_t *msg, const char *body, const char *ctype) {
+  if (!body) return 0;
+  if (osip_message_set_body(msg, body, strlen(body)) != 0) return SR_ENOMEM;
+  if (ctype && osip_message_set_content_type(msg, ctype) != 0) return SR_EINVAL;
+  return 0;
+}
+
+void sr__ua_reply(sr_ua *ua, sr__txn *t, int code, const char *reason,
+                  const char *extra) {
+  char tag[12];
+  sr__random_token(ua, tag, sizeof tag);
+  if (sr__txn_reply(t, code, reason, extra, NULL, NULL, tag) < 0)
+    sr__log(ua, SR_LOG_WARNING, "could not answer %d", code);
+}
+
+/* ---------------- incoming messages ---------------- */
+
+/* A message libosip2 could not parse: answer 400 if the request's own
+ * Via/From/To/Call-ID/CSeq lines can be copied, else drop it. */
+static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
+                          size_t len, const char *why) {
+  static const char *need[] = {"via", "from", "to", "call-id", "cseq"};
+  if (len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0) return; /* a response */
+  struct sr_request req;
+  if (sr__request_init(&req, data, len) < 0) return;
+  char out[4096];
+  int n = snprintf(out, sizeof out, "SIP/2.0 400 %s\r\n", why);
+  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+    int cnt = sr_request_header_count(&req, need[i]);
+    if (cnt <= 0) {
+      sr__request_clear(&req);
+      return;
+    }
+    for (int j = 0; j < cnt && n < (int)sizeof out; j++) {
+      const char *v = sr_request_header(&req, need[i], j);
+      if (strpbrk(v, "\r\n")) {
+        sr__request_clear(&req);
+        return;
+      }
+      n += snprintf(out + n, sizeof out - (size_t)n, "%s: %s\r\n",
+                    i == 0 ? "Via" : i == 1 ? "From" : i == 2 ? "To"
+                    : i == 3 ? "Call-ID" : "CSeq", v);
+    }
+  }
+  sr__request_clear(&req);
+  if (n >= (int)sizeof out - 24) return;
+  n += snprintf(out + n, sizeof out - (size_t)n, "Content-Length: 0\r\n\r\n");
+  sr__peer to = *from;
+  sr__transport_send(ua, &to, out, (size_t)n);
+}
+
+static const char *missing_header(osip_message_t *m) {
+  if (!osip_list_size(&m->vias)) return "Missing Via Header";
+  if (!m->from || !m->from->url) return "Missing From Header";
+  if (!m->to || !m->to->url) return "Missing To Header";
+  if (!m->call_id || !m->call_id->number) return "Missing Call-ID Header";
+  if (!m->cseq || !m->cseq->number || !m->cseq->method)
+    return "Missing CSeq Header";
+  return NULL;
+}
+
+void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
+                     size_t len) {
+  char who[80];
+  osip_event_t *evt = osip_parse(data, len);
+  if (!evt || !evt->sip) {
+    sr__peer_format(from, who, sizeof who);
+    sr__log(ua, SR_LOG_WARNING, "unparsable message (%zu bytes) from %s",
+            len, who);
+    if (evt) osip_free(evt);
+    reply_400_raw(ua, from, data, len, "Bad Request");
+    return;
+  }
+  osip_message_t *m = evt->sip;
+  const char *why = missing_header(m);
+  if (!why && MSG_IS_REQUEST(m) &&
+      (!m->sip_method || strcmp(m->sip_method, m->cseq->method) != 0))
+    why = "CSeq Method Mismatch";
+  if (!why && m->content_length && m->content_length->value) {
+    /* RFC 3261 §18.3: a body shorter than Content-Length is an error. */
+    long cl = atol(m->content_length->value);
+    osip_body_t *b = osip_list_get(&m->bodies, 0);
+    size_t have = b ? b->length : 0;
+    if (cl < 0 || (size_t)cl > have) why = "Content-Length Mismatch";
+  }
+  if (why) {
+    sr__peer_format(from, who, sizeof who);
+    sr__log(ua, SR_LOG_WARNING, "bad message from %s: %s", who, why);
+    if (MSG_IS_REQUEST(m) && !MSG_IS_ACK(m) && osip_list_size(&m->vias)) {
+      osip_message_t *r;
+      sr__peer to = *from;
+      if (sr__build_response(ua, m, 400, why, NULL, &r) == 0) {
+        sr__send_stateless(ua, r, &to);
+        osip_message_free(r);
+      }
+    }
+    osip_message_free(m);
+    osip_free(evt);
+    return;
+  }
+  if (MSG_IS_REQUEST(m)) {
+    char host[64];
+    int port;
+    sr__peer_format(from, who, sizeof who);
+    /* host part of "h:p" / "[h]:p" */
+    const char *c = strrchr(who, ':');
+    size_t hl = (size_t)(c - who);
+    if (who[0] == '[') {
+      memcpy(host, who + 1, hl - 2);
+      host[hl - 2] = 0;
+    } else {
+      memcpy(host, who, hl);
+      host[hl] = 0;
+    }
+    port = atoi(c + 1);
+    osip_message_fix_last_via_header(m, host, port);
+  }
+  ua->cur_data = data;
+  ua->cur_len = len;
+  sr__txn_incoming(ua, evt, from);
+  ua->cur_data = NULL;
+  ua->cur_len = 0;
+}
+
+const char *sr__tag_of(osip_from_t *f) {
+  osip_generic_param_t *tag = NULL;
+  if (f) osip_from_get_tag(f, &tag);
+  return tag && tag->gvalue ? tag->gvalue : NULL;
+}
+#define tag_of sr__tag_of
+
+/* The In-dialog lookup: our tag is To's for requests we receive. */
+static sr_session *find_for_request(sr_ua *ua, osip_message_t *req) {
+  return sr__session_find(ua, req->call_id->number, tag_of(req->to),
+                          tag_of(req->from));
+}
+
+static void on_cancel(sr_ua *ua, sr__txn *t, osip_message_t *req) {
+  osip_message_t *probe;
+  /* The INVITE's server transaction has the CANCEL's branch (§9.2). */
+  if (osip_message_clone(req, &probe) != 0) return;
+  osip_free(probe->cseq->method);
+  probe->cseq->method = osip_strdup("INVITE");
+  osip_free(probe->sip_method);
+  probe->sip_method = osip_strdup("INVITE");
+  sr__txn *ist = sr__txn_find_server(ua, probe);
+  osip_message_free(probe);
+  if (!ist || !ist->app) {
+    sr__ua_reply(ua, t, 481, NULL, NULL);
+    return;
+  }
+  sr_session *s = ist->app;
+  sr__txn_reply(t, 200, NULL, NULL, NULL, NULL, s->local_tag);
+  sr__session_on_cancel(s);
+}
+
+void sr__ua_on_request(sr_ua *ua, sr__txn *t, osip_message_t *req) {
+  const char *m = req->sip_method;
+  if (strcmp(m, "CANCEL") == 0) {
+    on_cancel(ua, t, req);
+    return;
+  }
+  if (tag_of(req->to)) {
+    sr_session *s = find_for_request(ua, req);
+    if (s) sr__session_on_request(s, t, req);
+    else sr__ua_reply(ua, t, 481, NULL, NULL);
+    return;
+  }
+  if (strcmp(m, "INVITE") == 0) {
+    sr__invitation_new(ua, t, req);
+  } else if (strcmp(m, "OPTIONS") == 0) {
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "Allow: %s\r\nSupported: %s\r\nAccept: application/sdp\r\n"
+             "Server: %s", SR_ALLOW_METHODS, SR_SUPPORTED, ua->user_agent);
+    sr__ua_reply(ua, t, 200, NULL, extra);
+  } else if (strcmp(m, "REFER") == 0) {
+    if (ua->opt.allow_out_of_dialog_refer) {
+      sr__referral_incoming(ua, NULL, t, req);
+    } else {
+      sr__log(ua, SR_LOG_INFO, "out-of-dialog REFER refused (405)");
+      sr__ua_reply(ua, t, 405, NULL,
+                   "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY");
+    }
+  } else if (!strcmp(m, "BYE") || !strcmp(m, "NOTIFY") || !strcmp(m, "INFO") ||
+             !strcmp(m, "UPDATE") || !strcmp(m, "PRACK")) {
+    sr__ua_reply(ua, t, 481, NULL, NULL);
+  } else {
+    sr__ua_reply(ua, t, 405, NULL, "Allow: " SR_ALLOW_METHODS);
+  }
+}
+
+void sr__ua_on_stray(sr_ua *ua, osip_message_t *msg, const sr__peer *from) {
+  (void)from;
+  if (MSG_IS_ACK(msg)) {
+    sr_session *s = find_for_request(ua, msg);
+    if (s) sr__session_on_ack(s, msg);
+    return;
+  }
+  if (MSG_IS_RESPONSE(msg) && MSG_IS_STATUS_2XX(msg) &&
+      msg->cseq && strcmp(msg->cseq->method, "INVITE") == 0) {
+    sr_session *s = sr__session_find(ua, msg->call_id->number,
+                                     tag_of(msg->from), tag_of(msg->to));
+    if (s) sr__session_on_2xx_retransmit(s);
+  }
+}
