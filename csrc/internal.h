@@ -189,6 +189,7 @@ struct sr_ua {
   /* sessions by Call-ID */
   sr__hash sessions;
   int nsessions, ndialogs, nreferrals_pending, nreferrals, nreferrers;
+  struct sr_referral *ood_referrals; /* live out-of-dialog referrals */
   uint32_t rand_state;
   int callback_error; /* set by sr_ua_callback_error() */
   const char *cur_data; /* raw bytes of the message being dispatched */
@@ -278,11 +279,19 @@ struct sr_session {
   sr__session_watch watch;
   struct sr_referral *watch_referral; /* holds a ref while watching */
   int referrals_pending;
-  struct sr_referral *referrals; /* list of this dialog's referrals */
-  struct sr_referrer *referrers;
+  struct sr_referral *referrals; /* this dialog's live referrals */
+  struct sr_referrer *referrers; /* this dialog's live referrers */
 };
 
 void sr__session_set_state(sr_session *s, sr_session_state st);
+/* Builds a request in a libosip2 dialog (Route set, CSeq++, Contact, Via). */
+int sr__dialog_build_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
+                             int family, const char *method,
+                             osip_message_t **out);
+/* Sets peer to the dialog's next hop, keeping peer->conn. */
+void sr__dialog_peer(osip_dialog_t *d, sr_transport tp, sr__peer *peer);
+void sr__session_update_peer(sr_session *s);
+int sr__session_send_bye(sr_session *s);
 /* Builds an in-dialog request (Route set, CSeq++, Contact, Via). */
 int sr__session_build_request(sr_session *s, const char *method,
                               osip_message_t **out);

@@ -9,9 +9,6 @@
 
 #include "internal.h"
 
-int sr__session_send_bye(sr_session *s);
-void sr__session_update_peer(sr_session *s);
-
 void sr_response_options_init(sr_response_options *o) {
   if (o) memset(o, 0, sizeof *o);
 }

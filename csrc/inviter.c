@@ -8,9 +8,6 @@
 
 #include "internal.h"
 
-int sr__session_send_bye(sr_session *s);
-void sr__session_update_peer(sr_session *s);
-
 void sr_inviter_options_init(sr_inviter_options *o) {
   if (o) memset(o, 0, sizeof *o);
 }
@@ -142,9 +139,9 @@ int sr_inviter_invite(sr_session *s) {
   s->local_tag = strdup(tag);
   s->call_id = strdup(cid);
   if (!s->local_tag || !s->call_id) return SR_ENOMEM;
-  osip_message_t *inv;
+  osip_message_t *inv = NULL;
   int rc = build_invite(s, &inv);
-  if (rc < 0) return rc;
+  if (rc != 0) return rc < 0 ? rc : SR_EINVAL;
   sr__session_index(s);
   rc = send_invite(s, inv);
   if (rc < 0) {

@@ -692,8 +692,36 @@ static int hdr_push(hdr_builder *b, const char *name, const char *v,
 
 /* Splits at commas outside quoted strings and <...>; empty items are
  * dropped, but an empty header keeps one "" value so it can be seen. */
+/* 1 if quotes and <...> balance in v[0..n). */
+static int list_balanced(const char *v, size_t n) {
+  int inq = 0, depth = 0;
+  for (size_t k = 0; k < n; k++) {
+    char c = v[k];
+    if (inq) {
+      if (c == '\\' && k + 1 < n) k++;
+      else if (c == '"') inq = 0;
+    } else if (c == '"') {
+      inq = 1;
+    } else if (c == '<') {
+      depth++;
+    } else if (c == '>' && depth-- == 0) {
+      return 0;
+    }
+  }
+  return !inq && !depth;
+}
+
 static int hdr_push_list(hdr_builder *b, const char *name, const char *v,
                          size_t n) {
+  /* An unbalanced value stays one item: whoever reads it reports it
+   * (a REFER's bad Refer-To gets its own 400), the rest of the request
+   * is still readable. */
+  if (!list_balanced(v, n)) {
+    const char *is = v;
+    size_t in = n;
+    trim_span(&is, &in);
+    return hdr_push(b, name, is, in);
+  }
   int inq = 0, depth = 0, pushed = 0;
   size_t start = 0;
   for (size_t k = 0; k <= n; k++) {

@@ -1,24 +1,498 @@
-/* referral.c — placeholder until the Referral core lands. */
-#include "internal.h"
+/*
+ * referral.c — an incoming REFER becomes an sr_referral (SIP.js's
+ * Referral): validation and policy (RFC 3515 §2.4), the application's
+ * decision with a deadline, accept/reject, and makeInviter.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
-int sr__live_referrals, sr__live_referrers;
+#include "referral.h"
+
+int sr__live_referrals;
+
+sr_referral *sr_referral_ref(sr_referral *r) {
+  if (r) r->refs++;
+  return r;
+}
+
+static void referral_free(sr_referral *r) {
+  sr_ua *ua = r->ua;
+  sr__request_clear(&r->req);
+  sr__name_addr_clear(&r->refer_to);
+  free(r->replaces);
+  free(r->referred_by);
+  if (r->dlg) osip_dialog_free(r->dlg);
+  sr__txn_unref(r->stx);
+  sr__txn_unref(r->in_flight);
+  sr_session_unref(r->inviter);
+  sr_session_unref(r->session);
+  ua->nreferrals--;
+  sr__live_referrals--;
+  free(r);
+  sr__ua_child_del(ua);
+}
+
+void sr_referral_unref(sr_referral *r) {
+  if (!r || --r->refs > 0) return;
+  referral_free(r);
+}
+
+/* ---------------- getters ---------------- */
+
+sr_referral_state sr_referral_get_state(const sr_referral *r) {
+  return r ? r->state : SR_REFERRAL_TERMINATED;
+}
+const sr_name_addr *sr_referral_refer_to(const sr_referral *r) {
+  return r ? &r->refer_to : NULL;
+}
+const char *sr_referral_referred_by(const sr_referral *r) {
+  return r ? r->referred_by : NULL;
+}
+const char *sr_referral_replaces(const sr_referral *r) {
+  return r ? r->replaces : NULL;
+}
+const sr_request *sr_referral_request(const sr_referral *r) {
+  return r ? &r->req : NULL;
+}
+sr_session *sr_referral_get_session(const sr_referral *r) {
+  return r ? r->session : NULL;
+}
+sr_ua *sr_referral_get_ua(const sr_referral *r) {
+  return r && !r->ua->closed ? r->ua : NULL;
+}
+int sr_referral_get_id(const sr_referral *r) { return r ? r->id : 0; }
+int sr_referral_get_refer_sub(const sr_referral *r) {
+  return r ? r->refer_sub : 1;
+}
+
+/* ---------------- lists and limits ---------------- */
+
+static sr_referral **list_of(sr_referral *r) {
+  return r->session ? &r->session->referrals : &r->ua->ood_referrals;
+}
+
+static void unlink_referral(sr_referral *r) {
+  for (sr_referral **pp = list_of(r); *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      r->next = NULL;
+      return;
+    }
+}
+
+static void uncount_pending(sr_referral *r) {
+  if (!r->pending_counted) return;
+  r->pending_counted = 0;
+  r->ua->nreferrals_pending--;
+  if (r->session) r->session->referrals_pending--;
+}
+
+/* The referral is over for the core: timers stop, its list and the core's
+ * reference go. The application's references stay valid. */
+void sr__referral_finish(sr_referral *r, sr_referral_state st) {
+  if (r->state != SR_REFERRAL_REJECTED) r->state = st;
+  if (!r->core_ref) return;
+  sr__timer_stop(r->ua, &r->decide);
+  sr__timer_stop(r->ua, &r->expiry);
+  uncount_pending(r);
+  r->sub_active = 0;
+  r->nqueue = 0;
+  unlink_referral(r);
+  r->core_ref = 0;
+  sr_referral_unref(r);
+}
+
+/* ---------------- responses ---------------- */
+
+static int answer(sr_referral *r, int code, const sr_response_options *o,
+                  const char *extra) {
+  osip_message_t *req = sr__txn_request(r->stx), *resp;
+  if (!req) return SR_ECLOSED;
+  char tag[16];
+  sr__random_token(r->ua, tag, sizeof tag);
+  int rc = sr__build_response(r->ua, req, code, o ? o->reason_phrase : NULL,
+                              r->session ? NULL : tag, &resp);
+  if (rc < 0) return rc;
+  if (extra) rc = sr__add_headers(resp, extra);
+  if (rc == 0 && o) rc = sr__add_headers(resp, o->extra_headers);
+  if (rc == 0 && o) rc = sr__set_body(resp, o->body, o->content_type);
+  if (rc == 0 && !r->session && code < 300)
+    rc = sr__add_common(r->ua, resp, r->stx->peer.tp,
+                        r->stx->peer.addr.ss_family, 1);
+  if (rc < 0) {
+    osip_message_free(resp);
+    return rc;
+  }
+  if (!r->session && code < 300) {
+    /* Out of dialog: the 2xx creates the dialog the NOTIFYs use. */
+    if (osip_dialog_init_as_uas(&r->dlg, req, resp) == 0) {
+      r->tp = r->stx->peer.tp;
+      r->peer = r->stx->peer;
+      sr__dialog_peer(r->dlg, r->tp, &r->peer);
+    } else {
+      r->dlg = NULL;
+    }
+  }
+  return sr__txn_respond(r->stx, resp);
+}
+
+static int decided_check(sr_referral *r) {
+  if (!r) return SR_EINVAL;
+  if (r->ua->closed) return SR_ECLOSED;
+  if (r->state == SR_REFERRAL_ACCEPTED || r->state == SR_REFERRAL_REJECTED)
+    return SR_EALREADY;
+  if (r->state != SR_REFERRAL_PENDING || !r->stx || !r->stx->tr)
+    return SR_ECLOSED;
+  return 0;
+}
+
+static void subscription_expired(void *arg) {
+  sr_referral *r = arg;
+  if (!r->sub_active) return;
+  sr__referral_notify(r, 0, NULL, "terminated;reason=timeout");
+}
+
+int sr_referral_accept(sr_referral *r, const sr_response_options *o) {
+  int rc = decided_check(r);
+  if (rc < 0) return rc;
+  int code = o && o->status_code ? o->status_code : 202;
+  if (code < 200 || code > 299) return SR_EINVAL;
+  sr_referral_ref(r);
+  rc = answer(r, code, o, r->refer_sub ? NULL : "Refer-Sub: false");
+  if (rc == 0) {
+    r->state = SR_REFERRAL_ACCEPTED;
+    sr__timer_stop(r->ua, &r->decide);
+    uncount_pending(r);
+    if (r->refer_sub && (r->session || r->dlg)) {
+      r->sub_active = 1;
+      r->expires_at = sr__now_ms() + (uint64_t)r->ua->opt.refer_expires_s * 1000u;
+      sr__timer_start(r->ua, &r->expiry, (int64_t)r->ua->opt.refer_expires_s * 1000);
+      if (r->mode != SR_NOTIFY_NONE)
+        sr__referral_notify(r, 100, "Trying", "active");
+    } else {
+      /* Refer-Sub: false (RFC 4488): no subscription, nothing to keep. */
+      sr__referral_finish(r, SR_REFERRAL_ACCEPTED);
+    }
+  }
+  sr_referral_unref(r);
+  return rc;
+}
+
+int sr_referral_reject(sr_referral *r, const sr_response_options *o) {
+  int rc = decided_check(r);
+  if (rc < 0) return rc;
+  int code = o && o->status_code ? o->status_code : 603;
+  if (code < 300 || code > 699) return SR_EINVAL;
+  sr_referral_ref(r);
+  rc = answer(r, code, o, NULL);
+  r->state = SR_REFERRAL_REJECTED;
+  sr__referral_finish(r, SR_REFERRAL_REJECTED);
+  sr_referral_unref(r);
+  return rc;
+}
+
+static void decision_deadline(void *arg) {
+  sr_referral *r = arg;
+  if (r->state != SR_REFERRAL_PENDING) return;
+  sr__log(r->ua, SR_LOG_WARNING,
+          "REFER (id %d) not decided within %d ms: rejected", r->id,
+          r->ua->opt.refer_decision_timeout_ms);
+  sr_response_options o;
+  sr_response_options_init(&o);
+  o.status_code = 603;
+  o.reason_phrase = "Decision Timeout";
+  sr_referral_reject(r, &o);
+}
+
+int sr_referral_set_notify_mode(sr_referral *r, sr_notify_mode mode) {
+  if (!r || mode < SR_NOTIFY_ALL || mode > SR_NOTIFY_NONE) return SR_EINVAL;
+  if (r->ua->closed) return SR_ECLOSED;
+  r->mode = mode;
+  return 0;
+}
+
+int sr_referral_notify(sr_referral *r, int code, const char *reason) {
+  if (!r || code < 100 || code > 699) return SR_EINVAL;
+  if (r->ua->closed) return SR_ECLOSED;
+  if (r->state != SR_REFERRAL_ACCEPTED || !r->sub_active) return SR_ESTATE;
+  sr__referral_notify(r, code, reason ? reason : sr__reason_phrase(code),
+                      code >= 200 ? "terminated;reason=noresource" : "active");
+  return 0;
+}
+
+/* ---------------- makeInviter ---------------- */
+
+/* The Inviter's responses drive the NOTIFYs (RFC 3515 §2.4.5). */
+static void on_inviter_progress(void *ctx, sr_session *inv, int code,
+                                const char *reason) {
+  sr_referral *r = ctx;
+  (void)inv;
+  if (!r->sub_active) return;
+  if (code < 200 && r->mode != SR_NOTIFY_ALL) return;
+  if (r->mode == SR_NOTIFY_NONE) return;
+  sr__referral_notify(r, code, reason,
+                      code >= 200 ? "terminated;reason=noresource" : "active");
+}
+
+/* The Refer-To URI without its headers (and without method=): what the
+ * new INVITE goes to. */
+static char *inviter_target(sr_referral *r) {
+  const struct sr_uri *u = &r->refer_to.uri;
+  size_t n = strlen(u->text) + 1;
+  char *t = malloc(n), *q = strchr(u->text, '?');
+  if (!t) return NULL;
+  size_t len = q ? (size_t)(q - u->text) : strlen(u->text);
+  memcpy(t, u->text, len);
+  t[len] = 0;
+  /* drop ;method=... */
+  char *m = strcasestr(t, ";method=");
+  if (m) {
+    char *e = strchr(m + 1, ';');
+    memmove(m, e ? e : m + strlen(m), strlen(e ? e : m + strlen(m)) + 1);
+  }
+  return t;
+}
+
+int sr_referral_make_inviter(sr_referral *r, const sr_inviter_options *opts,
+                             sr_session **out) {
+  if (!r || !out) return SR_EINVAL;
+  if (r->ua->closed) return SR_ECLOSED;
+  if (r->inviter) {
+    *out = r->inviter;
+    return 0;
+  }
+  if (r->state == SR_REFERRAL_REJECTED) return SR_ESTATE;
+  char *target = inviter_target(r);
+  if (!target) return SR_ENOMEM;
+  /* Caller's headers first, then Replaces and Referred-By. */
+  const char *extra = opts && opts->extra_headers ? opts->extra_headers : "";
+  const char *rb = r->referred_by;
+  char *from_rb = NULL;
+  if (!rb) {
+    /* No Referred-By in the REFER: name the referrer (its From). */
+    const char *f = sr_request_header(&r->req, "from", 0);
+    if (f) {
+      const char *lt = strchr(f, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+      if (lt && gt) {
+        from_rb = strndup(lt, (size_t)(gt - lt + 1));
+        rb = from_rb;
+      }
+    }
+  }
+  size_t n = strlen(extra) + (r->replaces ? strlen(r->replaces) : 0) +
+             (rb ? strlen(rb) : 0) + 64;
+  char *headers = malloc(n);
+  if (!headers) {
+    free(target);
+    free(from_rb);
+    return SR_ENOMEM;
+  }
+  size_t el = strlen(extra);
+  while (el && (extra[el - 1] == '\n' || extra[el - 1] == '\r')) el--;
+  int k = snprintf(headers, n, "%.*s", (int)el, extra);
+  if (r->replaces)
+    k += snprintf(headers + k, n - (size_t)k, "%sReplaces: %s", k ? "\r\n" : "",
+                  r->replaces);
+  if (rb)
+    snprintf(headers + k, n - (size_t)k, "%sReferred-By: %s", k ? "\r\n" : "", rb);
+  free(from_rb);
+  sr_inviter_options o;
+  sr_inviter_options_init(&o);
+  if (opts) o = *opts;
+  o.extra_headers = headers;
+  sr_session *inv;
+  int rc = sr_ua_make_inviter(r->ua, target, &o, &inv);
+  free(target);
+  free(headers);
+  if (rc < 0) return rc;
+  r->inviter = inv; /* the referral's reference */
+  inv->watch.on_progress = on_inviter_progress;
+  inv->watch.ctx = r;
+  inv->watch_referral = sr_referral_ref(r);
+  if (r->session) {
+    inv->referred_session = sr_session_ref(r->session);
+    r->session->referral_inviter = inv;
+  }
+  *out = inv;
+  return 0;
+}
+
+/* ---------------- an incoming REFER ---------------- */
+
+static int scheme_allowed(sr_ua *ua, const char *scheme) {
+  size_t n = strlen(scheme);
+  for (const char *p = ua->schemes; *p;) {
+    while (*p == ',' || *p == ' ') p++;
+    const char *e = p;
+    while (*e && *e != ',' && *e != ' ') e++;
+    if ((size_t)(e - p) == n && strncasecmp(p, scheme, n) == 0) return 1;
+    p = e;
+  }
+  return 0;
+}
+
+static const char *uri_header(const struct sr_uri *u, const char *name) {
+  for (int i = 0; i < u->nheaders; i++)
+    if (strcasecmp(u->headers[i].name, name) == 0)
+      return u->headers[i].value ? u->headers[i].value : "";
+  return NULL;
+}
+
+static const char *uri_param(const struct sr_uri *u, const char *name) {
+  for (int i = 0; i < u->nparams; i++)
+    if (strcasecmp(u->params[i].name, name) == 0)
+      return u->params[i].value ? u->params[i].value : "";
+  return NULL;
+}
+
+/* RFC 3515 §2.4.1-2 and the UA's policy: 0, or the status to answer. */
+static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
+                    const char **why) {
+  *why = NULL;
+  if (s && s->state != SR_SESSION_ESTABLISHED &&
+      !(ua->opt.allow_refer_in_early_dialog && s->state == SR_SESSION_ESTABLISHING)) {
+    *why = "Session Not Established";
+    return 403;
+  }
+  int n = sr_request_header_count(&r->req, "refer-to");
+  if (n == 0) {
+    *why = "Missing Refer-To";
+    return 400;
+  }
+  if (n > 1) {
+    *why = "Multiple Refer-To";
+    return 400;
+  }
+  if (sr__name_addr_parse(&r->refer_to, sr_request_header(&r->req, "refer-to", 0)) < 0) {
+    *why = "Bad Refer-To";
+    return 400;
+  }
+  if (!scheme_allowed(ua, r->refer_to.uri.scheme)) {
+    *why = "Unsupported URI Scheme";
+    return 416;
+  }
+  const char *method = uri_param(&r->refer_to.uri, "method");
+  if (method && strcasecmp(method, "INVITE") != 0) {
+    *why = "Refer Method Not Implemented";
+    return 501;
+  }
+  const char *rep = uri_header(&r->refer_to.uri, "replaces");
+  if (rep && !(r->replaces = strdup(rep))) return 500;
+  int nrb = sr_request_header_count(&r->req, "referred-by");
+  if (nrb > 0 && !(r->referred_by = strdup(sr_request_header(&r->req, "referred-by", 0))))
+    return 500;
+  const char *rs = sr_request_header(&r->req, "refer-sub", 0);
+  r->refer_sub = !(rs && strcasecmp(rs, "false") == 0);
+  if (ua->nreferrals_pending >= ua->opt.max_referrals ||
+      (s && s->referrals_pending >= ua->opt.max_referrals_per_session)) {
+    *why = "Too Many Pending Referrals";
+    return 503;
+  }
+  return 0;
+}
 
 void sr__referral_incoming(sr_ua *ua, sr_session *s, sr__txn *t,
                            osip_message_t *req) {
-  (void)s;
-  (void)req;
-  sr__ua_reply(ua, t, 501, NULL, NULL);
+  sr_referral *r = calloc(1, sizeof *r);
+  if (!r) {
+    sr__ua_reply(ua, t, 500, NULL, NULL);
+    return;
+  }
+  r->refs = 1; /* the core's */
+  r->core_ref = 1;
+  r->ua = ua;
+  r->state = SR_REFERRAL_PENDING;
+  r->mode = ua->opt.notify_mode;
+  r->refer_sub = 1;
+  r->id = atoi(req->cseq->number);
+  r->stx = sr__txn_ref(t);
+  r->session = s ? sr_session_ref(s) : NULL;
+  sr__timer_init(&r->decide, decision_deadline, r);
+  sr__timer_init(&r->expiry, subscription_expired, r);
+  sr__ua_child_add(ua);
+  ua->nreferrals++;
+  sr__live_referrals++;
+  r->next = *list_of(r);
+  *list_of(r) = r;
+  int code = 500;
+  const char *why = NULL;
+  if (ua->cur_data && sr__request_init(&r->req, ua->cur_data, ua->cur_len) == 0)
+    code = validate(ua, s, r, &why);
+  if (code) {
+    sr__log(ua, SR_LOG_INFO, "REFER refused: %d %s", code,
+            why ? why : sr__reason_phrase(code));
+    sr_response_options o;
+    sr_response_options_init(&o);
+    o.status_code = code;
+    o.reason_phrase = why;
+    answer(r, code, &o, code == 503 ? "Retry-After: 5" : NULL);
+    r->state = SR_REFERRAL_REJECTED;
+    sr__referral_finish(r, SR_REFERRAL_REJECTED);
+    return;
+  }
+  r->pending_counted = 1;
+  ua->nreferrals_pending++;
+  if (s) s->referrals_pending++;
+  sr_referral_ref(r); /* around the callbacks */
+  if (ua->delegate.on_refer_policy) {
+    int deny = ua->delegate.on_refer_policy(ua, r, ua->user_data);
+    if (deny && r->state == SR_REFERRAL_PENDING) {
+      sr_response_options o;
+      sr_response_options_init(&o);
+      o.status_code = deny >= 300 && deny <= 699 ? deny : 403;
+      sr_referral_reject(r, &o);
+    }
+  }
+  if (r->state == SR_REFERRAL_PENDING && !ua->closed) {
+    void (*ood)(sr_ua *, sr_referral *, void *) = ua->delegate.on_refer;
+    if (s && s->delegate.on_refer) {
+      s->delegate.on_refer(s, r, s->user_data);
+    } else if (!s && ood) {
+      ood(ua, r, ua->user_data);
+    } else {
+      /* No delegate: accept and follow, as SIP.js does. */
+      sr_session *inv;
+      if (sr_referral_accept(r, NULL) == 0 &&
+          sr_referral_make_inviter(r, NULL, &inv) == 0)
+        sr_inviter_invite(inv);
+    }
+  }
+  if (r->state == SR_REFERRAL_PENDING && !ua->closed) {
+    /* Decide well before the referrer's transaction gives up (64*T1). */
+    int limit = 48 * ua->opt.t1_ms, ms = ua->opt.refer_decision_timeout_ms;
+    sr__timer_start(ua, &r->decide, ms < limit ? ms : limit);
+  }
+  sr_referral_unref(r);
 }
-int sr__referrer_incoming_notify(sr_session *s, sr__txn *t,
-                                 osip_message_t *req) {
-  (void)s; (void)t; (void)req;
-  return 0;
+
+/* ---------------- endings ---------------- */
+
+void sr__referral_session_ended(sr_session *s) {
+  sr_ua *ua = s->ua;
+  while (s->referrals) {
+    sr_referral *r = s->referrals;
+    if (r->state == SR_REFERRAL_PENDING && !ua->closed) {
+      sr_response_options o;
+      sr_response_options_init(&o);
+      o.status_code = 481;
+      sr_referral_reject(r, &o);
+    } else {
+      /* Notifying stops quietly; a new call it made goes on. */
+      sr__referral_finish(r, SR_REFERRAL_TERMINATED);
+    }
+  }
+  if (s->watch_referral) {
+    sr_referral *r = s->watch_referral;
+    s->watch_referral = NULL;
+    s->watch.on_progress = NULL;
+    sr_referral_unref(r);
+  }
+  sr__referrer_session_ended(s);
 }
-void sr__referral_session_ended(sr_session *s) { (void)s; }
-int sr__replaces_match(sr_ua *ua, osip_message_t *invite,
-                       sr_session **replaced) {
-  (void)ua; (void)invite;
-  *replaced = NULL;
-  return 0;
+
+void sr__referral_close_for_ua(sr_ua *ua) {
+  while (ua->ood_referrals)
+    sr__referral_finish(ua->ood_referrals, SR_REFERRAL_TERMINATED);
 }
-void sr__referral_close_for_ua(sr_ua *ua) { (void)ua; }

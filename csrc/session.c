@@ -62,6 +62,12 @@ static void session_free(sr_session *s) {
     ua->ndialogs--;
   }
   sr__request_clear(&s->request);
+  if (s->referred_session) {
+    if (s->referred_session->referral_inviter == s)
+      s->referred_session->referral_inviter = NULL;
+    sr_session_unref(s->referred_session);
+  }
+  if (s->replaces) sr_session_unref(s->replaces);
   sr__txn_unref(s->ict);
   sr__txn_unref(s->ist);
   ua->nsessions--;
@@ -223,11 +229,11 @@ int sr__peer_from_uri(sr__peer *peer, osip_uri_t *uri, sr_transport tp) {
   return sr__peer_set(peer, tp, uri->host, port);
 }
 
-/* Builds an in-dialog request from libosip2's dialog (RFC 3261 §12.2.1.1).
+/* Builds an in-dialog request from a libosip2 dialog (RFC 3261 §12.2.1.1).
  * Loose routing only: the first Route, if any, is the next hop. */
-int sr__session_build_request(sr_session *s, const char *method,
-                              osip_message_t **out) {
-  osip_dialog_t *d = s->dialog;
+int sr__dialog_build_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
+                             int family, const char *method,
+                             osip_message_t **out) {
   if (!d || !d->remote_contact_uri || !d->remote_contact_uri->url)
     return SR_ESTATE;
   osip_message_t *m;
@@ -247,10 +253,8 @@ int sr__session_build_request(sr_session *s, const char *method,
     snprintf(cseq, sizeof cseq, "%d %s", d->local_cseq, method);
     rc = osip_message_set_cseq(m, cseq);
   }
-  if (rc == 0) rc = sr__add_via(s->ua, m, s->tp, s->peer.addr.ss_family);
-  if (rc == 0)
-    rc = sr__add_common(s->ua, m, s->tp, s->peer.addr.ss_family,
-                        strcmp(method, "BYE") != 0);
+  if (rc == 0) rc = sr__add_via(ua, m, tp, family);
+  if (rc == 0) rc = sr__add_common(ua, m, tp, family, strcmp(method, "BYE") != 0);
   if (rc != 0) {
     osip_message_free(m);
     return rc < 0 ? rc : SR_ENOMEM;
@@ -259,19 +263,28 @@ int sr__session_build_request(sr_session *s, const char *method,
   return 0;
 }
 
+int sr__session_build_request(sr_session *s, const char *method,
+                              osip_message_t **out) {
+  return sr__dialog_build_request(s->ua, s->dialog, s->tp,
+                                  s->peer.addr.ss_family, method, out);
+}
+
 /* Next hop of in-dialog requests: first Route, else the remote target. */
-void sr__session_update_peer(sr_session *s) {
-  osip_dialog_t *d = s->dialog;
+void sr__dialog_peer(osip_dialog_t *d, sr_transport tp, sr__peer *peer) {
   osip_uri_t *u = NULL;
   osip_route_t *r = d ? osip_list_get(&d->route_set, 0) : NULL;
   if (r) u = r->url;
   else if (d && d->remote_contact_uri) u = d->remote_contact_uri->url;
   sr__peer p;
-  if (u && sr__peer_from_uri(&p, u, s->tp) == 0) {
+  if (u && sr__peer_from_uri(&p, u, tp) == 0) {
     /* A TCP dialog keeps using the connection it was set up on. */
-    p.conn = s->peer.conn;
-    s->peer = p;
+    p.conn = peer->conn;
+    *peer = p;
   }
+}
+
+void sr__session_update_peer(sr_session *s) {
+  sr__dialog_peer(s->dialog, s->tp, &s->peer);
 }
 
 int sr__session_send(sr_session *s, osip_message_t *req,

@@ -168,14 +168,15 @@ static void udp_ready(sr__io *io, uint32_t events) {
 
 /* ---------------- TCP connections ---------------- */
 
-static void conn_close(sr__conn *c, const char *why) {
+/* Closes a connection; `why` is logged at `level`. */
+static void conn_close_at(sr__conn *c, int level, const char *why) {
   if (c->dead) return;
   sr_ua *ua = c->ua;
   char p[80];
   sr__peer tmp = {.tp = SR_TRANSPORT_TCP};
   tmp.addr = c->addr;
   sr__peer_format(&tmp, p, sizeof p);
-  if (why) sr__log(ua, SR_LOG_INFO, "tcp %s: closed (%s)", p, why);
+  if (why) sr__log(ua, level, "tcp %s: closed (%s)", p, why);
   c->dead = 1;
   sr__timer_stop(ua, &c->idle);
   sr__io_del(ua, &c->io);
@@ -184,6 +185,16 @@ static void conn_close(sr__conn *c, const char *why) {
   ua->nconns--;
   /* The struct is freed by sr__transport_reap: an epoll batch may still
    * point at it. */
+}
+
+static void conn_close(sr__conn *c, const char *why) {
+  conn_close_at(c, SR_LOG_INFO, why);
+}
+
+/* The peer broke the stream (not SIP, no framing, too big): bad input is
+ * logged as a warning, like a dropped datagram. */
+static void conn_reject(sr__conn *c, const char *why) {
+  conn_close_at(c, SR_LOG_WARNING, why);
 }
 
 static void conn_free(sr__conn *c) {
@@ -293,24 +304,24 @@ static void conn_deliver(sr__conn *c) {
     }
     char *hend = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
     if (!hend) {
-      if (c->rlen > max) conn_close(c, "header block over the size limit");
+      if (c->rlen > max) conn_reject(c, "header block over the size limit");
       else if (!looks_like_sip(c->rbuf, c->rlen) && memchr(c->rbuf, '\n', c->rlen))
-        conn_close(c, "not SIP");
+        conn_reject(c, "not SIP");
       return;
     }
     size_t hlen = (size_t)(hend - c->rbuf) + 4;
     if (!looks_like_sip(c->rbuf, hlen)) {
-      conn_close(c, "not SIP");
+      conn_reject(c, "not SIP");
       return;
     }
     long cl = frame_content_length(c->rbuf, hlen);
     if (cl < 0) {
-      conn_close(c, "bad Content-Length");
+      conn_reject(c, "bad Content-Length");
       return;
     }
     size_t total = hlen + (size_t)cl;
     if (total > max) {
-      conn_close(c, "message over the size limit");
+      conn_reject(c, "message over the size limit");
       return;
     }
     if (c->rlen < total) return;
@@ -369,7 +380,8 @@ static void conn_ready(sr__io *io, uint32_t events) {
       ssize_t n = recv(io->fd, c->rbuf + c->rlen, c->rcap - c->rlen - 1, 0);
       if (n == 0) {
         conn_deliver(c);
-        conn_close(c, "peer closed");
+        if (c->rlen) conn_reject(c, "peer closed inside a message");
+        else conn_close(c, "peer closed");
         return;
       }
       if (n < 0) {

@@ -301,7 +301,16 @@ int sr__send_stateless(sr_ua *ua, osip_message_t *msg, sr__peer *to) {
   return rc;
 }
 
+/* libosip2 prints its parse errors to stdout unless given a trace
+ * function; stdout belongs to the application, and the UA logs the same
+ * events (an unparsable or bad message) through its own log_fn. */
+static void osip_quiet(const char *file, int line, osip_trace_level_t level,
+                       const char *fmt, va_list ap) {
+  (void)file; (void)line; (void)level; (void)fmt; (void)ap;
+}
+
 int sr__txn_system_init(sr_ua *ua) {
+  osip_trace_initialize_func(OSIP_FATAL, osip_quiet);
   if (osip_init(&ua->osip) != 0) return SR_ENOMEM;
   osip_set_application_context(ua->osip, ua);
   osip_set_cb_send_message(ua->osip, cb_send);

@@ -3,6 +3,7 @@
  * messages to transactions, sessions and the UA's own answers (OPTIONS,
  * 405, 481, 400).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,38 +267,92 @@ void sr__ua_reply(sr_ua *ua, sr__txn *t, int code, const char *reason,
 
 /* ---------------- incoming messages ---------------- */
 
-/* A message libosip2 could not parse: answer 400 if the request's own
- * Via/From/To/Call-ID/CSeq lines can be copied, else drop it. */
+/* One of the headers a response copies from its request, by full or
+ * compact name (RFC 3261 §7.3.3); -1 for any other. */
+static int needed_header(const char *name, size_t n) {
+  static const char *full[] = {"Via", "From", "To", "Call-ID", "CSeq"};
+  static const char compact[] = {'v', 'f', 't', 'i', 0};
+  for (int i = 0; i < 5; i++) {
+    if (strlen(full[i]) == n && strncasecmp(name, full[i], n) == 0) return i;
+    if (n == 1 && compact[i] && (name[0] | 0x20) == compact[i]) return i;
+  }
+  return -1;
+}
+
+/* A message libosip2 could not parse (bad start line, cut short, stray
+ * bytes in some header): answer 400 when its Via, From, To, Call-ID and
+ * CSeq lines are all there and clean, so the sender can match the answer;
+ * otherwise drop it. Scans the raw lines, because the parsers refuse
+ * exactly these messages. */
 static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
-                          size_t len, const char *why) {
-  static const char *need[] = {"via", "from", "to", "call-id", "cseq"};
+                          size_t len) {
+  static const char *canon[] = {"Via", "From", "To", "Call-ID", "CSeq"};
   if (len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0) return; /* a response */
-  struct sr_request req;
-  if (sr__request_init(&req, data, len) < 0) return;
-  char out[4096];
-  int n = snprintf(out, sizeof out, "SIP/2.0 400 %s\r\n", why);
-  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
-    int cnt = sr_request_header_count(&req, need[i]);
-    if (cnt <= 0) {
-      sr__request_clear(&req);
-      return;
+  if (len >= 4 && memcmp(data, "ACK ", 4) == 0) return;     /* never answered */
+  const char *end = data + len, *p = memchr(data, '\n', len);
+  if (!p) return;
+  p++;
+  /* Each needed value: where it starts and ends (the first one; every Via). */
+  struct { const char *v, *e; } got[5][8];
+  int count[5] = {0}, cur = -1, too_many = 0;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *le = eol ? eol : end, *next = eol ? eol + 1 : end;
+    if (le > p && le[-1] == '\r') le--;
+    if (le == p) break; /* the blank line */
+    if (*p == ' ' || *p == '\t') { /* folded: extends the previous value */
+      if (cur >= 0) got[cur][count[cur] - 1].e = le;
+      p = next;
+      continue;
     }
-    for (int j = 0; j < cnt && n < (int)sizeof out; j++) {
-      const char *v = sr_request_header(&req, need[i], j);
-      if (strpbrk(v, "\r\n")) {
-        sr__request_clear(&req);
-        return;
+    cur = -1;
+    const char *colon = memchr(p, ':', (size_t)(le - p)), *ne = colon;
+    while (ne && ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
+    int h = ne ? needed_header(p, (size_t)(ne - p)) : -1;
+    if (h == 0 && count[0] == 8) too_many = 1; /* cannot copy them all */
+    if (h >= 0 && count[h] < (h == 0 ? 8 : 1)) {
+      const char *v = colon + 1;
+      while (v < le && (*v == ' ' || *v == '\t')) v++;
+      got[h][count[h]].v = v;
+      got[h][count[h]++].e = le;
+      cur = h;
+    }
+    p = next;
+  }
+  if (too_many) return;
+  /* Each copied line grows by at most its canonical name and a tag. */
+  size_t cap = len + 1024, n;
+  char *out = malloc(cap), tag[12];
+  if (!out) return;
+  n = (size_t)snprintf(out, cap, "SIP/2.0 400 Bad Request\r\n");
+  for (int h = 0; h < 5; h++) {
+    if (!count[h]) goto drop;
+    for (int i = 0; i < count[h]; i++) {
+      size_t vl = (size_t)(got[h][i].e - got[h][i].v);
+      for (size_t k = 0; k < vl; k++) {
+        unsigned char c = (unsigned char)got[h][i].v[k];
+        /* CR/LF here are fold points: sent as spaces */
+        if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f)
+          goto drop; /* NUL or other control: cannot be echoed */
       }
-      n += snprintf(out + n, sizeof out - (size_t)n, "%s: %s\r\n",
-                    i == 0 ? "Via" : i == 1 ? "From" : i == 2 ? "To"
-                    : i == 3 ? "Call-ID" : "CSeq", v);
+      n += (size_t)snprintf(out + n, cap - n, "%s: ", canon[h]);
+      for (size_t k = 0; k < vl; k++) {
+        char c = got[h][i].v[k];
+        out[n++] = c == '\r' || c == '\n' ? ' ' : c;
+      }
+      out[n] = 0;
+      if (h == 2 && !strcasestr(out + n - vl, ";tag=")) { /* §8.2.6.2 */
+        sr__random_token(ua, tag, sizeof tag);
+        n += (size_t)snprintf(out + n, cap - n, ";tag=%s", tag);
+      }
+      n += (size_t)snprintf(out + n, cap - n, "\r\n");
     }
   }
-  sr__request_clear(&req);
-  if (n >= (int)sizeof out - 24) return;
-  n += snprintf(out + n, sizeof out - (size_t)n, "Content-Length: 0\r\n\r\n");
+  n += (size_t)snprintf(out + n, cap - n, "Content-Length: 0\r\n\r\n");
   sr__peer to = *from;
-  sr__transport_send(ua, &to, out, (size_t)n);
+  sr__transport_send(ua, &to, out, n);
+drop:
+  free(out);
 }
 
 static const char *missing_header(osip_message_t *m) {
@@ -310,6 +365,43 @@ static const char *missing_header(osip_message_t *m) {
   return NULL;
 }
 
+/* RFC 3261 §8.2.2.1: 416 for a scheme this UA does not serve; 400 for a
+ * SIP URI libosip2 let through without a usable host or port. */
+static int check_request_uri(osip_uri_t *u) {
+  if (!u || !u->scheme) return 400;
+  if (strcasecmp(u->scheme, "sip") && strcasecmp(u->scheme, "sips"))
+    return 416;
+  if (!u->host || !*u->host) return 400;
+  for (const char *h = u->host; *h; h++)
+    if (!isalnum((unsigned char)*h) && !strchr("-._:[]", *h)) return 400;
+  if (u->port) {
+    char *e;
+    long port = strtol(u->port, &e, 10);
+    if (e == u->port || *e || port <= 0 || port > 65535) return 400;
+  }
+  return 0;
+}
+
+/* RFC 3261 §18.3/§20.14: Content-Length is decimal digits, and a body
+ * shorter than it is an error. The body is measured on the raw bytes:
+ * libosip2 splits a multipart body into parts. */
+static const char *check_content_length(osip_message_t *m, const char *data,
+                                        size_t len) {
+  if (!m->content_length || !m->content_length->value) return NULL;
+  const char *v = m->content_length->value;
+  unsigned long long cl = 0;
+  while (*v == ' ' || *v == '\t') v++;
+  if (!isdigit((unsigned char)*v)) return "Bad Content-Length";
+  for (; isdigit((unsigned char)*v); v++)
+    if ((cl = cl * 10 + (unsigned)(*v - '0')) > len) return "Content-Length Mismatch";
+  while (*v == ' ' || *v == '\t') v++;
+  if (*v) return "Bad Content-Length";
+  const char *b = memmem(data, len, "\r\n\r\n", 4);
+  size_t have = b ? len - (size_t)(b + 4 - data) : 0;
+  if (!b && (b = memmem(data, len, "\n\n", 2))) have = len - (size_t)(b + 2 - data);
+  return cl > have ? "Content-Length Mismatch" : NULL;
+}
+
 void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
                      size_t len) {
   char who[80];
@@ -319,20 +411,20 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
     sr__log(ua, SR_LOG_WARNING, "unparsable message (%zu bytes) from %s",
             len, who);
     if (evt) osip_free(evt);
-    reply_400_raw(ua, from, data, len, "Bad Request");
+    reply_400_raw(ua, from, data, len);
     return;
   }
   osip_message_t *m = evt->sip;
+  int code = 400;
   const char *why = missing_header(m);
   if (!why && MSG_IS_REQUEST(m) &&
       (!m->sip_method || strcmp(m->sip_method, m->cseq->method) != 0))
     why = "CSeq Method Mismatch";
-  if (!why && m->content_length && m->content_length->value) {
-    /* RFC 3261 §18.3: a body shorter than Content-Length is an error. */
-    long cl = atol(m->content_length->value);
-    osip_body_t *b = osip_list_get(&m->bodies, 0);
-    size_t have = b ? b->length : 0;
-    if (cl < 0 || (size_t)cl > have) why = "Content-Length Mismatch";
+  if (!why && MSG_IS_REQUEST(m) && (code = check_request_uri(m->req_uri)))
+    why = code == 416 ? "Unsupported URI Scheme" : "Bad Request-URI";
+  if (!why) {
+    code = 400;
+    why = check_content_length(m, data, len);
   }
   if (why) {
     sr__peer_format(from, who, sizeof who);
@@ -340,7 +432,9 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
     if (MSG_IS_REQUEST(m) && !MSG_IS_ACK(m) && osip_list_size(&m->vias)) {
       osip_message_t *r;
       sr__peer to = *from;
-      if (sr__build_response(ua, m, 400, why, NULL, &r) == 0) {
+      char tag[12];
+      sr__random_token(ua, tag, sizeof tag);
+      if (sr__build_response(ua, m, code, why, tag, &r) == 0) {
         sr__send_stateless(ua, r, &to);
         osip_message_free(r);
       }

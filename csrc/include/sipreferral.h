@@ -439,6 +439,8 @@ SR_API const char *sr_referral_replaces(const sr_referral *r);
 SR_API const sr_request *sr_referral_request(const sr_referral *r);
 /** The session the REFER arrived in (borrowed), or NULL (out of dialog). */
 SR_API sr_session *sr_referral_get_session(const sr_referral *r);
+/** The UA the REFER arrived at (borrowed), or NULL once it is closed. */
+SR_API sr_ua *sr_referral_get_ua(const sr_referral *r);
 /** The event id: the REFER's CSeq number. */
 SR_API int sr_referral_get_id(const sr_referral *r);
 /** 0 when the REFER carried Refer-Sub: false (no NOTIFYs). */
@@ -518,6 +520,9 @@ SR_API sr_referrer *sr_referrer_ref(sr_referrer *r);
 SR_API void sr_referrer_unref(sr_referrer *r);
 /** The session the REFER went out in (borrowed), or NULL. */
 SR_API sr_session *sr_referrer_get_session(const sr_referrer *r);
+/** Event id of the subscription (the REFER's CSeq number), or 0 before
+ *  the REFER is sent. */
+SR_API int sr_referrer_get_id(const sr_referrer *r);
 /** 1 once the referrer ended. */
 SR_API int sr_referrer_is_closed(const sr_referrer *r);
 

@@ -693,10 +693,6 @@ static void test_request_errors(void) {
       M("INVITE sip:b@b SIP/2.0\r\nContent-Length: 12x\r\n\r\n"),
       M("INVITE sip:b@b SIP/2.0\r\nContent-Length: -1\r\n\r\n"),
       M("INVITE sip:b@b SIP/2.0\r\nContent-Length:\r\n\r\n"),
-      M("INVITE sip:b@b SIP/2.0\r\nContact: \"a <sip:a@a>\r\n\r\n"),
-      M("INVITE sip:b@b SIP/2.0\r\nContact: <sip:a@a\r\n\r\n"),
-      M("INVITE sip:b@b SIP/2.0\r\nContact: sip:a@a>\r\n\r\n"),
-      M("INVITE sip:b@b SIP/2.0\r\nRoute: <sip:a\r\n  @a>, <x\r\n\r\n"),
 #undef M
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -707,6 +703,21 @@ static void test_request_errors(void) {
     CHECK_INT(rc, SR_EPARSE);
     CHECK(r.text == NULL && r.hdrs == NULL && r.method == NULL &&
           r.nhdrs == 0);
+  }
+  /* An unbalanced list header stays one value, for its reader to reject;
+   * the rest of the request stays readable. */
+  static const char *unbalanced[] = {
+      "INVITE sip:b@b SIP/2.0\r\nContact: \"a <sip:a@a>\r\nX: 1\r\n\r\n",
+      "INVITE sip:b@b SIP/2.0\r\nContact: <sip:a@a\r\nX: 1\r\n\r\n",
+      "INVITE sip:b@b SIP/2.0\r\nContact: sip:a@a>\r\nX: 1\r\n\r\n",
+      "INVITE sip:b@b SIP/2.0\r\nContact: <sip:a, <x\r\nX: 1\r\n\r\n",
+  };
+  for (size_t i = 0; i < sizeof unbalanced / sizeof unbalanced[0]; i++) {
+    struct sr_request u;
+    CHECK_INT(sr__request_init(&u, unbalanced[i], strlen(unbalanced[i])), 0);
+    CHECK_INT(sr_request_header_count(&u, "contact"), 1);
+    CHECK_STR(sr_request_header(&u, "x", 0), "1");
+    sr__request_clear(&u);
   }
   struct sr_request r;
   CHECK_INT(sr__request_init(&r, NULL, 0), SR_EINVAL);

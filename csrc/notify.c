@@ -1,0 +1,127 @@
+/*
+ * notify.c — the notifier side of REFER's implicit subscription
+ * (RFC 3515 §2.4.4-5, RFC 6665): NOTIFYs carrying message/sipfrag, sent
+ * one at a time per referral so they arrive in CSeq order. A 481 or a
+ * timeout ends the subscription quietly (the new call is not touched).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "referral.h"
+
+static void send_next(sr_referral *r);
+
+static void ref_owner(void *o) { sr_referral_ref(o); }
+static void unref_owner(void *o) { sr_referral_unref(o); }
+
+static void notify_done(sr_referral *r, int code) {
+  sr__txn_unref(r->in_flight);
+  r->in_flight = NULL;
+  if (code == 481 || code == 408 || code == 503) {
+    sr__log(r->ua, SR_LOG_INFO,
+            "NOTIFY for REFER id %d answered %d: subscription ended", r->id,
+            code);
+    sr__referral_finish(r, SR_REFERRAL_TERMINATED);
+    return;
+  }
+  send_next(r);
+}
+
+static void on_response(void *owner, sr__txn *t, osip_message_t *resp) {
+  sr_referral *r = owner;
+  if (resp->status_code < 200 || t != r->in_flight) return;
+  notify_done(r, resp->status_code);
+}
+
+static void on_failure(void *owner, sr__txn *t, int code) {
+  sr_referral *r = owner;
+  if (t != r->in_flight) return;
+  notify_done(r, code);
+}
+
+static const sr__txn_owner notify_ops = {on_response, on_failure, ref_owner,
+                                         unref_owner};
+
+static int build_notify(sr_referral *r, const sr__notify *n,
+                        osip_message_t **out, sr__peer **peer) {
+  sr_ua *ua = r->ua;
+  osip_message_t *m;
+  int rc;
+  if (r->session) {
+    rc = sr__session_build_request(r->session, "NOTIFY", &m);
+    *peer = &r->session->peer;
+  } else {
+    rc = sr__dialog_build_request(ua, r->dlg, r->tp, r->peer.addr.ss_family,
+                                  "NOTIFY", &m);
+    *peer = &r->peer;
+  }
+  if (rc < 0) return rc;
+  char ev[40], state[96], body[160];
+  snprintf(ev, sizeof ev, "refer;id=%d", r->id);
+  if (strcmp(n->state, "active") == 0) {
+    uint64_t now = sr__now_ms();
+    unsigned left = r->expires_at > now
+                        ? (unsigned)((r->expires_at - now + 999) / 1000) : 0;
+    snprintf(state, sizeof state, "active;expires=%u", left);
+  } else {
+    snprintf(state, sizeof state, "%s", n->state);
+  }
+  osip_message_set_header(m, "Event", ev);
+  osip_message_set_header(m, "Subscription-State", state);
+  if (n->code) {
+    snprintf(body, sizeof body, "SIP/2.0 %d %s\r\n", n->code, n->reason);
+  } else {
+    /* Expired before any final status: say so with the last word we had. */
+    snprintf(body, sizeof body, "SIP/2.0 100 Trying\r\n");
+  }
+  sr__set_body(m, body, "message/sipfrag;version=2.0");
+  *out = m;
+  return 0;
+}
+
+static void send_next(sr_referral *r) {
+  while (!r->in_flight && r->nqueue && !r->ua->closed) {
+    sr__notify n = r->queue[0];
+    memmove(r->queue, r->queue + 1, (size_t)(r->nqueue - 1) * sizeof n);
+    r->nqueue--;
+    osip_message_t *m;
+    sr__peer *peer;
+    int final = strncmp(n.state, "terminated", 10) == 0;
+    if (build_notify(r, &n, &m, &peer) == 0) {
+      sr_referral_ref(r);
+      if (sr__txn_send_request(r->ua, m, peer, &notify_ops, r, &r->in_flight) < 0) {
+        sr__txn_unref(r->in_flight);
+        r->in_flight = NULL;
+      }
+      if (final) sr__referral_finish(r, SR_REFERRAL_TERMINATED);
+      sr_referral_unref(r);
+    } else if (final) {
+      sr__referral_finish(r, SR_REFERRAL_TERMINATED);
+    }
+  }
+}
+
+void sr__referral_notify(sr_referral *r, int code, const char *reason,
+                         const char *state) {
+  if (!r->sub_active) return;
+  int final = strncmp(state, "terminated", 10) == 0;
+  if (r->nqueue == SR_NOTIFY_QUEUE) {
+    /* Keep the newest: drop the oldest provisional still waiting. */
+    memmove(r->queue, r->queue + 1, (SR_NOTIFY_QUEUE - 1) * sizeof r->queue[0]);
+    r->nqueue--;
+  }
+  sr__notify *n = &r->queue[r->nqueue++];
+  n->code = code;
+  snprintf(n->reason, sizeof n->reason, "%s", reason ? reason : "");
+  /* Keep the sipfrag line one line: a reason with CR/LF is cut there. */
+  n->reason[strcspn(n->reason, "\r\n")] = 0;
+  n->state = state;
+  if (final) {
+    r->sub_active = 0;
+    sr__timer_stop(r->ua, &r->expiry);
+  }
+  sr_referral_ref(r);
+  send_next(r);
+  sr_referral_unref(r);
+}

@@ -1,0 +1,67 @@
+/*
+ * referral.h — private: the incoming REFER (sr_referral) and the outgoing
+ * REFER (sr_referrer) objects, shared by referral.c, notify.c, referrer.c.
+ */
+#ifndef SR_REFERRAL_H
+#define SR_REFERRAL_H
+
+#include "internal.h"
+
+/* One NOTIFY waiting for the one in flight to be answered. */
+typedef struct sr__notify {
+  int code;
+  char reason[96];
+  const char *state; /* "active", "terminated;reason=noresource", ... */
+} sr__notify;
+
+#define SR_NOTIFY_QUEUE 4
+
+struct sr_referral {
+  int refs;
+  sr_ua *ua;
+  sr_session *session;    /* referenced; NULL out of dialog */
+  sr__txn *stx;           /* the REFER's server transaction, referenced */
+  struct sr_request req;
+  struct sr_name_addr refer_to;
+  char *replaces, *referred_by;
+  int id, refer_sub;
+  sr_referral_state state;
+  sr_notify_mode mode;
+  int core_ref;           /* the core holds a reference while live */
+  int pending_counted;    /* counted in the pending limits */
+  int sub_active;         /* subscription started and not terminated */
+  sr__timer decide, expiry;
+  uint64_t expires_at;
+  sr_session *inviter;    /* referenced, from make_inviter */
+  /* Out of dialog: the subscription's own dialog. */
+  osip_dialog_t *dlg;
+  sr__peer peer;
+  sr_transport tp;
+  /* NOTIFYs go one at a time so they arrive in CSeq order. */
+  sr__txn *in_flight;
+  sr__notify queue[SR_NOTIFY_QUEUE];
+  int nqueue;
+  struct sr_referral *next; /* in the session's or the UA's list */
+};
+
+struct sr_referrer {
+  int refs;
+  sr_ua *ua;
+  sr_session *session; /* referenced */
+  sr_referrer_delegate d;
+  void *user_data;
+  int id, refer_sub, bye_on_success;
+  int linked, closed;
+  struct sr_referrer *next; /* in the session's list */
+};
+
+/* notify.c: queue a NOTIFY for the referral's subscription. */
+void sr__referral_notify(sr_referral *r, int code, const char *reason,
+                         const char *state);
+/* notify.c: the subscription ended (final NOTIFY sent, or gone). */
+void sr__referral_finish(sr_referral *r, sr_referral_state st);
+
+/* referrer.c: the session ended; its referrers close. */
+void sr__referrer_session_ended(sr_session *s);
+
+#endif

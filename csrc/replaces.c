@@ -1,0 +1,63 @@
+/*
+ * replaces.c — the Replaces header on an incoming INVITE (RFC 3891 §3):
+ * which of our dialogs it names, and whether it may be replaced.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+/* Splits "callid;to-tag=a;from-tag=b[;early-only]" in place. */
+static int parse(char *v, char **cid, char **to, char **from, int *early) {
+  *cid = *to = *from = NULL;
+  *early = 0;
+  while (*v == ' ' || *v == '\t') v++;
+  char *save = NULL, *tok = strtok_r(v, ";", &save);
+  if (!tok) return -1;
+  *cid = tok;
+  char *e = tok + strlen(tok);
+  while (e > tok && (e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+  while ((tok = strtok_r(NULL, ";", &save))) {
+    while (*tok == ' ') tok++;
+    if (strncasecmp(tok, "to-tag=", 7) == 0) *to = tok + 7;
+    else if (strncasecmp(tok, "from-tag=", 9) == 0) *from = tok + 9;
+    else if (strcasecmp(tok, "early-only") == 0) *early = 1;
+  }
+  return **cid && *to && *from ? 0 : -1;
+}
+
+int sr__replaces_match(sr_ua *ua, osip_message_t *invite,
+                       sr_session **replaced) {
+  *replaced = NULL;
+  osip_header_t *h = NULL, *again = NULL;
+  int pos = osip_message_header_get_byname(invite, "replaces", 0, &h);
+  if (pos < 0 || !h) return 0;
+  if (!h->hvalue) return 400;
+  /* the position argument is where the search starts */
+  if (osip_message_header_get_byname(invite, "replaces", pos + 1, &again) >= 0)
+    return 400; /* more than one */
+  char *v = strdup(h->hvalue), *cid, *to, *from;
+  int early;
+  if (!v) return 500;
+  if (parse(v, &cid, &to, &from, &early) < 0) {
+    free(v);
+    return 400;
+  }
+  /* to-tag is our local tag, from-tag the peer's. */
+  sr_session *s = sr__session_find(ua, cid, to, from);
+  int code = 0;
+  if (!s || !s->remote_tag || strcmp(s->remote_tag, from) != 0) {
+    code = 481;
+  } else if (s->state >= SR_SESSION_TERMINATING) {
+    code = 603;
+  } else if (s->state == SR_SESSION_ESTABLISHED && early) {
+    code = 486;
+  } else if (s->state != SR_SESSION_ESTABLISHED && s->role == SR_ROLE_INVITATION) {
+    code = 481; /* an early dialog we did not initiate (RFC 3891 §3) */
+  } else {
+    *replaced = s;
+  }
+  free(v);
+  return code;
+}
