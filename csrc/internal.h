@@ -225,6 +225,10 @@ int sr__add_via(sr_ua *ua, osip_message_t *m, sr_transport tp, int family);
 /* Adds Contact, Max-Forwards, User-Agent, Allow, Supported as needed. */
 int sr__add_common(sr_ua *ua, osip_message_t *m, sr_transport tp, int family,
                    int contact);
+/* A copy of req answering the 401/407 in resp (challenge.c). */
+int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
+                         osip_message_t *resp, int cseq, sr_transport tp,
+                         int family, osip_message_t **out);
 /* Serializes a message into a malloc'd string (or NULL). */
 char *sr__msg_string(osip_message_t *m);
 /* Sets peer from a URI (host, port, transport parameter). */

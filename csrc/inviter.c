@@ -210,48 +210,12 @@ void sr__session_on_2xx_retransmit(sr_session *s) {
 }
 
 static int retry_with_auth(sr_session *s, osip_message_t *r) {
-  sr_ua *ua = s->ua;
-  if (!ua->username || !ua->password || s->auth_tries >= 2) return 0;
-  int proxy = r->status_code == 407;
-  void *ch = osip_list_get(proxy ? &r->proxy_authenticates : &r->www_authenticates, 0);
-  char *chs = NULL;
-  if (!ch) return 0;
-  if (proxy) osip_proxy_authenticate_to_str(ch, &chs);
-  else osip_www_authenticate_to_str(ch, &chs);
-  if (!chs) return 0;
-  char *uri = NULL, *value = NULL;
-  osip_uri_to_str(s->invite->req_uri, &uri);
-  int rc = sr__digest_response(chs, "INVITE", uri, ua->username, ua->password,
-                               1, NULL, &value);
-  osip_free(chs);
-  osip_free(uri);
-  if (rc < 0) {
-    sr__log(ua, SR_LOG_WARNING, "cannot answer the %d challenge: %s",
-            r->status_code, sr_strerror(rc));
-    return 0;
-  }
+  if (s->auth_tries >= 2) return 0;
   osip_message_t *inv;
-  if (osip_message_clone(s->invite, &inv) != 0) {
-    free(value);
+  /* Same Call-ID and tags, CSeq + 1, a new branch. */
+  if (sr__answer_challenge(s->ua, s->invite, r, atoi(s->invite->cseq->number) + 1,
+                           s->tp, s->peer.addr.ss_family, &inv) < 0)
     return 0;
-  }
-  /* Same Call-ID and tags, CSeq + 1, a new branch (§22.2). */
-  int cseq = atoi(inv->cseq->number) + 1;
-  char num[16];
-  snprintf(num, sizeof num, "%d", cseq);
-  osip_free(inv->cseq->number);
-  inv->cseq->number = osip_strdup(num);
-  osip_via_t *v = osip_list_get(&inv->vias, 0);
-  osip_list_remove(&inv->vias, 0);
-  osip_via_free(v);
-  sr__add_via(ua, inv, s->tp, s->peer.addr.ss_family);
-  osip_via_t *nv = osip_list_get(&inv->vias, osip_list_size(&inv->vias) - 1);
-  if (osip_list_size(&inv->vias) > 1) {
-    osip_list_remove(&inv->vias, osip_list_size(&inv->vias) - 1);
-    osip_list_add(&inv->vias, nv, 0);
-  }
-  osip_message_set_header(inv, proxy ? "Proxy-Authorization" : "Authorization", value);
-  free(value);
   s->auth_tries++;
   return send_invite(s, inv) == 0;
 }

@@ -51,7 +51,8 @@ struct sr_referrer {
   sr_referrer_delegate d;
   void *user_data;
   int id, refer_sub, bye_on_success;
-  int linked, closed;
+  int linked, closed, auth_tries;
+  osip_message_t *refer; /* the REFER sent, to answer a 401/407 */
   struct sr_referrer *next; /* in the session's list */
 };
 

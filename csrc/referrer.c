@@ -27,6 +27,7 @@ void sr_referrer_unref(sr_referrer *r) {
   if (!r || --r->refs > 0) return;
   sr_ua *ua = r->ua;
   sr_session_unref(r->session);
+  if (r->refer) osip_message_free(r->refer);
   ua->nreferrers--;
   sr__live_referrers--;
   free(r);
@@ -62,11 +63,33 @@ void sr__referrer_session_ended(sr_session *s) {
 static void ref_owner(void *o) { sr_referrer_ref(o); }
 static void unref_owner(void *o) { sr_referrer_unref(o); }
 
+static const sr__txn_owner refer_ops;
+
+/* A 401/407 with credentials configured: the REFER again, authorized, with
+ * the next CSeq (which becomes the subscription's id). */
+static int retry_with_auth(sr_referrer *r, osip_message_t *resp) {
+  sr_session *s = r->session;
+  osip_message_t *m;
+  if (r->auth_tries >= 2 || !r->refer || !s->dialog ||
+      s->state != SR_SESSION_ESTABLISHED)
+    return 0;
+  if (sr__answer_challenge(r->ua, r->refer, resp, s->dialog->local_cseq + 1,
+                           s->tp, s->peer.addr.ss_family, &m) < 0)
+    return 0;
+  s->dialog->local_cseq++;
+  r->auth_tries++;
+  r->id = s->dialog->local_cseq;
+  osip_message_free(r->refer);
+  if (osip_message_clone(m, &r->refer) != 0) r->refer = NULL;
+  return sr__session_send(s, m, &refer_ops, r, NULL) == 0;
+}
+
 static void on_refer_response(void *owner, sr__txn *t, osip_message_t *m) {
   (void)t;
   sr_referrer *r = owner;
   int code = m->status_code;
   if (code < 200 || r->closed) return;
+  if ((code == 401 || code == 407) && retry_with_auth(r, m)) return;
   const char *reason = m->reason_phrase ? m->reason_phrase : "";
   sr_referrer_ref(r);
   if (code < 300) {
@@ -139,6 +162,7 @@ static int send_refer(sr_session *s, const char *refer_to,
   ua->nreferrers++;
   sr__live_referrers++;
   if (out) *out = sr_referrer_ref(r);
+  if (ua->username && osip_message_clone(m, &r->refer) != 0) r->refer = NULL;
   rc = sr__session_send(s, m, &refer_ops, r, NULL);
   if (rc < 0) close_referrer(r, 1);
   return 0;

@@ -390,6 +390,10 @@ static sr__txn *txn_new(sr_ua *ua, osip_fsm_type_t type, osip_message_t *m,
     free(t);
     return NULL;
   }
+  /* osip_transaction_init appended it to a libosip2 list that is walked
+   * end to end on every add and remove; we never use those lists (our own
+   * index finds transactions), so keeping them empty keeps both O(1). */
+  osip_remove_transaction(ua->osip, t->tr);
   t->ua = ua;
   t->refs = 1;
   t->server = server;

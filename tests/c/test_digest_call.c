@@ -1,0 +1,389 @@
+/*
+ * test_digest_call.c — an Inviter challenged with 401 (and 407) by a test
+ * UAS on a raw socket, over UDP and TCP. The UAS checks the ACK of the
+ * challenge, recomputes the digest of the retried INVITE on its own (MD5
+ * from libosip2, with the nc and cnonce the client sent), answers 200 and
+ * checks the ACK. With wrong credentials the Inviter gives up with 401
+ * after a bounded number of tries.
+ */
+#include "harness.h"
+#include "uas.h"
+#include "rawsock.h"
+
+#include <stdint.h>
+
+#include <osipparser2/osip_md5.h>
+
+#define USER "alice"
+#define PASS "s3cret\"pw" /* a quote, to exercise escaping */
+#define REALM "test.example"
+
+static sr_ua *A;
+static t_raw uas;
+static sr_session *inv;
+static const char *password = PASS;
+static int codes[16], ncodes;
+
+static void on_response(sr_session *s, int code, const char *r, void *ud) {
+  (void)s;
+  (void)r;
+  (void)ud;
+  if (ncodes < 16) codes[ncodes++] = code;
+}
+static const sr_session_delegate del = {NULL, on_response, NULL, NULL};
+
+static void credentials(sr_ua_options *o) {
+  o->username = USER;
+  o->password = password;
+}
+
+static int saw_code(int code) {
+  for (int i = 0; i < ncodes; i++)
+    if (codes[i] == code) return 1;
+  return 0;
+}
+
+/* ---- digest, computed here from RFC 2617 ---- */
+
+static void md5_hex(const char *s, char out[33]) {
+  osip_MD5_CTX c;
+  unsigned char d[16];
+  osip_MD5Init(&c);
+  osip_MD5Update(&c, (unsigned char *)(uintptr_t)s, (unsigned)strlen(s));
+  osip_MD5Final(d, &c);
+  for (int i = 0; i < 16; i++) sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* Parameter `name` of a "Digest a=b, c="d"" value, unquoted; NULL if
+ * absent. */
+static const char *auth_param(const char *h, const char *name, char *out,
+                              size_t n) {
+  const char *p = h;
+  if (strncasecmp(p, "Digest ", 7) != 0) return NULL;
+  p += 7;
+  while (*p) {
+    while (*p == ' ' || *p == ',' || *p == '\t') p++;
+    const char *ns = p;
+    while (*p && *p != '=' && *p != ' ') p++;
+    size_t nl = (size_t)(p - ns);
+    while (*p == ' ') p++;
+    if (*p != '=') return NULL;
+    p++;
+    while (*p == ' ') p++;
+    size_t k = 0;
+    if (*p == '"') {
+      for (p++; *p && *p != '"'; p++) {
+        if (*p == '\\' && p[1]) p++;
+        if (k + 1 < n) out[k++] = *p;
+      }
+      if (*p == '"') p++;
+    } else {
+      while (*p && *p != ',' && *p != ' ') {
+        if (k + 1 < n) out[k++] = *p;
+        p++;
+      }
+    }
+    out[k] = 0;
+    if (nl == strlen(name) && strncasecmp(ns, name, nl) == 0) return out;
+  }
+  return NULL;
+}
+
+/* The Request-URI of a request. */
+static const char *ruri_of(const char *m, char *out, size_t n) {
+  const char *sp = strchr(m, ' '), *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
+  size_t l = sp2 ? (size_t)(sp2 - sp - 1) : 0;
+  if (l >= n) l = n - 1;
+  memcpy(out, sp ? sp + 1 : "", l);
+  out[l] = 0;
+  return out;
+}
+
+/* Checks the credentials in `m` (header `hname`) against the challenge
+ * with `realm` and `nonce`, with the right password. 1 if the response is
+ * right, 0 if wrong; CHECK failures for a malformed header. */
+static int digest_ok(const char *m, const char *hname, const char *realm,
+                     const char *nonce) {
+  char h[1024], v[256], uri[256], nc[32], cnonce[128], resp[64];
+  char a1[512], ha1[33], a2[512], ha2[33], all[1024], want[33];
+  if (!t_header(m, hname, h, sizeof h)) {
+    fprintf(stderr, "  no %s header in the retried INVITE\n", hname);
+    CHECK(0);
+    return 0;
+  }
+  /* One set of credentials for the realm: a retry after a second
+   * challenge replaces the first answer, it does not add to it. */
+  if (t_header_n(m, hname, NULL, 1, v, sizeof v))
+    fprintf(stderr, "  two %s headers: %.60s... and %.60s...\n", hname, h, v);
+  CHECK(!t_header_n(m, hname, NULL, 1, v, sizeof v));
+  CHECK(auth_param(h, "username", v, sizeof v) && strcmp(v, USER) == 0);
+  CHECK(auth_param(h, "realm", v, sizeof v) && strcmp(v, realm) == 0);
+  CHECK(auth_param(h, "nonce", v, sizeof v) && strcmp(v, nonce) == 0);
+  CHECK(auth_param(h, "opaque", v, sizeof v) && strcmp(v, "0paque") == 0);
+  CHECK(!auth_param(h, "algorithm", v, sizeof v) || strcasecmp(v, "MD5") == 0);
+  CHECK(auth_param(h, "qop", v, sizeof v) && strcmp(v, "auth") == 0);
+  CHECK(auth_param(h, "uri", uri, sizeof uri) &&
+        strcmp(uri, ruri_of(m, v, sizeof v)) == 0);
+  if (!auth_param(h, "nc", nc, sizeof nc) ||
+      !auth_param(h, "cnonce", cnonce, sizeof cnonce) ||
+      !auth_param(h, "response", resp, sizeof resp)) {
+    CHECK(0);
+    return 0;
+  }
+  CHECK(strlen(nc) == 8);
+  CHECK(cnonce[0] != 0);
+  snprintf(a1, sizeof a1, "%s:%s:%s", USER, realm, PASS);
+  md5_hex(a1, ha1);
+  snprintf(a2, sizeof a2, "INVITE:%s", uri);
+  md5_hex(a2, ha2);
+  snprintf(all, sizeof all, "%s:%s:%s:%s:auth:%s", ha1, nonce, nc, cnonce,
+           ha2);
+  md5_hex(all, want);
+  return strcmp(resp, want) == 0;
+}
+
+/* ---- the test UAS ---- */
+
+static char last_resp[8192];
+static size_t last_resp_len;
+static char last_branch[128];
+
+static void respond(const char *req, int code, const char *reason,
+                    const char *tag, const char *extra, const char *body) {
+  last_resp_len = t_build_response(req, code, reason, tag, extra, body,
+                                   last_resp, sizeof last_resp);
+  CHECK(last_resp_len > 0);
+  CHECK(t_raw_send(&uas, last_resp, last_resp_len) == 0);
+}
+
+static const char *branch_of(const char *m, char *out, size_t n) {
+  char via[512];
+  out[0] = 0;
+  if (!t_header_n(m, "Via", "v", 0, via, sizeof via)) return out;
+  const char *b = strstr(via, "branch=");
+  if (!b) return out;
+  b += 7;
+  size_t l = strcspn(b, ";, ");
+  if (l >= n) l = n - 1;
+  memcpy(out, b, l);
+  out[l] = 0;
+  return out;
+}
+
+static int inv_terminated(void *ud) {
+  (void)ud;
+  return sr_session_get_state(inv) == SR_SESSION_TERMINATED;
+}
+
+static int inviter_done(t_raw *r) {
+  return t_raw_poll_msg(r) ||
+         sr_session_get_state(inv) == SR_SESSION_TERMINATED;
+}
+
+/* The next request that is not a retransmission of the INVITE last
+ * answered (those get the answer again). NULL when none comes (or the
+ * Inviter ended first). */
+static const char *next_request(void) {
+  char br[128], meth[16];
+  for (int i = 0; i < 20; i++) {
+    if (!t_raw_drive(&uas, inviter_done, 10000) || !uas.msglen) return NULL;
+    const char *m = uas.msg;
+    t_method(m, meth, sizeof meth);
+    if (strcmp(meth, "INVITE") == 0 &&
+        strcmp(branch_of(m, br, sizeof br), last_branch) == 0) {
+      CHECK(t_raw_send(&uas, last_resp, last_resp_len) == 0);
+      continue;
+    }
+    return m;
+  }
+  return NULL;
+}
+
+static int is_method(const char *m, const char *want) {
+  char meth[16];
+  return m && strcmp(t_method(m, meth, sizeof meth), want) == 0;
+}
+
+static int cseq_num(const char *m) {
+  char v[64];
+  return t_header(m, "CSeq", v, sizeof v) ? atoi(v) : -1;
+}
+
+static void setup(sr_transport tp, const char *pw) {
+  password = pw;
+  ncodes = 0;
+  last_branch[0] = 0;
+  last_resp_len = 0;
+  A = t_ua("alice", 0, 200, credentials);
+  REQUIRE(A);
+  REQUIRE(t_raw_listen(&uas, tp) == 0);
+  char target[128];
+  snprintf(target, sizeof target, "sip:bob@127.0.0.1:%d%s", uas.port,
+           tp == SR_TRANSPORT_TCP ? ";transport=tcp" : "");
+  REQUIRE(sr_ua_make_inviter(A, target, NULL, &inv) == 0);
+  sr_session_set_delegate(inv, &del, NULL);
+  REQUIRE(sr_inviter_invite(inv) == 0);
+}
+
+static void teardown(void) {
+  sr_session_unref(inv);
+  inv = NULL;
+  t_free_uas();
+  t_raw_close(&uas);
+  sr_stats st;
+  sr_global_stats(&st);
+  CHECK_INT(st.sessions, 0);
+}
+
+/* Challenges the INVITE `m` and checks the ACK for the challenge. */
+static void challenge(const char *m, int proxy, const char *realm,
+                      const char *nonce) {
+  char extra[512], first[T_RAW_MAX + 1], br[128], v[256];
+  memcpy(first, m, strlen(m) + 1);
+  snprintf(extra, sizeof extra,
+           "%s: Digest realm=\"%s\", nonce=\"%s\", "
+           "opaque=\"0paque\", qop=\"auth\", algorithm=MD5\r\n",
+           proxy ? "Proxy-Authenticate" : "WWW-Authenticate", realm, nonce);
+  respond(first, proxy ? 407 : 401,
+          proxy ? "Proxy Authentication Required" : "Unauthorized", "chal",
+          extra, NULL);
+  snprintf(last_branch, sizeof last_branch, "%s",
+           branch_of(first, br, sizeof br));
+  /* The ACK of a non-2xx: same branch, same CSeq number (§17.1.1.3). */
+  const char *ack = next_request();
+  REQUIRE(is_method(ack, "ACK"));
+  CHECK_STR(branch_of(ack, v, sizeof v), last_branch);
+  CHECK_INT(cseq_num(ack), cseq_num(first));
+  CHECK(t_header(ack, "To", v, sizeof v) && strstr(v, "tag=chal"));
+}
+
+/* Answers the INVITE `m` (branch br) with 200, checks the ACK and the
+ * Inviter's view, then ends the call with a BYE from the Inviter. */
+static void answer_and_end(const char *m, sr_transport tp, const char *br) {
+  char v[512], contact[160], sdp[256];
+  int cseq = cseq_num(m); /* m is the receive buffer: read it before */
+  snprintf(contact, sizeof contact,
+           "Contact: <sip:bob@127.0.0.1:%d%s>\r\n"
+           "Content-Type: application/sdp\r\n",
+           uas.port, tp == SR_TRANSPORT_TCP ? ";transport=tcp" : "");
+  snprintf(sdp, sizeof sdp,
+           "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\n"
+           "c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n");
+  respond(m, 200, "OK", "bobtag", contact, sdp);
+  snprintf(last_branch, sizeof last_branch, "%s", br);
+
+  /* The ACK of the 2xx: its own transaction, to the Contact. */
+  const char *ack = next_request();
+  REQUIRE(is_method(ack, "ACK"));
+  CHECK_INT(cseq_num(ack), cseq);
+  CHECK(strcmp(branch_of(ack, v, sizeof v), br) != 0);
+  CHECK(t_header(ack, "To", v, sizeof v) && strstr(v, "tag=bobtag"));
+  CHECK_INT(sr_session_get_state(inv), SR_SESSION_ESTABLISHED);
+  CHECK(!saw_code(401) && !saw_code(407));
+  CHECK(ncodes >= 1 && codes[ncodes - 1] == 200);
+
+  /* And it ends normally. */
+  CHECK_INT(sr_session_bye(inv), 0);
+  m = next_request();
+  REQUIRE(is_method(m, "BYE"));
+  respond(m, 200, "OK", NULL, NULL, NULL);
+  CHECK(t_drive(inv_terminated, NULL, 10000));
+}
+
+
+static void challenged_call(sr_transport tp, int proxy) {
+  const char *hname = proxy ? "Proxy-Authorization" : "Authorization";
+  char v[512], cid[256], ftag[256], br1[128], br2[128];
+  setup(tp, PASS);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(!t_header(m, "Authorization", v, sizeof v));
+  CHECK(!t_header(m, "Proxy-Authorization", v, sizeof v));
+  int cseq1 = cseq_num(m);
+  REQUIRE(t_header(m, "Call-ID", cid, sizeof cid));
+  REQUIRE(t_header(m, "From", ftag, sizeof ftag));
+  branch_of(m, br1, sizeof br1);
+  challenge(m, proxy, REALM, "n0nce-1");
+
+  /* The retry: same Call-ID and From, next CSeq, a new branch. */
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(t_header(m, "Call-ID", v, sizeof v) && strcmp(v, cid) == 0);
+  CHECK(t_header(m, "From", v, sizeof v) && strcmp(v, ftag) == 0);
+  CHECK_INT(cseq_num(m), cseq1 + 1);
+  CHECK(strcmp(branch_of(m, br2, sizeof br2), br1) != 0);
+  CHECK(digest_ok(m, hname, REALM, "n0nce-1"));
+  CHECK(!t_header(m, proxy ? "Authorization" : "Proxy-Authorization", v,
+                  sizeof v));
+
+  answer_and_end(m, tp, br2);
+  teardown();
+}
+
+static void test_401_udp(void) { challenged_call(SR_TRANSPORT_UDP, 0); }
+static void test_401_tcp(void) { challenged_call(SR_TRANSPORT_TCP, 0); }
+static void test_407_udp(void) { challenged_call(SR_TRANSPORT_UDP, 1); }
+
+/* A proxy challenges (407, its realm), then the UAS (401, another realm):
+ * the last INVITE answers both, the proxy's credentials kept as they were. */
+static void test_407_then_401_tcp(void) {
+  char br[128];
+  setup(SR_TRANSPORT_TCP, PASS);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  challenge(m, 1, "proxy.example", "p-n0nce");
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(digest_ok(m, "Proxy-Authorization", "proxy.example", "p-n0nce"));
+  challenge(m, 0, REALM, "u-n0nce");
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(digest_ok(m, "Proxy-Authorization", "proxy.example", "p-n0nce"));
+  CHECK(digest_ok(m, "Authorization", REALM, "u-n0nce"));
+  answer_and_end(m, SR_TRANSPORT_TCP, branch_of(m, br, sizeof br));
+  teardown();
+}
+
+/* Wrong password: every retry is wrong, every retry is challenged again;
+ * the Inviter must give up with 401, not loop. */
+static void wrong_credentials(sr_transport tp) {
+  setup(tp, "not the password");
+  int invites = 0, with_auth = 0;
+  const char *m;
+  char nonce[32], v[16];
+  while ((m = next_request()) != NULL && invites < 10) {
+    REQUIRE(is_method(m, "INVITE"));
+    invites++;
+    if (invites > 1) {
+      snprintf(nonce, sizeof nonce, "n0nce-%d", invites - 1);
+      with_auth++;
+      CHECK(!digest_ok(m, "Authorization", REALM, nonce));
+    } else {
+      CHECK(!t_header(m, "Authorization", v, sizeof v));
+    }
+    snprintf(nonce, sizeof nonce, "n0nce-%d", invites);
+    challenge(m, 0, REALM, nonce);
+  }
+  CHECK_INT(sr_session_get_state(inv), SR_SESSION_TERMINATED);
+  CHECK(with_auth >= 1 && with_auth <= 2);
+  CHECK(ncodes >= 1 && codes[ncodes - 1] == 401);
+  teardown();
+}
+
+static void test_wrong_password_udp(void) {
+  wrong_credentials(SR_TRANSPORT_UDP);
+}
+static void test_wrong_password_tcp(void) {
+  wrong_credentials(SR_TRANSPORT_TCP);
+}
+
+int main(void) {
+  (void)t_target; /* uas.h's; the UAS here is a raw socket */
+  RUN(test_401_udp);
+  RUN(test_401_tcp);
+  RUN(test_407_udp);
+  RUN(test_407_then_401_tcp);
+  RUN(test_wrong_password_udp);
+  RUN(test_wrong_password_tcp);
+  return DONE();
+}
