@@ -131,6 +131,8 @@ void sr__txn_detach(sr__txn *t);
 osip_message_t *sr__txn_request(sr__txn *t);
 /* The server transaction a request (or its ACK/CANCEL) belongs to. */
 sr__txn *sr__txn_find_server(sr_ua *ua, osip_message_t *req);
+/* Client transactions sent over TCP connection `conn` fail with 503. */
+void sr__txn_conn_lost(sr_ua *ua, uint64_t conn);
 /* Routes a parsed message to its transaction or creates one. Takes evt. */
 void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from);
 /* Sends a message outside any transaction (ACK for 2xx, stateless 400). */

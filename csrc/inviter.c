@@ -141,11 +141,16 @@ int sr_inviter_invite(sr_session *s) {
   if (!s->local_tag || !s->call_id) return SR_ENOMEM;
   osip_message_t *inv = NULL;
   int rc = build_invite(s, &inv);
-  if (rc != 0) return rc < 0 ? rc : SR_EINVAL;
+  if (rc != 0) {
+    tell_watch(s, 503, sr__reason_phrase(503));
+    return rc < 0 ? rc : SR_EINVAL;
+  }
   sr__session_index(s);
   rc = send_invite(s, inv);
   if (rc < 0) {
     sr__session_unindex(s);
+    /* A referral following this Inviter learns it failed locally. */
+    tell_watch(s, 503, sr__reason_phrase(503));
     return rc;
   }
   sr__session_set_state(s, SR_SESSION_ESTABLISHING);

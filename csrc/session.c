@@ -342,6 +342,11 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
   sr_ua *ua = s->ua;
   const char *m = req->sip_method;
   osip_dialog_t *d = s->dialog;
+  if (!d && strcmp(m, "REFER") == 0 && s->state < SR_SESSION_TERMINATING) {
+    /* An early dialog: the referral layer answers (403 by policy). */
+    sr__referral_incoming(ua, s, t, req);
+    return;
+  }
   if (!d || s->state == SR_SESSION_TERMINATED) {
     sr__ua_reply(ua, t, 481, NULL, NULL);
     return;

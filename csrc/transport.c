@@ -209,7 +209,12 @@ void sr__transport_reap(sr_ua *ua) {
     sr__conn *c = *pp;
     if (c->dead) {
       *pp = c->next;
+      uint64_t id = c->id;
       conn_free(c);
+      /* Requests waiting on a lost connection fail now, not at timer B/F
+       * (their responses could only have come back on it). */
+      if (!ua->closed) sr__txn_conn_lost(ua, id);
+      pp = &ua->conns; /* the upcalls may have changed the list */
     } else {
       pp = &c->next;
     }

@@ -481,6 +481,26 @@ static void response_peer(osip_message_t *req, const sr__peer *from,
     ((struct sockaddr_in6 *)&out->addr)->sin6_port = htons((uint16_t)port);
 }
 
+void sr__txn_conn_lost(sr_ua *ua, uint64_t conn) {
+  for (;;) {
+    sr__txn *hit = NULL;
+    for (size_t i = 0; i < ua->txns.nbuckets && !hit; i++)
+      for (sr__txn *t = ua->txns.buckets[i]; t; t = t->hnext)
+        if (!t->server && t->tr && t->peer.tp == SR_TRANSPORT_TCP &&
+            t->peer.conn == conn && !t->in_exec) {
+          hit = t;
+          break;
+        }
+    if (!hit) return;
+    sr__txn_ref(hit);
+    pending_up up = {UP_FAILURE, 503, NULL};
+    deliver(hit, &up);
+    hit->killed = 1;
+    txn_finish(hit);
+    sr__txn_unref(hit);
+  }
+}
+
 sr__txn *sr__txn_find_server(sr_ua *ua, osip_message_t *req) {
   char *key = make_key(1, req);
   sr__txn *t = key ? sr__hash_find(&ua->txns, TXN_NEXT, txn_key, key) : NULL;

@@ -147,9 +147,13 @@ static int count_sent(party *p, const char *prefix) {
 
 static int short_deadline;
 static int allow_ood;
+static int short_expiry;
+static int final_only;
 static void tweak(sr_ua_options *o) {
   if (short_deadline) o->refer_decision_timeout_ms = 300;
   if (allow_ood) o->allow_out_of_dialog_refer = 1;
+  if (short_expiry) o->refer_expires_s = 1;
+  if (final_only) o->notify_mode = SR_NOTIFY_FINAL_ONLY;
 }
 
 static void setup(void) {
@@ -510,6 +514,11 @@ static void test_two_concurrent_refers(void) {
   teardown();
 }
 
+static int has_bob_call(void *v) {
+  (void)v;
+  return last_call(BOB) != NULL && sr_session_local_tag(last_call(BOB)) != NULL;
+}
+
 static int has_carol(void *v) {
   (void)v;
   return last_call(CAROL) != NULL;
@@ -724,6 +733,107 @@ static void test_out_of_dialog_allowed(void) {
   teardown();
 }
 
+
+static void test_subscription_expires(void) {
+  short_expiry = 1;
+  setup();
+  short_expiry = 0;
+  ALICE->refer_mode = 3; /* accepted, never followed */
+  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
+  REQUIRE(a != NULL);
+  rec rr = {0};
+  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
+                           NULL, &rdel, &rr, NULL) == 0);
+  CHECK(t_drive(closed, &rr, 10000));
+  CHECK_INT(rr.nnotify, 2);
+  CHECK_STR(rr.states[0], "active;expires=1");
+  CHECK_STR(rr.states[1], "terminated;reason=timeout");
+  CHECK_INT(sr_referral_get_state(ALICE->last_referral), SR_REFERRAL_TERMINATED);
+  teardown();
+}
+
+static void test_final_only_mode(void) {
+  final_only = 1;
+  setup();
+  final_only = 0;
+  ALICE->refer_mode = 1;
+  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
+  REQUIRE(a != NULL);
+  rec rr = {0};
+  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
+                           NULL, &rdel, &rr, NULL) == 0);
+  CHECK(t_drive(closed, &rr, 10000));
+  CHECK_INT(rr.nnotify, 2); /* 100 and 200: no 180 */
+  CHECK_INT(rr.codes[0], 100);
+  CHECK_INT(rr.codes[1], 200);
+  teardown();
+}
+
+static void test_bye_on_success(void) {
+  setup();
+  ALICE->refer_mode = 1;
+  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
+  REQUIRE(a != NULL);
+  sr_session *b = last_call(BOB);
+  rec rr = {0};
+  sr_refer_options o;
+  sr_refer_options_init(&o);
+  o.bye_on_success = 1;
+  REQUIRE(sr_session_refer(b, t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP), &o,
+                           &rdel, &rr, NULL) == 0);
+  CHECK(t_drive(closed, &rr, 10000));
+  CHECK(t_drive(ended, &b, 10000));
+  CHECK(t_drive(ended, &a, 10000));
+  sr_session *c = last_call(CAROL);
+  REQUIRE(c != NULL);
+  CHECK_INT(sr_session_get_state(c), SR_SESSION_ESTABLISHED);
+  teardown();
+}
+
+static void local_failure(const char *target, int code) {
+  setup();
+  ALICE->refer_mode = 0; /* default: accept and follow */
+  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
+  REQUIRE(a != NULL);
+  sr_session_set_delegate(a, NULL, NULL);
+  rec rr = {0};
+  REQUIRE(sr_session_refer(last_call(BOB), target, NULL, &rdel, &rr, NULL) == 0);
+  CHECK(t_drive(closed, &rr, 10000));
+  CHECK_INT(rr.codes[rr.nnotify - 1], code);
+  CHECK_STR(rr.states[rr.nnotify - 1], "terminated;reason=noresource");
+  CHECK_INT(sr_session_get_state(a), SR_SESSION_ESTABLISHED);
+  teardown();
+}
+/* nothing listens there: the connection is refused */
+static void test_target_unreachable_tcp(void) {
+  local_failure("sip:carol@127.0.0.1:1;transport=tcp", 503);
+}
+/* no IPv6 listener: the INVITE cannot even be built */
+static void test_target_no_transport(void) { local_failure("sip:carol@[::1]:5099", 503); }
+
+static void test_refer_in_early_dialog(void) {
+  setup();
+  BOB->answer_mode = 1; /* rings, never answers */
+  sr_session *a = NULL;
+  REQUIRE(sr_ua_make_inviter(ALICE->ua, t_target(BOB->ua, "bob", SR_TRANSPORT_UDP),
+                             NULL, &a) == 0);
+  keep(ALICE, a);
+  sr_session_unref(a);
+  sr_inviter_invite(a);
+  CHECK(t_drive(has_bob_call, NULL, 10000));
+  sr_session *b = last_call(BOB);
+  raw_fd = raw_open();
+  /* From Alice's side of the early dialog, towards Bob */
+  CHECK_INT(raw_refer(BOB->ua, sr_session_call_id(b), sr_session_local_tag(b),
+                      sr_session_remote_tag(b), "Refer-To: <sip:c@127.0.0.1>\r\n", 2),
+            403);
+  CHECK_INT(BOB->nreferrals, 0);
+  close(raw_fd);
+  sr_inviter_cancel(a);
+  CHECK(t_drive(ended, &a, 10000));
+  teardown();
+}
+
 int main(void) {
   RUN(test_sipjs_bob_refers_default);
   RUN(test_sipjs_bob_refers_delegate);
@@ -748,5 +858,11 @@ int main(void) {
   RUN(test_manual_notify);
   RUN(test_raw_validation);
   RUN(test_out_of_dialog_allowed);
+  RUN(test_subscription_expires);
+  RUN(test_final_only_mode);
+  RUN(test_bye_on_success);
+  RUN(test_target_unreachable_tcp);
+  RUN(test_target_no_transport);
+  RUN(test_refer_in_early_dialog);
   return DONE();
 }
