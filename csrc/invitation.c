@@ -34,13 +34,12 @@ static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req) {
     if (s->role != SR_ROLE_INVITATION || !s->remote_tag || !ftag ||
         strcmp(s->remote_tag, ftag) != 0)
       continue;
-    osip_message_t *inv = s->ist ? sr__txn_request(s->ist) : NULL;
-    (void)inv;
     if (s->answer) {
       osip_message_t *copy;
       if (osip_message_clone(s->answer, &copy) == 0) sr__txn_respond(t, copy);
     } else {
-      sr__txn_reply(t, 500, "Duplicate INVITE", NULL, NULL, NULL, s->local_tag);
+      /* RFC 3261 §8.2.2.2: a request merged with one already handled. */
+      sr__txn_reply(t, 482, "Merged Request", NULL, NULL, NULL, NULL);
     }
     return 1;
   }
@@ -222,6 +221,10 @@ void sr__session_on_ack(sr_session *s, osip_message_t *ack) {
     return;
   sr__timer_stop(s->ua, &s->rexmit);
   sr__timer_stop(s->ua, &s->ack_wait);
+  /* The UAC stopped retransmitting its INVITE: the copy of our 2xx kept
+   * for those can go. */
+  if (s->answer) osip_message_free(s->answer);
+  s->answer = NULL;
   sr__session_set_state(s, SR_SESSION_ESTABLISHED);
 }
 

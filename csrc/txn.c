@@ -327,15 +327,8 @@ int sr__txn_system_init(sr_ua *ua) {
 
 void sr__txn_system_free(sr_ua *ua) {
   /* Kill every transaction: owners are released, nothing is sent. */
-  while (ua->txns.count) {
-    for (size_t i = 0; i < ua->txns.nbuckets; i++) {
-      sr__txn *t = ua->txns.buckets[i];
-      if (t) {
-        txn_finish(t);
-        break;
-      }
-    }
-  }
+  for (size_t i = 0; i < ua->txns.nbuckets; i++)
+    while (ua->txns.buckets[i]) txn_finish(ua->txns.buckets[i]);
   sr__hash_free(&ua->txns);
   if (ua->osip) osip_release(ua->osip);
   ua->osip = NULL;

@@ -118,15 +118,9 @@ void sr_ua_close(sr_ua *ua) {
   if (!ua || ua->closed) return;
   ua->closed = 1;
   /* Sessions first: they release their transactions and referrals. */
-  while (ua->sessions.count) {
-    for (size_t i = 0; i < ua->sessions.nbuckets; i++) {
-      sr_session *s = ua->sessions.buckets[i];
-      if (s) {
-        sr__session_close_for_ua(s);
-        break;
-      }
-    }
-  }
+  for (size_t i = 0; i < ua->sessions.nbuckets; i++)
+    while (ua->sessions.buckets[i])
+      sr__session_close_for_ua(ua->sessions.buckets[i]);
   sr__referral_close_for_ua(ua);
   sr__txn_system_free(ua);
   sr__transport_close_all(ua);
