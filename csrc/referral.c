@@ -100,6 +100,14 @@ void sr__referral_finish(sr_referral *r, sr_referral_state st) {
   r->sub_active = 0;
   r->nqueue = 0;
   unlink_referral(r);
+  /* Nothing is left to report: the Inviter lets go of the referral, or
+   * the two would hold each other forever when it is never sent. */
+  sr_session *inv = r->inviter;
+  if (inv && inv->watch_referral == r) {
+    inv->watch_referral = NULL;
+    inv->watch.on_progress = NULL;
+    sr_referral_unref(r); /* the core's reference still holds it */
+  }
   r->core_ref = 0;
   sr_referral_unref(r);
 }
@@ -164,7 +172,8 @@ int sr_referral_accept(sr_referral *r, const sr_response_options *o) {
   if (rc == 0) {
     r->state = SR_REFERRAL_ACCEPTED;
     sr__timer_stop(r->ua, &r->decide);
-    uncount_pending(r);
+    /* It still counts against the limits until its subscription ends:
+     * a burst of REFERs cannot start more transfers than that. */
     if (r->refer_sub && (r->session || r->dlg)) {
       r->sub_active = 1;
       r->expires_at = sr__now_ms() + (uint64_t)r->ua->opt.refer_expires_s * 1000u;
@@ -308,9 +317,11 @@ int sr_referral_make_inviter(sr_referral *r, const sr_inviter_options *opts,
   free(headers);
   if (rc < 0) return rc;
   r->inviter = inv; /* the referral's reference */
-  inv->watch.on_progress = on_inviter_progress;
-  inv->watch.ctx = r;
-  inv->watch_referral = sr_referral_ref(r);
+  if (r->core_ref) { /* a subscription to report to */
+    inv->watch.on_progress = on_inviter_progress;
+    inv->watch.ctx = r;
+    inv->watch_referral = sr_referral_ref(r);
+  }
   if (r->session) {
     inv->referred_session = sr_session_ref(r->session);
     r->session->referral_inviter = inv;
@@ -347,6 +358,48 @@ static const char *uri_param(const struct sr_uri *u, const char *name) {
   return NULL;
 }
 
+/* A Replaces value goes into the new INVITE as a header line: a control
+ * character (an escaped CR or LF above all) would end that line and let
+ * the referrer add headers of its own. */
+static int has_ctl(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+  return 0;
+}
+
+/* Does the Refer-To lead back to this UA: one of its listening addresses
+ * (host literal, port, transport), or its own identity? Following it would
+ * only call ourselves. */
+static int refers_to_self(sr_ua *ua, const struct sr_uri *u) {
+  if (!u->host) return 0;
+  int sips = strcmp(u->scheme, "sips") == 0;
+  int port = u->port ? u->port : sips ? 5061 : 5060;
+  const char *tpp = uri_param(u, "transport");
+  sr_transport tp = tpp && strcasecmp(tpp, "tcp") == 0 ? SR_TRANSPORT_TCP
+                                                      : SR_TRANSPORT_UDP;
+  sr__peer target, mine;
+  if (sr__peer_set(&target, tp, u->host, port) == 0) {
+    for (int i = 0; i < ua->nlisteners; i++) {
+      sr__listener *l = ua->listeners[i];
+      if (l->tp != tp || l->port != port ||
+          sr__peer_set(&mine, l->tp, l->host, l->port) < 0 ||
+          mine.addr.ss_family != target.addr.ss_family)
+        continue;
+      if (target.addr.ss_family == AF_INET
+              ? ((struct sockaddr_in *)&mine.addr)->sin_addr.s_addr ==
+                    ((struct sockaddr_in *)&target.addr)->sin_addr.s_addr
+              : memcmp(&((struct sockaddr_in6 *)&mine.addr)->sin6_addr,
+                       &((struct sockaddr_in6 *)&target.addr)->sin6_addr,
+                       sizeof(struct in6_addr)) == 0)
+        return 1;
+    }
+  }
+  osip_uri_t *id = ua->identity;
+  int id_port = id->port ? atoi(id->port) : sips ? 5061 : 5060;
+  return u->user && id->username && strcmp(u->user, id->username) == 0 &&
+         id->host && strcasecmp(u->host, id->host) == 0 && id_port == port;
+}
+
 /* RFC 3515 §2.4.1-2 and the UA's policy: 0, or the status to answer. */
 static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
                     const char **why) {
@@ -378,7 +431,15 @@ static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
     *why = "Refer Method Not Implemented";
     return 501;
   }
+  if (refers_to_self(ua, &r->refer_to.uri)) {
+    *why = "Loop Detected";
+    return 482;
+  }
   const char *rep = uri_header(&r->refer_to.uri, "replaces");
+  if (rep && has_ctl(rep)) {
+    *why = "Bad Replaces";
+    return 400;
+  }
   if (rep && !(r->replaces = strdup(rep))) return 500;
   int nrb = sr_request_header_count(&r->req, "referred-by");
   if (nrb > 0 && !(r->referred_by = strdup(sr_request_header(&r->req, "referred-by", 0))))
@@ -454,9 +515,13 @@ void sr__referral_incoming(sr_ua *ua, sr_session *s, sr__txn *t,
     } else {
       /* No delegate: accept and follow, as SIP.js does. */
       sr_session *inv;
-      if (sr_referral_accept(r, NULL) == 0 &&
-          sr_referral_make_inviter(r, NULL, &inv) == 0)
-        sr_inviter_invite(inv);
+      if (sr_referral_accept(r, NULL) == 0) {
+        int rc = sr_referral_make_inviter(r, NULL, &inv);
+        if (rc == 0)
+          sr_inviter_invite(inv);
+        else if (r->sub_active) /* no call can be made: the final word */
+          sr_referral_notify(r, rc == SR_ELIMIT ? 503 : 500, NULL);
+      }
     }
   }
   if (r->state == SR_REFERRAL_PENDING && !ua->closed) {

@@ -69,6 +69,9 @@ static void session_free(sr_session *s) {
   }
   if (s->replaces) sr_session_unref(s->replaces);
   sr__txn_unref(s->ict);
+  /* The IST can outlive us (waiting for the ACK of a final answer): a
+   * CANCEL crossing that answer must not find a freed session. */
+  if (s->ist && s->ist->app == s) s->ist->app = NULL;
   sr__txn_unref(s->ist);
   ua->nsessions--;
   sr__live_sessions--;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +406,10 @@ static sr__conn *conn_new(sr_ua *ua, int fd, const struct sockaddr_storage *a,
                           socklen_t alen, int connecting) {
   sr__conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
+  /* SIP messages are small and request/response paced: Nagle would hold
+   * each one back waiting for an ACK. */
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   c->io.fd = fd;
   c->io.on_ready = conn_ready;
   c->ua = ua;

@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
   build-essential cmake pkg-config libosip2-dev swig liblua5.4-dev lua5.4
   python3-dev python3-pytest python3-venv python3-setuptools sip-tester
-  clang libclang-rt-14-dev tshark valgrind
+  clang libclang-rt-14-dev tshark valgrind python3-matplotlib
 )
 
 missing=()

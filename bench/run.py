@@ -1,0 +1,575 @@
+#!/usr/bin/python3
+"""The benchmark of sipreferral-agent: one command runs it all.
+
+    /usr/bin/python3 bench/run.py                 # full run (~8 minutes)
+    /usr/bin/python3 bench/run.py --quick         # shorter runs, same parts
+    /usr/bin/python3 bench/run.py --smoke --out DIR   # a few transfers (CI)
+
+Parts (see bench/README.md): the libosip2 floor, CPU per transfer at a
+moderate rate, a rate sweep with latency, the highest rate without failed
+calls, the Lua and Python policy agents, and memory per session and per
+pending referral. Writes results.json, results.md and results.png to --out
+(default bench/results/). No part asserts on speed: a run fails only when
+something could not be measured (a failed call in a smoke run, a tool that
+would not start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (BENCH, ROOT, Agent, BenchError, Capture, Sipp,  # noqa: E402
+                      free_udp_port, make_workdir, median, percentile,
+                      read_pcap_udp, sip_summary, udp_port_bound, wait_until)
+import report  # noqa: E402
+
+PY = "/usr/bin/python3"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- agents
+
+class Kinds:
+    """How to start each kind of agent: C flags, Lua policy, Python twin."""
+
+    def __init__(self, build: Path):
+        self.build = build
+        self.agent = build / "sipreferral-agent"
+
+    def cmd(self, kind: str, on_refer: str = "follow"):
+        env = dict(os.environ)
+        if kind == "c":
+            return [str(self.agent), "--on-refer", on_refer], env
+        if kind == "lua":
+            env["LUA_PATH"] = f"{self.build}/lua/?.lua;;"
+            env["LUA_CPATH"] = f"{self.build}/lua/?.so;;"
+            return [str(self.agent), "--script",
+                    str(BENCH / "policy.lua")], env
+        if kind == "python":
+            env["PYTHONPATH"] = str(self.build / "python") + (
+                ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            return [PY, "-m", "sipreferral", "agent", "--script",
+                    str(BENCH / "policy.py")], env
+        raise ValueError(kind)
+
+    def start(self, kind: str, workdir: Path, on_refer: str = "follow"):
+        cmd, env = self.cmd(kind, on_refer)
+        return Agent(cmd, workdir, env, name=f"agent-{kind}")
+
+    def unavailable(self, kind: str, workdir: Path) -> str | None:
+        """Why this kind of agent cannot run here, or None."""
+        if not self.agent.exists():
+            return f"{self.agent} not built"
+        try:
+            a = self.start(kind, workdir)
+        except BenchError as e:
+            return str(e).splitlines()[0][:300]
+        try:
+            a.stop()
+        except BenchError as e:
+            return str(e)
+        return None
+
+
+def startup_cost(kinds: Kinds, kind: str, workdir: Path, reps: int = 3):
+    """CPU seconds of starting and stopping an idle agent (subtracted from
+    each run, so only the transfers are counted)."""
+    vals = []
+    for _ in range(reps):
+        a = kinds.start(kind, workdir)
+        vals.append(a.stop().cpu)
+    return median(vals)
+
+
+# ---------------------------------------------------------------- transfers
+
+def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
+                 workdir: Path, base_cpu: float, capture: bool = False,
+                 pcap_agent: bool = False) -> dict:
+    """One load: SIPp referrer at `rate` calls/s for `calls` transfers,
+    SIPp target answering, the agent in between."""
+    wd = make_workdir(workdir, f"{kind}-{int(rate)}-")
+    agent = None
+    cap = None
+    target = ref = None
+    try:
+        if pcap_agent:
+            cmd, env = kinds.cmd(kind)
+            agent = Agent(cmd + ["--pcap", str(wd / "agent.pcap")], wd, env,
+                          name=f"agent-{kind}")
+        else:
+            agent = kinds.start(kind, wd)
+        tport = free_udp_port()
+        limit_s = calls / rate + 30
+        target = Sipp("target", "target.xml",
+                      ["-p", str(tport), "-m", str(calls)], wd, limit_s + 10)
+        if not wait_until(lambda: udp_port_bound(tport) or
+                          not target.running(), 10):
+            raise BenchError("SIPp target did not bind its port")
+        if not target.running():
+            raise BenchError("SIPp target exited at start: " +
+                             (wd / "target.out").read_text()[-300:])
+        if capture:
+            cap = Capture(agent.port, wd / "load.pcap", limit_s + 30)
+        c0, t0 = agent.cpu_ns(), time.monotonic()
+        ref = Sipp("referrer", "referrer.xml",
+                   [f"127.0.0.1:{agent.port}", "-key", "target",
+                    f"127.0.0.1:{tport}", "-r", f"{rate:g}", "-rp", "1000",
+                    "-m", str(calls), "-l", str(max(1000, int(rate * 10)))],
+                   wd, limit_s)
+        rr = ref.wait()
+        wait_until(lambda: not target.running(), 10)
+        tr = target.stop()
+        c1, t1 = agent.cpu_ns(), time.monotonic()
+        cap_log = cap.stop() if cap else ""
+        usage = agent.stop()
+    finally:
+        for p in (ref, target):
+            if p and p.running():
+                p.stop()
+        if cap:
+            cap.stop()
+        if agent:
+            agent.kill()
+    completed = min(rr.successful, tr.successful)
+    cpu = max(0.0, usage.cpu - base_cpu)
+    out = {
+        "kind": kind, "rate": rate, "calls": calls,
+        "completed": completed,
+        "failed": rr.failed + tr.failed,
+        "referrer_rc": rr.rc, "target_rc": tr.rc,
+        "retransmissions": rr.retransmissions + tr.retransmissions,
+        "achieved_rate": float(rr.stats.get("CallRate(C)", 0) or 0),
+        "load_wall_s": round(t1 - t0, 3),
+        "agent_cpu_s": round(cpu, 6),
+        "agent_cpu_during_load_s": round((c1 - c0) / 1e9, 6),
+        "agent_busy": round((c1 - c0) / 1e9 / max(t1 - t0, 1e-9), 3),
+        "sipp_busy": round((rr.usage.cpu + tr.usage.cpu) /
+                           max(t1 - t0, 1e-9), 3),
+        "workdir": str(wd),
+    }
+    if completed:
+        out["cpu_us_per_transfer"] = round(cpu * 1e6 / completed, 2)
+        share = usage.user / usage.cpu if usage.cpu else 0
+        out["user_us_per_transfer"] = round(cpu * share * 1e6 / completed, 2)
+        out["sys_us_per_transfer"] = round(cpu * (1 - share) * 1e6 /
+                                           completed, 2)
+    if capture:
+        out["latency"] = latencies(wd / "load.pcap", agent.port)
+        m = re.search(r"dropped on interface[^:]*:\s*(\d+)/(\d+)", cap_log)
+        if m:
+            out["latency"]["capture_dropped"] = int(m.group(2))
+    if pcap_agent:
+        out["agent_pcap"] = str(wd / "agent.pcap")
+    return out
+
+
+def ok_run(r: dict) -> bool:
+    """No failed call, every transfer completed, the rate was kept."""
+    return (r["failed"] == 0 and r["completed"] == r["calls"] and
+            r["referrer_rc"] == 0 and r["achieved_rate"] >= 0.95 * r["rate"])
+
+
+def latencies(pcap: Path, agent_port: int) -> dict:
+    """REFER -> 202 and REFER -> INVITE to the target, from a capture on
+    lo. Each REFER names its target (sip:targetN@...), which pairs it with
+    the INVITE the agent sends; the first copy of each message counts."""
+    refer_by_call, refer_by_target, ok202, invite = {}, {}, {}, {}
+    for ts, sport, dport, payload in read_pcap_udp(pcap):
+        first, h = sip_summary(payload)
+        callid = h.get("call-id") or h.get("i")
+        if first.startswith("REFER ") and dport == agent_port:
+            refer_by_call.setdefault(callid, ts)
+            m = re.search(r"sip:(target\d+)@", h.get("refer-to", "") or
+                          h.get("r", ""))
+            if m:
+                refer_by_target.setdefault(m.group(1), ts)
+        elif (first.startswith("SIP/2.0 202") and sport == agent_port and
+              "REFER" in h.get("cseq", "")):
+            ok202.setdefault(callid, ts)
+        elif first.startswith("INVITE ") and sport == agent_port:
+            m = re.match(r"INVITE sip:(target\d+)@", first)
+            if m:
+                invite.setdefault(m.group(1), ts)
+    d202 = [(ok202[c] - t) * 1e6 for c, t in refer_by_call.items()
+            if c in ok202]
+    dinv = [(invite[k] - t) * 1e6 for k, t in refer_by_target.items()
+            if k in invite]
+
+    def summary(v):
+        return {"n": len(v),
+                "p50": round(percentile(v, 50), 1) if v else None,
+                "p90": round(percentile(v, 90), 1) if v else None,
+                "p99": round(percentile(v, 99), 1) if v else None,
+                "max": round(max(v), 1) if v else None}
+    return {"refers": len(refer_by_call),
+            "refer_to_202_us": summary(d202),
+            "refer_to_invite_us": summary(dinv)}
+
+
+# ---------------------------------------------------------------- parts
+
+def part_floor(build: Path, pcap: Path, seconds: float) -> dict:
+    exe = build / "bench" / "bench_floor"
+    if not exe.exists():
+        raise BenchError(f"{exe} not built")
+    out = subprocess.run([str(exe), "--io", "--seconds", f"{seconds:g}",
+                          str(pcap)], capture_output=True, text=True,
+                         timeout=seconds * 4 + 60)
+    if out.returncode != 0:
+        raise BenchError(f"bench_floor failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def capture_one_transfer(kinds: Kinds, workdir: Path) -> Path:
+    """The messages of one transfer, as the agent saw them (--pcap)."""
+    r = transfer_run(kinds, "c", 1, 1, workdir, 0.0, pcap_agent=True)
+    if r["completed"] != 1:
+        raise BenchError("the single captured transfer did not complete "
+                         f"(see {r['workdir']})")
+    return Path(r["agent_pcap"])
+
+
+def summarize_runs(runs: list[dict]) -> dict:
+    keys = ("cpu_us_per_transfer", "user_us_per_transfer",
+            "sys_us_per_transfer", "achieved_rate", "agent_busy")
+    s = {k: median([r.get(k) for r in runs]) for k in keys}
+    s["completed"] = sum(r["completed"] for r in runs)
+    s["failed"] = sum(r["failed"] for r in runs)
+    s["retransmissions"] = sum(r["retransmissions"] for r in runs)
+    s["runs"] = runs
+    return s
+
+
+def part_max_rate(kinds: Kinds, workdir: Path, base: float, start: float,
+                  probe_s: float, steps: int, cap: float) -> dict:
+    """Doubles the rate until a probe fails, then bisects between the last
+    good and the first bad rate."""
+    probes = []
+
+    def probe(rate):
+        rate = round(rate)
+        r = transfer_run(kinds, "c", rate, max(50, int(rate * probe_s)),
+                         workdir, base)
+        r["ok"] = ok_run(r)
+        probes.append(r)
+        log(f"  max-rate probe {rate}/s: completed {r['completed']}/"
+            f"{r['calls']}, failed {r['failed']}, achieved "
+            f"{r['achieved_rate']:.0f}/s, agent busy {r['agent_busy']:.2f}, "
+            f"sipp busy {r['sipp_busy']:.2f} -> {'ok' if r['ok'] else 'no'}")
+        return r
+
+    good, bad, rate = None, None, start
+    while rate <= cap:
+        r = probe(rate)
+        if r["ok"]:
+            good, rate = r, rate * 2
+        else:
+            bad = r
+            break
+    if good is None:
+        return {"rate": None, "probes": probes,
+                "note": f"no probe from {start}/s passed"}
+    if bad is not None:
+        lo, hi = good["rate"], bad["rate"]
+        for _ in range(steps):
+            if hi - lo <= max(10, lo * 0.05):
+                break
+            r = probe((lo + hi) / 2)
+            if r["ok"]:
+                good, lo = r, r["rate"]
+            else:
+                hi = r["rate"]
+    return {"rate": good["rate"], "best": good, "probes": probes,
+            "first_failing_rate": bad["rate"] if bad else None}
+
+
+def part_memory(kinds: Kinds, workdir: Path, scenario: str, on_refer: str,
+                sessions: int, rate: float, ready_key: str,
+                drain_s: float) -> dict:
+    """RSS growth of the agent while SIPp holds `sessions` calls open."""
+    wd = make_workdir(workdir, f"mem-{Path(scenario).stem}-")
+    ramp_s = sessions / rate
+    hold_ms = int((ramp_s + drain_s + 5) * 1000)
+    agent = kinds.start("c", wd, on_refer=on_refer)
+    sipp = None
+    try:
+        time.sleep(0.2)  # let the idle agent settle before the baseline
+        rss0 = agent.rss_kb()
+        t0 = time.monotonic()
+        sipp = Sipp("hold", scenario,
+                    [f"127.0.0.1:{agent.port}", "-r", f"{rate:g}", "-rp",
+                     "1000", "-m", str(sessions), "-l", str(sessions), "-d",
+                     str(hold_ms)], wd, hold_ms / 1000 + ramp_s + 60)
+
+        def ready():
+            c = sipp.counts()
+            n = sum(int(v) for k, v in c.items()
+                    if re.fullmatch(r"\d+_" + ready_key, k))
+            return n >= sessions or not sipp.running()
+        if not wait_until(ready, ramp_s * 3 + 30, 0.2) or not sipp.running():
+            raise BenchError(f"{scenario}: {sessions} calls were not all "
+                             f"established (see {wd})")
+        time.sleep(1.0)  # the last calls' messages settle
+        rss_ready = agent.rss_kb()
+        t_ready = time.monotonic() - t0
+        # Again once the early calls' transactions were freed by their
+        # timers (Timer J: 64*T1 after the REFER), while all are still held.
+        rss_drained = None
+        if drain_s > 0:
+            left = ramp_s + drain_s - (time.monotonic() - t0)
+            ended_early = wait_until(lambda: not sipp.running(),
+                                     max(0.0, left), 0.5)
+            if not ended_early:
+                rss_drained = agent.rss_kb()
+        res = sipp.wait()
+        agent.stop()
+    finally:
+        if sipp and sipp.running():
+            sipp.stop()
+        agent.kill()
+    return {
+        "scenario": scenario, "sessions": sessions, "rate": rate,
+        "rss_idle_kb": rss0, "rss_ready_kb": rss_ready,
+        "rss_drained_kb": rss_drained, "ready_after_s": round(t_ready, 1),
+        "bytes_per_session": round((rss_ready - rss0) * 1024 / sessions),
+        "bytes_per_session_drained": (
+            round((rss_drained - rss0) * 1024 / sessions)
+            if rss_drained else None),
+        "sipp_successful": res.successful, "sipp_failed": res.failed,
+        "workdir": str(wd),
+    }
+
+
+# ---------------------------------------------------------------- main
+
+def meta(build: Path, argv: list[str]) -> dict:
+    def cmd(*c):
+        try:
+            return subprocess.run(c, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    cpu = ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in
+                   open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cache = {}
+    try:
+        for line in (build / "CMakeCache.txt").read_text().splitlines():
+            if line.startswith("CMAKE_BUILD_TYPE:"):
+                cache["build_type"] = line.split("=", 1)[1]
+    except OSError:
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "command": " ".join(["/usr/bin/python3", "bench/run.py", *argv]),
+        "host": platform.node(), "kernel": platform.release(),
+        "cpu": cpu, "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "build_dir": str(build), **cache,
+        "commit": cmd("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
+        "tree_modified": bool(cmd("git", "-C", str(ROOT), "status",
+                                  "--porcelain", "--", "csrc", "tools")),
+        "sipp": cmd("sipp", "-v").splitlines()[0:1] if shutil.which("sipp")
+        else None,
+        "libosip2": cmd("dpkg-query", "-W", "-f=${Version}", "libosip2-15"),
+    }
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--build-dir", default=str(ROOT / "build"),
+                   help="where sipreferral-agent and bench/bench_floor are "
+                   "(default build/; measure a RelWithDebInfo build)")
+    p.add_argument("--out", default=str(BENCH / "results"),
+                   help="results directory (default bench/results)")
+    p.add_argument("--rate", type=float, default=200,
+                   help="the moderate rate, transfers/s (default 200)")
+    p.add_argument("--seconds", type=float, default=20,
+                   help="length of each moderate-rate run (default 20)")
+    p.add_argument("--reps", type=int, default=3,
+                   help="moderate-rate runs and floor runs (median; 3)")
+    p.add_argument("--sweep", default="50,100,200,400,800",
+                   help="rates of the sweep (default 50,100,200,400,800)")
+    p.add_argument("--sweep-seconds", type=float, default=8)
+    p.add_argument("--max-start", type=float, default=400)
+    p.add_argument("--max-cap", type=float, default=12800)
+    p.add_argument("--sessions", type=int, default=10000,
+                   help="concurrent sessions for memory (default 10000)")
+    p.add_argument("--only", default="",
+                   help="comma list of parts: floor,moderate,sweep,max,"
+                   "bindings,memory (default all)")
+    p.add_argument("--quick", action="store_true",
+                   help="shorter runs (for trying things out)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a few transfers through every code path; fails "
+                   "only if a transfer fails or a tool is missing")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the per-run directories (logs, pcaps)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    a = parse_args(argv)
+    build = Path(a.build_dir).resolve()
+    out = Path(a.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    parts = set(filter(None, a.only.split(","))) or {
+        "floor", "moderate", "sweep", "max", "bindings", "memory"}
+    if a.smoke:
+        a.rate, a.seconds, a.reps = 5, 1, 1
+        parts = {"floor", "moderate", "bindings"}
+    elif a.quick:
+        a.seconds, a.reps, a.sweep_seconds = 6, 1, 4
+        a.sweep, a.sessions = "100,400", 2000
+    for tool in ("sipp",) + (("dumpcap",) if "sweep" in parts else ()):
+        if not shutil.which(tool):
+            raise BenchError(f"{tool} not found (bash scripts/setup.sh "
+                             "installs it)")
+    kinds = Kinds(build)
+    if not kinds.agent.exists():
+        raise BenchError(f"{kinds.agent} not built; build first "
+                         "(bash scripts/setup.sh)")
+    workdir = make_workdir(None, "sipreferral-bench-")
+    res: dict = {"meta": meta(build, argv)}
+    log(f"agent {kinds.agent}; scratch {workdir}")
+    try:
+        base = startup_cost(kinds, "c", workdir)
+        res["startup_cpu_s"] = {"c": base}
+
+        if "floor" in parts:
+            log("capturing one transfer (agent --pcap) for the floor")
+            pcap = capture_one_transfer(kinds, workdir)
+            shutil.copy(pcap, out / "transfer.pcap")
+            floors = [part_floor(build, pcap, 0.3 if a.smoke else 2.0)
+                      for _ in range(a.reps)]
+            res["floor"] = {k: median([f[k] for f in floors])
+                            for k in ("parse_us", "serialise_us", "floor_us",
+                                      "io_us", "floor_with_io_us")}
+            res["floor"].update({k: floors[0][k] for k in
+                                 ("messages", "received", "sent", "bytes")})
+            res["floor"]["runs"] = floors
+            log(f"floor: {res['floor']['floor_us']:.1f} us/transfer "
+                f"(+ socket calls: {res['floor']['floor_with_io_us']:.1f})")
+
+        if "moderate" in parts:
+            calls = max(3, int(a.rate * a.seconds))
+            runs = []
+            for i in range(a.reps):
+                r = transfer_run(kinds, "c", a.rate, calls, workdir, base)
+                log(f"moderate {a.rate:g}/s run {i + 1}: "
+                    f"{r['completed']}/{calls} completed, "
+                    f"{r.get('cpu_us_per_transfer', '-')} us/transfer")
+                runs.append(r)
+            res["moderate"] = {"rate": a.rate, "calls_per_run": calls,
+                               **summarize_runs(runs)}
+
+        if "sweep" in parts:
+            res["sweep"] = []
+            for rate in [float(x) for x in a.sweep.split(",") if x]:
+                calls = max(10, int(rate * a.sweep_seconds))
+                r = transfer_run(kinds, "c", rate, calls, workdir, base)
+                lat = transfer_run(kinds, "c", rate, calls, workdir, base,
+                                   capture=True)
+                log(f"sweep {rate:g}/s: {r.get('cpu_us_per_transfer')} "
+                    f"us/transfer; REFER->202 p50/p99 "
+                    f"{lat['latency']['refer_to_202_us']['p50']}/"
+                    f"{lat['latency']['refer_to_202_us']['p99']} us")
+                res["sweep"].append({"rate": rate, "cpu": r,
+                                     "latency_run": lat})
+            mod = [s for s in res["sweep"] if s["rate"] == a.rate]
+            if mod:
+                res["latency"] = {"rate": a.rate,
+                                  **mod[0]["latency_run"]["latency"]}
+
+        if "max" in parts:
+            log("searching the highest rate without failed calls")
+            res["max_rate"] = part_max_rate(
+                kinds, workdir, base, a.max_start, 4 if a.quick else 6,
+                2 if a.quick else 3, a.max_cap)
+
+        if "bindings" in parts:
+            res["bindings"] = {}
+            c_cost = (res.get("moderate") or {}).get("cpu_us_per_transfer")
+            for kind in ("lua", "python"):
+                why = kinds.unavailable(kind, workdir)
+                if why:
+                    log(f"{kind} policy agent: not measured ({why})")
+                    res["bindings"][kind] = {"not_measured": why}
+                    continue
+                kbase = startup_cost(kinds, kind, workdir)
+                calls = max(3, int(a.rate * a.seconds))
+                runs = [transfer_run(kinds, kind, a.rate, calls, workdir,
+                                     kbase) for _ in range(a.reps)]
+                s = summarize_runs(runs)
+                s["startup_cpu_s"] = kbase
+                if c_cost and s.get("cpu_us_per_transfer"):
+                    s["ratio_to_c"] = round(s["cpu_us_per_transfer"] /
+                                            c_cost, 3)
+                res["bindings"][kind] = s
+                log(f"{kind} policy agent: {s.get('cpu_us_per_transfer')} "
+                    f"us/transfer, ratio {s.get('ratio_to_c')}")
+
+        if "memory" in parts:
+            rate = 1000 if not a.quick else 500
+            drain = 34 if not a.quick else 0
+            log(f"memory: {a.sessions} sessions held by SIPp")
+            sess = part_memory(kinds, workdir, "hold.xml", "follow",
+                               a.sessions, rate, "ACK_Sent", drain)
+            log(f"  {sess['bytes_per_session']} bytes/session")
+            log(f"memory: {a.sessions} sessions with a pending referral")
+            refs = part_memory(kinds, workdir, "hold_refer.xml", "accept",
+                               a.sessions, rate, "200_Sent", drain)
+            refs["bytes_per_referral"] = (refs["bytes_per_session"] -
+                                          sess["bytes_per_session"])
+            if (refs["bytes_per_session_drained"] and
+                    sess["bytes_per_session_drained"]):
+                refs["bytes_per_referral_drained"] = (
+                    refs["bytes_per_session_drained"] -
+                    sess["bytes_per_session_drained"])
+            log(f"  {refs['bytes_per_referral']} bytes/pending referral")
+            res["memory"] = {"sessions": sess, "referrals": refs}
+    finally:
+        res["meta"]["load_average_at_end"] = os.getloadavg()
+        report.derive(res)
+        (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+        report.write_markdown(res, out / "results.md")
+        if not a.smoke:
+            report.write_plot(res, out / "results.png")
+        if not a.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    log(f"results in {out}/results.json and results.md")
+    if a.smoke:
+        m = res.get("moderate", {})
+        if m.get("failed") or m.get("completed") != m.get("calls_per_run"):
+            print("smoke: transfers failed", file=sys.stderr)
+            return 1
+        print(f"smoke: {m['completed']} transfers completed, "
+              f"{m.get('cpu_us_per_transfer')} us/transfer (not asserted)")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,889 @@
+/*
+ * python.i — what the Python module needs beyond the C API as it is:
+ * option structs given as dicts, out-parameters returned as [rc, ptr],
+ * callbacks into Python callables, the GIL released while the loop waits,
+ * callback exceptions carried out of the call that fired them, and the
+ * core's log routed to Python. %included by sipreferral.i for Python only.
+ *
+ * Callback handlers. A handler (sr_py_handler) ties one C object (a UA,
+ * a session, a referrer, or a UA's message hook) to one Python callable,
+ * which is called as fn(event_name, *args). While installed it holds a
+ * reference on the callable and on the C object. It is uninstalled after
+ * the object's closed event (session Terminated, referrer on_closed) or by
+ * sr_py_ua_release() (after sr_ua_close, which fires no callback). Handlers
+ * are reference counted apart from that: installed + one per Python holder,
+ * so a Python wrapper may keep its pointer after the handler was dropped.
+ *
+ * Exceptions. A callable that raises has its exception queued (per thread:
+ * callbacks run on the thread whose C call fired them) and
+ * sr_ua_callback_error() stops the loop after the current event. The
+ * Python layer re-raises it from run_once() or from the API call that
+ * fired the callback (sr_py_raise_pending); when one event made several
+ * callbacks raise, the next calls raise the others in turn.
+ */
+
+%{
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+
+typedef enum sr_py_kind {
+  SR_PY_UA, SR_PY_SESSION, SR_PY_REFERRER, SR_PY_HOOK
+} sr_py_kind;
+
+typedef struct sr_py_handler {
+  int refs;
+  int installed;
+  sr_py_kind kind;
+  unsigned flags;     /* which optional delegate members are set */
+  sr_ua *ua;          /* for sr_ua_callback_error and release */
+  void *obj;          /* the C object, referenced while installed */
+  PyObject *fn;       /* NULL once uninstalled */
+  struct sr_py_handler *prev, *next;
+} sr_py_handler;
+
+/* Flags: optional members whose absence means a C default. */
+#define SR_PY_UA_INVITE 1u   /* none: 480 */
+#define SR_PY_UA_REFER 2u    /* out-of-dialog REFER */
+#define SR_PY_UA_POLICY 4u
+#define SR_PY_SESSION_REFER 1u /* none: accepted and followed */
+
+static sr_py_handler *sr_py_handlers; /* every installed handler */
+static int sr_py_nhandlers;           /* allocated, installed or not */
+static PyObject *sr_py_log_fn;
+/* Exceptions of callbacks, oldest first, per thread: [(type, value, tb)] */
+static _Thread_local PyObject *sr_py_pending;
+
+/* ---------------- pending exceptions ---------------- */
+
+/* Takes the current Python error into the pending queue. */
+static void sr_py_store_error(void) {
+  PyObject *t, *v, *tb;
+  PyErr_Fetch(&t, &v, &tb);
+  if (!t) return;
+  PyErr_NormalizeException(&t, &v, &tb);
+  if (tb && v) PyException_SetTraceback(v, tb);
+  if (!sr_py_pending) sr_py_pending = PyList_New(0);
+  PyObject *item = sr_py_pending ? PyTuple_Pack(3, t, v ? v : Py_None,
+                                                tb ? tb : Py_None)
+                                 : NULL;
+  if (!item || PyList_Append(sr_py_pending, item) < 0)
+    PyErr_Clear(); /* out of memory: nothing better to do */
+  Py_XDECREF(item);
+  Py_XDECREF(t);
+  Py_XDECREF(v);
+  Py_XDECREF(tb);
+}
+
+/* Moves the oldest pending exception into the error indicator. 1 if there
+ * was one. */
+static int sr_py_restore_pending(void) {
+  if (!sr_py_pending || PyList_GET_SIZE(sr_py_pending) == 0) return 0;
+  PyObject *item = PyList_GET_ITEM(sr_py_pending, 0);
+  Py_INCREF(item);
+  if (PySequence_DelItem(sr_py_pending, 0) < 0) PyErr_Clear();
+  PyObject *t = PyTuple_GET_ITEM(item, 0), *v = PyTuple_GET_ITEM(item, 1),
+           *tb = PyTuple_GET_ITEM(item, 2);
+  Py_INCREF(t);
+  Py_INCREF(v);
+  if (tb == Py_None) tb = NULL;
+  else Py_INCREF(tb);
+  Py_DECREF(item);
+  PyErr_Restore(t, v, tb);
+  return 1;
+}
+
+static PyObject *sr_py_text(const char *s) {
+  if (!s) Py_RETURN_NONE;
+  return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
+}
+
+static PyObject *sr_py_ptr(void *p, swig_type_info *ty) {
+  return SWIG_NewPointerObj(p, ty, 0);
+}
+
+/* ---------------- handlers ---------------- */
+
+static void sr_py_handler_unref(sr_py_handler *h);
+
+static sr_py_handler *sr_py_handler_new(sr_py_kind kind, sr_ua *ua,
+                                        PyObject *fn, int refs) {
+  sr_py_handler *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  sr_py_nhandlers++;
+  h->refs = refs;
+  h->installed = 1;
+  h->kind = kind;
+  h->ua = ua;
+  h->fn = fn;
+  Py_INCREF(fn);
+  h->next = sr_py_handlers;
+  if (sr_py_handlers) sr_py_handlers->prev = h;
+  sr_py_handlers = h;
+  return h;
+}
+
+static void sr_py_handler_unref(sr_py_handler *h) {
+  if (h && --h->refs == 0) {
+    sr_py_nhandlers--;
+    free(h);
+  }
+}
+
+/* Uninstalls h: clears the C delegate, drops the C reference and the
+ * callable. With a graveyard list the callable is parked there instead of
+ * released, so no Python code runs while the caller walks the list. */
+static void sr_py_uninstall(sr_py_handler *h, PyObject *grave) {
+  if (!h->installed) return;
+  h->installed = 0;
+  if (h->prev) h->prev->next = h->next;
+  else sr_py_handlers = h->next;
+  if (h->next) h->next->prev = h->prev;
+  h->prev = h->next = NULL;
+  switch (h->kind) {
+  case SR_PY_UA:
+    sr_ua_set_delegate(h->obj, NULL, NULL);
+    sr_ua_unref(h->obj);
+    break;
+  case SR_PY_HOOK:
+    sr_ua_set_message_hook(h->obj, NULL, NULL);
+    sr_ua_unref(h->obj);
+    break;
+  case SR_PY_SESSION:
+    sr_session_set_delegate(h->obj, NULL, NULL);
+    sr_session_unref(h->obj);
+    break;
+  case SR_PY_REFERRER:
+    sr_referrer_unref(h->obj); /* NULL-safe */
+    break;
+  }
+  h->obj = NULL;
+  PyObject *fn = h->fn;
+  h->fn = NULL;
+  if (grave && PyList_Append(grave, fn) < 0) PyErr_Clear();
+  Py_DECREF(fn);
+  sr_py_handler_unref(h);
+}
+
+/* Calls h's callable with args (stolen; NULL means building them failed).
+ * Returns the result (new reference) or NULL after storing the error and
+ * stopping the loop. Any error already set by the caller is kept aside. */
+static PyObject *sr_py_dispatch(sr_py_handler *h, PyObject *args) {
+  PyObject *st, *sv, *stb, *r = NULL;
+  PyErr_Fetch(&st, &sv, &stb);
+  if (args && h->fn) {
+    PyObject *fn = h->fn;
+    Py_INCREF(fn); /* the callable may uninstall its own handler */
+    r = PyObject_CallObject(fn, args);
+    Py_DECREF(fn);
+  } else if (args) {
+    r = Py_None;
+    Py_INCREF(r);
+  }
+  Py_XDECREF(args);
+  if (!r) {
+    sr_py_store_error();
+    sr_ua_callback_error(h->ua);
+  }
+  PyErr_Restore(st, sv, stb);
+  return r;
+}
+
+/* Dispatch for callbacks whose result does not matter. */
+static void sr_py_notify(sr_py_handler *h, PyObject *args) {
+  Py_XDECREF(sr_py_dispatch(h, args));
+}
+
+/* ---------------- trampolines: UA ---------------- */
+
+static void sr_py_ua_on_invite(sr_ua *ua, sr_session *inv, void *ud) {
+  (void)ua;
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_notify(h, Py_BuildValue("(sN)", "invite",
+                                sr_py_ptr(inv, SWIGTYPE_p_sr_session)));
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static void sr_py_ua_on_refer(sr_ua *ua, sr_referral *r, void *ud) {
+  (void)ua;
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_notify(h, Py_BuildValue("(sN)", "refer",
+                                sr_py_ptr(r, SWIGTYPE_p_sr_referral)));
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+/* A policy that raised answers 500: a failed check must not allow. */
+static int sr_py_ua_on_policy(sr_ua *ua, sr_referral *r, void *ud) {
+  (void)ua;
+  int code = 500;
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  PyObject *res = sr_py_dispatch(
+      h, Py_BuildValue("(sN)", "policy", sr_py_ptr(r, SWIGTYPE_p_sr_referral)));
+  if (res) {
+    if (res == Py_None) {
+      code = 0;
+    } else {
+      long v = PyLong_AsLong(res);
+      if (v == -1 && PyErr_Occurred()) {
+        sr_py_store_error();
+        sr_ua_callback_error(h->ua);
+      } else if (v == 0 || (v >= 300 && v <= 699)) {
+        code = (int)v;
+      } else {
+        PyErr_Format(PyExc_ValueError,
+                     "on_refer_policy returned %ld: not 0/None or 300-699", v);
+        sr_py_store_error();
+        sr_ua_callback_error(h->ua);
+      }
+    }
+    Py_DECREF(res);
+  }
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+  return code;
+}
+
+static void sr_py_ua_delegate(unsigned flags, sr_ua_delegate *d) {
+  memset(d, 0, sizeof *d);
+  if (flags & SR_PY_UA_INVITE) d->on_invite = sr_py_ua_on_invite;
+  if (flags & SR_PY_UA_REFER) d->on_refer = sr_py_ua_on_refer;
+  if (flags & SR_PY_UA_POLICY) d->on_refer_policy = sr_py_ua_on_policy;
+}
+
+/* ---------------- trampolines: session ---------------- */
+
+static void sr_py_s_on_state(sr_session *s, sr_session_state st, void *ud) {
+  (void)s;
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_notify(h, Py_BuildValue("(si)", "state", (int)st));
+  if (st == SR_SESSION_TERMINATED) sr_py_uninstall(h, NULL); /* closed */
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static void sr_py_s_on_response(sr_session *s, int code, const char *reason,
+                                void *ud) {
+  (void)s;
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_notify(h, Py_BuildValue("(siN)", "response", code, sr_py_text(reason)));
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static void sr_py_s_on_refer(sr_session *s, sr_referral *r, void *ud) {
+  (void)s;
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_notify(h, Py_BuildValue("(sN)", "refer",
+                                sr_py_ptr(r, SWIGTYPE_p_sr_referral)));
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static void sr_py_s_on_bye(sr_session *s, void *ud) {
+  (void)s;
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_notify(h, Py_BuildValue("(s)", "bye"));
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static void sr_py_session_delegate(unsigned flags, sr_session_delegate *d) {
+  memset(d, 0, sizeof *d);
+  d->on_state = sr_py_s_on_state;
+  d->on_response = sr_py_s_on_response;
+  d->on_bye = sr_py_s_on_bye;
+  if (flags & SR_PY_SESSION_REFER) d->on_refer = sr_py_s_on_refer;
+}
+
+/* ---------------- trampolines: referrer ---------------- */
+
+/* The first callback may come before sr_session_refer returns. */
+static void sr_py_r_adopt(sr_py_handler *h, sr_referrer *r) {
+  if (h->installed && !h->obj) h->obj = sr_referrer_ref(r);
+}
+
+static void sr_py_r_on_accept(sr_referrer *r, int code, const char *reason,
+                              void *ud) {
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_r_adopt(h, r);
+  sr_py_notify(h, Py_BuildValue("(siN)", "accept", code, sr_py_text(reason)));
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static void sr_py_r_on_reject(sr_referrer *r, int code, const char *reason,
+                              void *ud) {
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_r_adopt(h, r);
+  sr_py_notify(h, Py_BuildValue("(siN)", "reject", code, sr_py_text(reason)));
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static void sr_py_r_on_notify(sr_referrer *r, int code, const char *reason,
+                              const char *sub_state, void *ud) {
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_r_adopt(h, r);
+  sr_py_notify(h, Py_BuildValue("(siNN)", "notify", code, sr_py_text(reason),
+                                sr_py_text(sub_state)));
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static void sr_py_r_on_closed(sr_referrer *r, void *ud) {
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  sr_py_r_adopt(h, r);
+  sr_py_notify(h, Py_BuildValue("(s)", "closed"));
+  sr_py_uninstall(h, NULL); /* closed: no callback follows */
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+}
+
+static const sr_referrer_delegate sr_py_referrer_delegate = {
+    sr_py_r_on_accept, sr_py_r_on_reject, sr_py_r_on_notify,
+    sr_py_r_on_closed};
+
+/* ---------------- trampolines: message hook, log ---------------- */
+
+static int sr_py_on_message(int outgoing, sr_transport tp, const char *local,
+                            const char *remote, const char *data, size_t len,
+                            void *ud) {
+  int drop = 0;
+  PyGILState_STATE g = PyGILState_Ensure();
+  sr_py_handler *h = ud;
+  h->refs++;
+  PyObject *res = sr_py_dispatch(
+      h, Py_BuildValue("(NiNNy#)", PyBool_FromLong(outgoing), (int)tp,
+                       sr_py_text(local), sr_py_text(remote), data,
+                       (Py_ssize_t)len));
+  if (res) {
+    drop = PyObject_IsTrue(res);
+    if (drop < 0) {
+      drop = 0;
+      sr_py_store_error();
+      sr_ua_callback_error(h->ua);
+    }
+    Py_DECREF(res);
+  }
+  sr_py_handler_unref(h);
+  PyGILState_Release(g);
+  return drop;
+}
+
+/* The core logs from any call, possibly while Python is shutting down. */
+static void sr_py_on_log(int level, const char *msg, void *ud) {
+  (void)ud;
+  if (!Py_IsInitialized()) return;
+  PyGILState_STATE g = PyGILState_Ensure();
+  if (sr_py_log_fn) {
+    PyObject *st, *sv, *stb;
+    PyErr_Fetch(&st, &sv, &stb);
+    PyObject *res = PyObject_CallFunction(sr_py_log_fn, "iN", level,
+                                          sr_py_text(msg));
+    if (res) Py_DECREF(res);
+    else PyErr_WriteUnraisable(sr_py_log_fn); /* a bug in our log shim */
+    PyErr_Restore(st, sv, stb);
+  }
+  PyGILState_Release(g);
+}
+
+/* ---------------- option dicts ---------------- */
+
+/* Checks that every key of d is one of names (NULL-terminated). */
+static int sr_py_opt_keys(PyObject *d, const char *what,
+                          const char *const *names) {
+  PyObject *k, *v;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(d, &pos, &k, &v)) {
+    const char *ks = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
+    int ok = 0;
+    for (const char *const *n = names; ks && *n; n++)
+      if (strcmp(ks, *n) == 0) ok = 1;
+    if (!ok) {
+      if (!PyErr_Occurred())
+        PyErr_Format(PyExc_TypeError, "unknown %s option %R", what, k);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* String option: absent or None leaves *out; the text lives as long as d. */
+static int sr_py_opt_str(PyObject *d, const char *key, const char **out) {
+  PyObject *v = PyDict_GetItemString(d, key);
+  if (!v || v == Py_None) return 0;
+  if (!PyUnicode_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "option %s must be a str", key);
+    return -1;
+  }
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+  if (!s) return -1;
+  if ((size_t)n != strlen(s)) {
+    PyErr_Format(PyExc_ValueError, "option %s contains a NUL character", key);
+    return -1;
+  }
+  *out = s;
+  return 0;
+}
+
+static int sr_py_opt_long(PyObject *d, const char *key, long lo, long hi,
+                          long *out) {
+  PyObject *v = PyDict_GetItemString(d, key);
+  if (!v || v == Py_None) return 0;
+  long x = PyLong_AsLong(v);
+  if (x == -1 && PyErr_Occurred()) return -1;
+  if (x < lo || x > hi) {
+    PyErr_Format(PyExc_ValueError, "option %s out of range: %ld", key, x);
+    return -1;
+  }
+  *out = x;
+  return 0;
+}
+
+static int sr_py_opt_int(PyObject *d, const char *key, int *out) {
+  long x = *out;
+  if (sr_py_opt_long(d, key, -0x7fffffffL, 0x7fffffffL, &x) < 0) return -1;
+  *out = (int)x;
+  return 0;
+}
+
+static int sr_py_fill_ua(PyObject *d, sr_ua_options *o) {
+  static const char *const names[] = {
+      "uri", "display_name", "user_agent", "username", "password", "t1_ms",
+      "t2_ms", "t4_ms", "max_message_size", "log_level",
+      "allow_out_of_dialog_refer", "allow_refer_in_early_dialog",
+      "allowed_schemes", "refer_decision_timeout_ms", "refer_expires_s",
+      "notify_mode", "max_sessions", "max_referrals",
+      "max_referrals_per_session", "max_tcp_connections",
+      "tcp_idle_timeout_ms", NULL};
+  long size = (long)o->max_message_size, mode = o->notify_mode;
+  if (sr_py_opt_keys(d, "user agent", names) < 0 ||
+      sr_py_opt_str(d, "uri", &o->uri) < 0 ||
+      sr_py_opt_str(d, "display_name", &o->display_name) < 0 ||
+      sr_py_opt_str(d, "user_agent", &o->user_agent) < 0 ||
+      sr_py_opt_str(d, "username", &o->username) < 0 ||
+      sr_py_opt_str(d, "password", &o->password) < 0 ||
+      sr_py_opt_int(d, "t1_ms", &o->t1_ms) < 0 ||
+      sr_py_opt_int(d, "t2_ms", &o->t2_ms) < 0 ||
+      sr_py_opt_int(d, "t4_ms", &o->t4_ms) < 0 ||
+      sr_py_opt_long(d, "max_message_size", 0, 0x7fffffffL, &size) < 0 ||
+      sr_py_opt_int(d, "log_level", &o->log_level) < 0 ||
+      sr_py_opt_int(d, "allow_out_of_dialog_refer",
+                    &o->allow_out_of_dialog_refer) < 0 ||
+      sr_py_opt_int(d, "allow_refer_in_early_dialog",
+                    &o->allow_refer_in_early_dialog) < 0 ||
+      sr_py_opt_str(d, "allowed_schemes", &o->allowed_schemes) < 0 ||
+      sr_py_opt_int(d, "refer_decision_timeout_ms",
+                    &o->refer_decision_timeout_ms) < 0 ||
+      sr_py_opt_int(d, "refer_expires_s", &o->refer_expires_s) < 0 ||
+      sr_py_opt_long(d, "notify_mode", SR_NOTIFY_ALL, SR_NOTIFY_NONE,
+                     &mode) < 0 ||
+      sr_py_opt_int(d, "max_sessions", &o->max_sessions) < 0 ||
+      sr_py_opt_int(d, "max_referrals", &o->max_referrals) < 0 ||
+      sr_py_opt_int(d, "max_referrals_per_session",
+                    &o->max_referrals_per_session) < 0 ||
+      sr_py_opt_int(d, "max_tcp_connections", &o->max_tcp_connections) < 0 ||
+      sr_py_opt_int(d, "tcp_idle_timeout_ms", &o->tcp_idle_timeout_ms) < 0)
+    return -1;
+  o->max_message_size = (size_t)size;
+  o->notify_mode = (sr_notify_mode)mode;
+  return 0;
+}
+
+static int sr_py_fill_response(PyObject *d, sr_response_options *o) {
+  static const char *const names[] = {"status_code", "reason_phrase",
+                                      "extra_headers", "body",
+                                      "content_type", NULL};
+  if (sr_py_opt_keys(d, "response", names) < 0 ||
+      sr_py_opt_int(d, "status_code", &o->status_code) < 0 ||
+      sr_py_opt_str(d, "reason_phrase", &o->reason_phrase) < 0 ||
+      sr_py_opt_str(d, "extra_headers", &o->extra_headers) < 0 ||
+      sr_py_opt_str(d, "body", &o->body) < 0 ||
+      sr_py_opt_str(d, "content_type", &o->content_type) < 0)
+    return -1;
+  return 0;
+}
+
+static int sr_py_fill_inviter(PyObject *d, sr_inviter_options *o) {
+  static const char *const names[] = {"extra_headers", "body", "content_type",
+                                      "from_display_name", "transport", NULL};
+  long tp = o->transport;
+  if (sr_py_opt_keys(d, "inviter", names) < 0 ||
+      sr_py_opt_str(d, "extra_headers", &o->extra_headers) < 0 ||
+      sr_py_opt_str(d, "body", &o->body) < 0 ||
+      sr_py_opt_str(d, "content_type", &o->content_type) < 0 ||
+      sr_py_opt_str(d, "from_display_name", &o->from_display_name) < 0 ||
+      sr_py_opt_long(d, "transport", SR_TRANSPORT_AUTO, SR_TRANSPORT_TCP,
+                     &tp) < 0)
+    return -1;
+  o->transport = (sr_transport)tp;
+  return 0;
+}
+
+static int sr_py_fill_refer(PyObject *d, sr_refer_options *o) {
+  static const char *const names[] = {"extra_headers", "refer_sub",
+                                      "bye_on_success", NULL};
+  if (sr_py_opt_keys(d, "refer", names) < 0 ||
+      sr_py_opt_str(d, "extra_headers", &o->extra_headers) < 0 ||
+      sr_py_opt_int(d, "refer_sub", &o->refer_sub) < 0 ||
+      sr_py_opt_int(d, "bye_on_success", &o->bye_on_success) < 0)
+    return -1;
+  return 0;
+}
+%}
+
+/* Options: None (NULL), a dict (copied for the call, so a callback that
+ * mutates the caller's dict cannot free strings the C call still uses), or
+ * the SWIG proxy of the struct. */
+%define SR_PY_OPTIONS(TYPE, INIT, FILL)
+%typemap(in) const TYPE * (TYPE tmp, PyObject *copy = NULL) {
+  if ($input == Py_None) {
+    $1 = NULL;
+  } else if (PyDict_Check($input)) {
+    copy = PyDict_Copy($input);
+    if (!copy) SWIG_fail;
+    INIT(&tmp);
+    if (FILL(copy, &tmp) < 0) SWIG_fail;
+    $1 = &tmp;
+  } else {
+    void *p = NULL;
+    if (!SWIG_IsOK(SWIG_ConvertPtr($input, &p, $1_descriptor, 0)))
+      SWIG_exception_fail(SWIG_TypeError, "expected None, a dict or " #TYPE);
+    $1 = ($1_ltype)p;
+  }
+}
+%typemap(freearg) const TYPE * { Py_XDECREF(copy$argnum); }
+%enddef
+
+SR_PY_OPTIONS(sr_ua_options, sr_ua_options_init, sr_py_fill_ua)
+SR_PY_OPTIONS(sr_response_options, sr_response_options_init, sr_py_fill_response)
+SR_PY_OPTIONS(sr_inviter_options, sr_inviter_options_init, sr_py_fill_inviter)
+SR_PY_OPTIONS(sr_refer_options, sr_refer_options_init, sr_py_fill_refer)
+
+/* Out-parameters: the function returns [rc, pointer or None]. */
+%define SR_PY_OUT(TYPE)
+%typemap(in, numinputs=0) TYPE **out (TYPE *tmp = NULL) { $1 = &tmp; }
+%typemap(argout) TYPE **out {
+  $result = SWIG_Python_AppendOutput($result,
+                                     SWIG_NewPointerObj(*$1, $*1_descriptor, 0));
+}
+%enddef
+SR_PY_OUT(sr_ua)
+SR_PY_OUT(sr_session)
+SR_PY_OUT(sr_referrer)
+
+/* sr_global_stats / sr_ua_get_stats: a new sr_stats instead of an out arg. */
+%typemap(in, numinputs=0) sr_stats *out (sr_stats tmp) {
+  memset(&tmp, 0, sizeof tmp);
+  $1 = &tmp;
+}
+%typemap(argout) sr_stats *out {
+  sr_stats *copy = (sr_stats *)malloc(sizeof *copy);
+  if (!copy) SWIG_exception_fail(SWIG_MemoryError, "out of memory");
+  *copy = *$1;
+  $result = SWIG_Python_AppendOutput($result,
+                                     SWIG_NewPointerObj(copy, $1_descriptor, SWIG_POINTER_OWN));
+}
+
+/* The C callback members are set by the helpers below, not from Python;
+ * string members are read-only on the struct proxies (a setter would have
+ * to copy and leak the text): pass a dict instead. */
+%immutable sr_ua_options::log_fn;
+%immutable sr_ua_options::log_user_data;
+%immutable sr_ua_options::uri;
+%immutable sr_ua_options::display_name;
+%immutable sr_ua_options::user_agent;
+%immutable sr_ua_options::username;
+%immutable sr_ua_options::password;
+%immutable sr_ua_options::allowed_schemes;
+%immutable sr_response_options::reason_phrase;
+%immutable sr_response_options::extra_headers;
+%immutable sr_response_options::body;
+%immutable sr_response_options::content_type;
+%immutable sr_inviter_options::extra_headers;
+%immutable sr_inviter_options::body;
+%immutable sr_inviter_options::content_type;
+%immutable sr_inviter_options::from_display_name;
+%immutable sr_refer_options::extra_headers;
+
+typedef struct sr_py_handler sr_py_handler;
+
+%constant int SR_PY_UA_INVITE = SR_PY_UA_INVITE;
+%constant int SR_PY_UA_REFER = SR_PY_UA_REFER;
+%constant int SR_PY_UA_POLICY = SR_PY_UA_POLICY;
+%constant int SR_PY_SESSION_REFER = SR_PY_SESSION_REFER;
+
+%inline %{
+/** sr_ua_new with the core's log routed to sr_py_set_log_handler's callable. */
+int sr_py_ua_new(sr_ua **out, const sr_ua_options *opts) {
+  sr_ua_options o;
+  if (!opts) sr_ua_options_init(&o);
+  else o = *opts;
+  o.log_fn = sr_py_on_log;
+  o.log_user_data = NULL;
+  return sr_ua_new(out, &o);
+}
+
+/** The callable fn(level, message) that receives every UA's log lines. */
+void sr_py_set_log_handler(PyObject *fn) {
+  PyObject *old = sr_py_log_fn;
+  sr_py_log_fn = NULL;
+  if (fn && fn != Py_None) {
+    Py_INCREF(fn);
+    sr_py_log_fn = fn;
+  }
+  Py_XDECREF(old);
+}
+
+/**
+ * Installs fn as the UA's handler: fn("invite", invitation_ptr),
+ * fn("refer", referral_ptr), fn("policy", referral_ptr) -> None/0/300-699.
+ * flags (SR_PY_UA_*) select the members set; the others keep the C
+ * defaults. Returns the handler (one reference for the caller), or None.
+ */
+sr_py_handler *sr_py_ua_set_handler(sr_ua *ua, PyObject *fn, int flags) {
+  if (!ua || sr_ua_fd(ua) < 0) return NULL;
+  for (sr_py_handler *h = sr_py_handlers; h; h = h->next)
+    if (h->kind == SR_PY_UA && h->obj == ua) {
+      sr_py_uninstall(h, NULL);
+      break;
+    }
+  sr_py_handler *h = sr_py_handler_new(SR_PY_UA, ua, fn, 2);
+  if (!h) return NULL;
+  h->obj = sr_ua_ref(ua);
+  h->flags = (unsigned)flags;
+  sr_ua_delegate d;
+  sr_py_ua_delegate(h->flags, &d);
+  sr_ua_set_delegate(ua, &d, h);
+  return h;
+}
+
+/**
+ * Installs fn as the session's handler: fn("state", st),
+ * fn("response", code, reason), fn("refer", referral_ptr), fn("bye").
+ * Dropped after Terminated. None when the session ended or its UA closed.
+ */
+sr_py_handler *sr_py_session_set_handler(sr_session *s, PyObject *fn,
+                                         int flags) {
+  sr_ua *ua = sr_session_get_ua(s);
+  if (!s || !ua || sr_session_get_state(s) == SR_SESSION_TERMINATED)
+    return NULL;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_SESSION, ua, fn, 2);
+  if (!h) return NULL;
+  h->obj = sr_session_ref(s);
+  h->flags = (unsigned)flags;
+  sr_session_delegate d;
+  sr_py_session_delegate(h->flags, &d);
+  sr_session_set_delegate(s, &d, h);
+  return h;
+}
+
+/** Changes which optional members are set. 0, or SR_ECLOSED once dropped. */
+int sr_py_handler_set_flags(sr_py_handler *h, int flags) {
+  if (!h) return SR_EINVAL;
+  if (!h->installed) return SR_ECLOSED;
+  h->flags = (unsigned)flags;
+  if (h->kind == SR_PY_UA) {
+    sr_ua_delegate d;
+    sr_py_ua_delegate(h->flags, &d);
+    sr_ua_set_delegate(h->obj, &d, h);
+  } else if (h->kind == SR_PY_SESSION) {
+    sr_session_delegate d;
+    sr_py_session_delegate(h->flags, &d);
+    sr_session_set_delegate(h->obj, &d, h);
+  }
+  return 0;
+}
+
+/** 1 while the handler is installed. */
+int sr_py_handler_installed(sr_py_handler *h) { return h && h->installed; }
+
+/** Drops the caller's reference on a handler (NULL does nothing). */
+void sr_py_handler_release(sr_py_handler *h) { sr_py_handler_unref(h); }
+
+/** Uninstalls the handler (its object gets no more callbacks), then drops
+ *  the caller's reference: for a holder that goes away while the handler
+ *  may still be installed. */
+void sr_py_handler_drop(sr_py_handler *h) {
+  if (!h) return;
+  if (h->installed) sr_py_uninstall(h, NULL);
+  sr_py_handler_unref(h);
+}
+
+/**
+ * sr_session_refer / sr_session_refer_session with fn as the referrer's
+ * handler: fn("accept", code, reason), fn("reject", code, reason),
+ * fn("notify", code, reason, subscription_state), fn("closed").
+ */
+int sr_py_session_refer(sr_session *s, const char *target,
+                        const sr_refer_options *opts, PyObject *fn,
+                        sr_referrer **out) {
+  sr_ua *ua = sr_session_get_ua(s);
+  if (!s || !target) return SR_EINVAL;
+  if (!ua) return SR_ECLOSED;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_REFERRER, ua, fn, 1);
+  if (!h) return SR_ENOMEM;
+  h->refs++; /* ours for the call */
+  sr_referrer *r = NULL;
+  int rc = sr_session_refer(s, target, opts, &sr_py_referrer_delegate, h, &r);
+  if (rc < 0) sr_py_uninstall(h, NULL);
+  else sr_py_r_adopt(h, r);
+  sr_py_handler_unref(h);
+  if (rc >= 0) *out = r;
+  return rc;
+}
+
+int sr_py_session_refer_session(sr_session *s, sr_session *other,
+                                const sr_refer_options *opts, PyObject *fn,
+                                sr_referrer **out) {
+  sr_ua *ua = sr_session_get_ua(s);
+  if (!s || !other) return SR_EINVAL;
+  if (!ua) return SR_ECLOSED;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_REFERRER, ua, fn, 1);
+  if (!h) return SR_ENOMEM;
+  h->refs++;
+  sr_referrer *r = NULL;
+  int rc = sr_session_refer_session(s, other, opts, &sr_py_referrer_delegate,
+                                    h, &r);
+  if (rc < 0) sr_py_uninstall(h, NULL);
+  else sr_py_r_adopt(h, r);
+  sr_py_handler_unref(h);
+  if (rc >= 0) *out = r;
+  return rc;
+}
+
+/**
+ * fn(outgoing, transport, local, remote, data: bytes) -> truthy drops the
+ * message; None removes the hook.
+ */
+int sr_py_ua_set_message_hook(sr_ua *ua, PyObject *fn) {
+  if (!ua) return SR_EINVAL;
+  for (sr_py_handler *h = sr_py_handlers; h; h = h->next)
+    if (h->kind == SR_PY_HOOK && h->obj == ua) {
+      sr_py_uninstall(h, NULL);
+      break;
+    }
+  if (fn == Py_None) return 0;
+  if (sr_ua_fd(ua) < 0) return SR_ECLOSED;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_HOOK, ua, fn, 1);
+  if (!h) return SR_ENOMEM;
+  h->obj = sr_ua_ref(ua);
+  sr_ua_set_message_hook(ua, sr_py_on_message, h);
+  return 0;
+}
+
+/**
+ * Closes the UA (no callback fires) and drops every handler of it and of
+ * its sessions and referrers, with their callables. Safe to call twice.
+ */
+void sr_py_ua_release(sr_ua *ua) {
+  if (!ua) return;
+  sr_ua_close(ua);
+  PyObject *grave = PyList_New(0);
+  if (!grave) PyErr_Clear();
+  sr_py_handler *h = sr_py_handlers;
+  while (h) {
+    sr_py_handler *next = h->next;
+    if (h->ua == ua) sr_py_uninstall(h, grave);
+    h = next;
+  }
+  Py_XDECREF(grave); /* the callables go now, after the walk */
+}
+
+/**
+ * One turn of the loop: waits up to timeout_ms (-1: until something
+ * happens) with the GIL released, then handles what arrived and the due
+ * timers. Returns the number of events, a negative code, or raises the
+ * exception a callback raised.
+ */
+PyObject *sr_py_ua_run_once(sr_ua *ua, int timeout_ms) {
+  if (sr_py_restore_pending()) return NULL;
+  int fd = sr_ua_fd(ua);
+  if (!ua) return PyLong_FromLong(SR_EINVAL);
+  if (fd < 0) return PyLong_FromLong(SR_ECLOSED);
+  int wait = timeout_ms, next = sr_ua_next_timeout_ms(ua);
+  if (next >= 0 && (wait < 0 || next < wait)) wait = next;
+  if (wait != 0) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n, err;
+    Py_BEGIN_ALLOW_THREADS
+    n = poll(&p, 1, wait);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    if (n < 0 && err == EINTR) {
+      if (PyErr_CheckSignals() < 0) return NULL; /* e.g. KeyboardInterrupt */
+      return PyLong_FromLong(0);
+    }
+  }
+  int rc = sr_ua_run_once(ua, 0);
+  if (sr_py_restore_pending()) return NULL;
+  /* SR_ECALLBACK with nothing pending: the flag of a callback that failed
+   * inside an API call, whose exception that call raised already. */
+  return PyLong_FromLong(rc == SR_ECALLBACK ? 0 : rc);
+}
+
+/** How many callback exceptions wait in this thread's queue: a mark taken
+ *  before a call, for sr_py_raise_pending(mark) after it. */
+int sr_py_pending_mark(void) {
+  return sr_py_pending ? (int)PyList_GET_SIZE(sr_py_pending) : 0;
+}
+
+/** Raises (and returns NULL) the oldest exception queued after the mark
+ *  (0: any), else returns None. */
+PyObject *sr_py_raise_pending(int mark) {
+  if (mark < 0) mark = 0;
+  if (mark > 0 && sr_py_pending_mark() > mark) {
+    /* move the one to raise to the front */
+    PyObject *item = PyList_GET_ITEM(sr_py_pending, mark);
+    Py_INCREF(item);
+    if (PySequence_DelItem(sr_py_pending, mark) < 0 ||
+        PyList_Insert(sr_py_pending, 0, item) < 0) {
+      Py_DECREF(item);
+      return NULL;
+    }
+    Py_DECREF(item);
+    mark = 0;
+  }
+  if (mark == 0 && sr_py_restore_pending()) return NULL;
+  Py_RETURN_NONE;
+}
+
+/** For leak checks: [installed handlers, allocated handlers]. */
+PyObject *sr_py_handler_counts(void) {
+  int installed = 0;
+  for (sr_py_handler *h = sr_py_handlers; h; h = h->next) installed++;
+  return Py_BuildValue("[ii]", installed, sr_py_nhandlers);
+}
+
+/** The body of a request as bytes (it may contain NUL bytes). */
+PyObject *sr_py_request_body(const sr_request *req) {
+  const char *b = req ? sr_request_body(req) : NULL;
+  if (!b) return PyBytes_FromStringAndSize("", 0);
+  return PyBytes_FromStringAndSize(b, (Py_ssize_t)sr_request_body_length(req));
+}
+%}

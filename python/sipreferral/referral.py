@@ -1,0 +1,220 @@
+"""REFER both ways: :class:`Referral` (a REFER we received, SIP.js's
+Referral) and :class:`Referrer` (a REFER we sent)."""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+from ._base import (
+    Headers, NotifyMode, ReferralState, Transport, _core, call, call_new, header_lines,
+    invoke, lookup, options, remember, transport_of, ua_of,
+)
+from .session import Inviter, Session, wrap_session
+from .views import IncomingRequest, NameAddrHeader
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ua import UserAgent
+
+__all__ = ["Referral", "Referrer"]
+
+
+def wrap_referral(ptr: Any) -> "Optional[Referral]":
+    """The one wrapper of a C referral (ptr is borrowed)."""
+    if ptr is None:
+        return None
+    obj = lookup("referral", ptr)
+    if obj is None:
+        _core.sr_referral_ref(ptr)
+        obj = object.__new__(Referral)
+        obj._setup(ptr)
+        remember("referral", ptr, obj)
+    return obj
+
+
+class Referral:
+    """A REFER received in a session (or out of dialog, when allowed) that
+    passed validation and policy. Decide with :meth:`accept` or
+    :meth:`reject`, then follow it with :meth:`make_inviter`; the
+    Inviter's responses become NOTIFYs to the referrer. Calls on a referral
+    that ended raise :class:`Error` (ECLOSED, EALREADY)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("referrals come from Session.on_refer / UserAgent.on_refer")
+
+    def _setup(self, ptr: Any) -> None:
+        self._ptr = ptr
+        ua = ua_of(_core.sr_referral_get_ua(ptr))
+        self._ua_ref = weakref.ref(ua) if ua is not None else None
+        self._inviter: Optional[Inviter] = None
+        weakref.finalize(self, _core.sr_referral_unref, ptr)
+
+    @property
+    def ua(self) -> "Optional[UserAgent]":
+        """The user agent, or None once it is closed or gone."""
+        ua = self._ua_ref() if self._ua_ref is not None else None
+        return None if ua is None or ua.closed else ua
+
+    @property
+    def state(self) -> ReferralState:
+        """PENDING, ACCEPTED, REJECTED or TERMINATED."""
+        return ReferralState(_core.sr_referral_get_state(self._ptr))
+
+    @property
+    def refer_to(self) -> NameAddrHeader:
+        """The Refer-To header, parsed."""
+        return NameAddrHeader(self, _core.sr_referral_refer_to(self._ptr))
+
+    @property
+    def referred_by(self) -> Optional[str]:
+        """The Referred-By value, or None: an untrusted claim."""
+        return _core.sr_referral_referred_by(self._ptr)
+
+    @property
+    def replaces(self) -> Optional[str]:
+        """The Replaces carried in the Refer-To URI (unescaped), or None."""
+        return _core.sr_referral_replaces(self._ptr)
+
+    @property
+    def request(self) -> IncomingRequest:
+        """The REFER as received."""
+        return IncomingRequest(self, _core.sr_referral_request(self._ptr))
+
+    @property
+    def session(self) -> Optional[Session]:
+        """The session the REFER arrived in, or None (out of dialog)."""
+        return wrap_session(_core.sr_referral_get_session(self._ptr))
+
+    @property
+    def id(self) -> int:
+        """The event id (the REFER's CSeq number)."""
+        return _core.sr_referral_get_id(self._ptr)
+
+    @property
+    def refer_sub(self) -> bool:
+        """False when the REFER carried Refer-Sub: false (no NOTIFYs)."""
+        return bool(_core.sr_referral_get_refer_sub(self._ptr))
+
+    def accept(self, status_code: int = 202, reason_phrase: Optional[str] = None,
+               extra_headers: Optional[Headers] = (), body: Optional[str] = None,
+               content_type: Optional[str] = None) -> None:
+        """Answers 2xx (202 by default), then NOTIFY 100 unless Refer-Sub:
+        false. Raises Error: EINVAL (not 2xx), EALREADY, ECLOSED."""
+        call(self.ua, _core.sr_referral_accept, self._ptr, options(
+            status_code=status_code, reason_phrase=reason_phrase,
+            extra_headers=header_lines(extra_headers), body=body,
+            content_type=content_type))
+
+    def reject(self, status_code: int = 603, reason_phrase: Optional[str] = None,
+               extra_headers: Optional[Headers] = (), body: Optional[str] = None,
+               content_type: Optional[str] = None) -> None:
+        """Answers 300-699 (603 by default). Raises Error: EINVAL,
+        EALREADY, ECLOSED."""
+        call(self.ua, _core.sr_referral_reject, self._ptr, options(
+            status_code=status_code, reason_phrase=reason_phrase,
+            extra_headers=header_lines(extra_headers), body=body,
+            content_type=content_type))
+
+    def make_inviter(self, extra_headers: Optional[Headers] = (), body: Optional[str] = None,
+                     content_type: Optional[str] = None, *,
+                     from_display_name: Optional[str] = None,
+                     transport: Union[Transport, str, None] = None) -> Inviter:
+        """The Inviter that follows the referral (to the Refer-To URI, with
+        Replaces and Referred-By added); the same object when called again.
+        Call its :meth:`Inviter.invite`. Raises Error: ESTATE (rejected),
+        ECLOSED."""
+        inviter = call_new(self.ua, wrap_session, _core.sr_referral_make_inviter,
+                           self._ptr, options(
+                               extra_headers=header_lines(extra_headers), body=body,
+                               content_type=content_type,
+                               from_display_name=from_display_name,
+                               transport=transport_of(transport)))
+        assert isinstance(inviter, Inviter)
+        self._inviter = inviter  # "the same object" even after the call ends
+        return inviter
+
+    @property
+    def notify_mode(self) -> NotifyMode:
+        """Which NOTIFYs are sent by themselves (write-only in the core;
+        reads give the last value set here, ALL by default)."""
+        return getattr(self, "_notify_mode", NotifyMode.ALL)
+
+    @notify_mode.setter
+    def notify_mode(self, mode: NotifyMode) -> None:
+        call(self.ua, _core.sr_referral_set_notify_mode, self._ptr, int(NotifyMode(mode)))
+        self._notify_mode = NotifyMode(mode)
+
+    def notify(self, status_code: int, reason_phrase: Optional[str] = None) -> None:
+        """Sends a NOTIFY with sipfrag "SIP/2.0 code reason"; a final code
+        ends the subscription. Raises Error: ESTATE, ECLOSED, EINVAL."""
+        call(self.ua, _core.sr_referral_notify, self._ptr, status_code, reason_phrase)
+
+    def __repr__(self) -> str:
+        return f"<Referral {self.state.name} to {str(self.refer_to)!r}>"
+
+
+def _release_referrer(ptr: Any) -> None:
+    _core.sr_referrer_unref(ptr)
+
+
+class Referrer:
+    """A REFER we sent (:meth:`Session.refer`). Its callbacks, given to
+    refer() or set as attributes: ``on_accept(code, reason)``,
+    ``on_reject(code, reason)``, ``on_notify(code, reason,
+    subscription_state)`` and ``on_closed()`` (the last event)."""
+
+    on_accept: Optional[Callable[[int, Optional[str]], Any]]
+    on_reject: Optional[Callable[[int, Optional[str]], Any]]
+    on_notify: Optional[Callable[[int, Optional[str], Optional[str]], Any]]
+    on_closed: Optional[Callable[[], Any]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("referrers come from Session.refer()")
+
+    @classmethod
+    def _new(cls, session: Session, on_notify: Any, on_accept: Any,
+             on_reject: Any, on_closed: Any) -> "Referrer":
+        self = object.__new__(cls)
+        self._ptr = None
+        self._session = session
+        self._ua_ref = session._ua_ref
+        self.on_accept = on_accept
+        self.on_reject = on_reject
+        self.on_notify = on_notify
+        self.on_closed = on_closed
+        return self
+
+    def _attach(self, ptr: Any) -> None:
+        self._ptr = ptr  # owned: sr_session_refer's reference
+        weakref.finalize(self, _release_referrer, ptr)
+        remember("referrer", ptr, self)
+
+    def _dispatch(self, event: str, *args: Any) -> None:
+        ua = self._ua_ref() if self._ua_ref is not None else None
+        if event == "accept":
+            invoke(ua, self.on_accept, *args)
+        elif event == "reject":
+            invoke(ua, self.on_reject, *args)
+        elif event == "notify":
+            invoke(ua, self.on_notify, *args)
+        elif event == "closed":
+            invoke(ua, self.on_closed)
+
+    @property
+    def session(self) -> Session:
+        """The session the REFER went out in."""
+        return self._session
+
+    @property
+    def id(self) -> int:
+        """The subscription's event id (the REFER's CSeq number)."""
+        return _core.sr_referrer_get_id(self._ptr) if self._ptr is not None else 0
+
+    @property
+    def closed(self) -> bool:
+        """True once the referrer ended (final NOTIFY, rejection, or its
+        session ended)."""
+        return self._ptr is None or bool(_core.sr_referrer_is_closed(self._ptr))
+
+    def __repr__(self) -> str:
+        return f"<Referrer id={self.id} closed={self.closed}>"

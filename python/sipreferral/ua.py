@@ -1,0 +1,423 @@
+"""The user agent: sockets, the loop, incoming calls and REFERs."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import time
+import weakref
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+from . import _log
+from ._base import (
+    Dispatch, Error, ErrorCode, Headers, NotifyMode, Transport, _core, call_new, header_lines,
+    invoke, options, remember, transport_of,
+)
+from .referral import Referral, wrap_referral
+from .session import Invitation, Inviter, wrap_session
+
+__all__ = ["UserAgent", "global_stats"]
+
+DEFAULT_LISTEN = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
+
+_STATS = ("sessions", "referrals", "referrers", "transactions", "dialogs",
+          "connections")
+
+
+def _stats_dict(st: Any) -> Dict[str, int]:
+    return {k: getattr(st, k) for k in _STATS}
+
+
+def global_stats() -> Dict[str, int]:
+    """Live C objects in the whole process (sessions, referrals,
+    referrers), for leak checks."""
+    return _stats_dict(_core.sr_global_stats())
+
+
+def _release(ptr: Any, handler: list) -> None:
+    _core.sr_py_ua_release(ptr)
+    _drop_handler(handler)
+    _core.sr_ua_unref(ptr)
+
+
+def _drop_handler(box: list) -> None:
+    # The handler reference goes at close() or at collection, once.
+    if box[0] is not None:
+        _core.sr_py_handler_release(box[0])
+        box[0] = None
+
+
+def _ms(timeout: Optional[float]) -> int:
+    if timeout is None:
+        return -1
+    if timeout <= 0:
+        return 0
+    return min(int(math.ceil(timeout * 1000)), 0x7fffffff)
+
+
+class UserAgent:
+    """A SIP user agent on its own non-blocking loop.
+
+    ``uri`` is its identity (``sip:alice@127.0.0.1``); ``listen`` the
+    sockets ("udp:HOST:PORT", "tcp:HOST:PORT", port 0 for any, IPv6 as
+    ``[::1]``). Further keyword options are those of the C
+    ``sr_ua_options`` (``t1_ms``, ``allow_out_of_dialog_refer``,
+    ``allow_refer_in_early_dialog``, ``allowed_schemes``,
+    ``refer_decision_timeout_ms``, ``notify_mode``, limits...). The core's
+    log goes to the ``logging`` logger "sipreferral" (its level when the UA
+    is made decides what the core formats).
+
+    Callbacks (attributes): ``on_invite(invitation)`` (None: 480),
+    ``on_refer(referral)`` for out-of-dialog REFERs (when allowed),
+    ``on_refer_policy(referral) -> None | 0 | 300-699`` asked for every
+    valid REFER first. A callback that raises stops the loop: the
+    exception comes out of :meth:`run_once` / :meth:`run` / :meth:`serve`.
+
+    Run it with :meth:`run` / :meth:`run_once`, embed it with
+    :meth:`fileno` and :meth:`next_timeout`, or ``await ua.serve()``.
+    One thread drives a user agent and its objects. :meth:`close` (or the
+    ``with`` block, or dropping the last reference) ends it and every
+    session, referral and referrer in it.
+    """
+
+    def __init__(self, uri: str, listen: Union[str, Iterable[str]] = DEFAULT_LISTEN, *,
+                 display_name: Optional[str] = None, username: Optional[str] = None,
+                 password: Optional[str] = None, user_agent: Optional[str] = None,
+                 **opts: Any) -> None:
+        o: Dict[str, Any] = {}
+        for k, v in opts.items():
+            o[k] = int(v) if isinstance(v, (bool, NotifyMode)) else v
+        o.setdefault("log_level", _log.core_level())
+        o.update(options(uri=uri, display_name=display_name, username=username,
+                         password=password, user_agent=user_agent))
+        rc, ptr = _core.sr_py_ua_new(o)
+        if rc < 0:
+            raise Error(rc, f"cannot create a user agent for {uri!r}: "
+                            f"{_core.sr_strerror(rc)}")
+        self._ptr = ptr
+        self._closed = False
+        self._server: Optional[_Server] = None
+        self._tasks: "set[asyncio.Future]" = set()
+        self._errors: List[BaseException] = []
+        self._on_invite: Optional[Callable[[Invitation], Any]] = None
+        self._on_refer: Optional[Callable[[Referral], Any]] = None
+        self._on_refer_policy: Optional[Callable[[Referral], Optional[int]]] = None
+        self._message_hook: Optional[Callable[..., Any]] = None
+        # Weak: dropping the last reference to a UserAgent closes it.
+        self._handler = [_core.sr_py_ua_set_handler(ptr, Dispatch(self, keep=False), 0)]
+        self._finalizer = weakref.finalize(self, _release, ptr, self._handler)
+        remember("ua", ptr, self)
+        try:
+            for spec in [listen] if isinstance(listen, str) else list(listen):
+                self.listen(spec)
+        except Error:
+            self.close()
+            raise
+
+    def listen(self, spec: str) -> None:
+        """Adds a listener: "udp:HOST:PORT" or "tcp:HOST:PORT" (IPv6 as
+        ``[::1]``, port 0 for any). Raises Error: EINVAL (bad spec), EADDR
+        (cannot bind), ECLOSED."""
+        rc = _core.sr_ua_listen(self._ptr, spec)
+        if rc < 0:
+            raise Error(rc, f"cannot listen on {spec!r}: {_core.sr_strerror(rc)}")
+
+    # -------------------------------------------------------- callbacks
+
+    def _flags(self) -> None:
+        f = 0
+        if self._on_invite is not None:
+            f |= _core.SR_PY_UA_INVITE
+        if self._on_refer is not None:
+            f |= _core.SR_PY_UA_REFER
+        if self._on_refer_policy is not None:
+            f |= _core.SR_PY_UA_POLICY
+        if not self._closed:
+            _core.sr_py_handler_set_flags(self._handler[0], f)
+
+    @property
+    def on_invite(self) -> Optional[Callable[[Invitation], Any]]:
+        """``on_invite(invitation)``: a new call. Without it calls get 480."""
+        return self._on_invite
+
+    @on_invite.setter
+    def on_invite(self, cb: Optional[Callable[[Invitation], Any]]) -> None:
+        self._on_invite = cb
+        self._flags()
+
+    @property
+    def on_refer(self) -> Optional[Callable[[Referral], Any]]:
+        """``on_refer(referral)``: an out-of-dialog REFER (only with
+        ``allow_out_of_dialog_refer=True``)."""
+        return self._on_refer
+
+    @on_refer.setter
+    def on_refer(self, cb: Optional[Callable[[Referral], Any]]) -> None:
+        self._on_refer = cb
+        self._flags()
+
+    @property
+    def on_refer_policy(self) -> Optional[Callable[[Referral], Optional[int]]]:
+        """``on_refer_policy(referral)``: asked for every REFER that passed
+        validation, before any on_refer; return None/0 to allow, or a
+        status 300-699 to answer it. A policy that raises answers 500.
+        Must not be a coroutine function (the answer is needed now)."""
+        return self._on_refer_policy
+
+    @on_refer_policy.setter
+    def on_refer_policy(self, cb: Optional[Callable[[Referral], Optional[int]]]) -> None:
+        self._on_refer_policy = cb
+        self._flags()
+
+    @property
+    def message_hook(self) -> Optional[Callable[[bool, Transport, str, str, bytes], Any]]:
+        """``hook(outgoing, transport, local, remote, data)`` sees every SIP
+        message sent or received; a true result drops it (tests: a lossy
+        network). None removes it."""
+        return self._message_hook
+
+    @message_hook.setter
+    def message_hook(self, cb: Optional[Callable[[bool, Transport, str, str, bytes], Any]]) -> None:
+        if cb is None:
+            fn: Any = None
+        else:
+            def fn(outgoing: bool, tp: int, local: str, remote: str, data: bytes) -> Any:
+                return cb(outgoing, Transport(tp), local, remote, data)
+        rc = _core.sr_py_ua_set_message_hook(self._ptr, fn)
+        if rc < 0:
+            raise Error(rc)
+        self._message_hook = cb
+
+    def _dispatch(self, event: str, *args: Any) -> Any:
+        if event == "invite":
+            invoke(self, self._on_invite, wrap_session(args[0]))
+        elif event == "refer":
+            invoke(self, self._on_refer, wrap_referral(args[0]))
+        elif event == "policy":
+            cb = self._on_refer_policy
+            res = cb(wrap_referral(args[0])) if cb is not None else None
+            if inspect.isawaitable(res):
+                if inspect.iscoroutine(res):
+                    res.close()
+                raise TypeError("on_refer_policy must answer at once, not be a coroutine")
+            return None if res is None else int(res)
+        return None
+
+    # -------------------------------------------------------- identity
+
+    @property
+    def uri(self) -> str:
+        """The identity URI as configured."""
+        return _core.sr_ua_uri(self._ptr)
+
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+        return self._closed
+
+    def address(self, transport: Union[Transport, str] = Transport.UDP) -> Tuple[str, int]:
+        """(host, port) of the first listener of ``transport`` ("udp" or
+        "tcp"), as bound. Raises Error (EINVAL) when there is none."""
+        tp = transport_of(transport)
+        if self._closed:
+            raise Error(ErrorCode.ECLOSED)
+        port = _core.sr_ua_local_port(self._ptr, tp)
+        host = _core.sr_ua_local_host(self._ptr, tp)
+        if port < 0 or host is None:
+            raise Error(port if port < 0 else ErrorCode.EINVAL,
+                        f"no {Transport(tp).name} listener")
+        return host, port
+
+    def contact_uri(self, user: Optional[str] = None,
+                    transport: Union[Transport, str] = Transport.UDP) -> str:
+        """"sip:user@host:port" (with ;transport=tcp for TCP) to reach this
+        UA on ``transport``; ``user`` defaults to the identity's user."""
+        host, port = self.address(transport)
+        if user is None:
+            user = self.uri.split(":", 1)[1].split("@", 1)[0] if "@" in self.uri else ""
+        tp = Transport(transport_of(transport))
+        h = f"[{host}]" if ":" in host else host
+        return (f"sip:{user + '@' if user else ''}{h}:{port}"
+                + (";transport=tcp" if tp == Transport.TCP else ""))
+
+    def stats(self) -> Dict[str, int]:
+        """This UA's live objects: sessions, referrals, referrers,
+        transactions, dialogs, connections."""
+        return _stats_dict(_core.sr_ua_get_stats(self._ptr))
+
+    # -------------------------------------------------------- calls
+
+    def make_inviter(self, target: str, extra_headers: Optional[Headers] = (),
+                     body: Optional[str] = None, content_type: Optional[str] = None, *,
+                     from_display_name: Optional[str] = None,
+                     transport: Union[Transport, str, None] = None) -> Inviter:
+        """An Inviter to ``target`` (a SIP URI); call its invite(). Raises
+        Error: EINVAL (bad target), ECLOSED, ELIMIT."""
+        inviter = call_new(self, lambda ptr: wrap_session(ptr, owned=True),
+                           _core.sr_ua_make_inviter, self._ptr, target, options(
+                               extra_headers=header_lines(extra_headers), body=body,
+                               content_type=content_type,
+                               from_display_name=from_display_name,
+                               transport=transport_of(transport)))
+        assert isinstance(inviter, Inviter)
+        return inviter
+
+    # -------------------------------------------------------- the loop
+
+    def fileno(self) -> int:
+        """The descriptor to watch for readability (-1 once closed)."""
+        return _core.sr_ua_fd(self._ptr)
+
+    def next_timeout(self) -> Optional[float]:
+        """Seconds until the next timer (0 if due), None if no timer."""
+        ms = _core.sr_ua_next_timeout_ms(self._ptr)
+        return None if ms < 0 else ms / 1000.0
+
+    def _raise_task_errors(self) -> None:
+        if self._errors:
+            raise self._errors.pop(0)
+
+    def run_once(self, timeout: Optional[float] = None) -> int:
+        """Waits up to ``timeout`` seconds (None: until something happens,
+        0: not at all; the GIL is released meanwhile), then handles what
+        arrived and the due timers, firing callbacks. Returns the number of
+        events handled. Raises what a callback raised, or Error (ECLOSED)."""
+        self._raise_task_errors()
+        if self._closed:
+            raise Error(ErrorCode.ECLOSED)
+        rc = _core.sr_py_ua_run_once(self._ptr, _ms(timeout))
+        if rc < 0 and not (rc == ErrorCode.ECLOSED and self._closed):
+            raise Error(rc)
+        return max(rc, 0)
+
+    def run(self, timeout: Optional[float] = None,
+            until: Optional[Callable[[], Any]] = None) -> bool:
+        """Runs the loop until ``until()`` is true (checked before each
+        turn), the UA is closed, or ``timeout`` seconds passed (None: no
+        limit). Returns True when ``until()`` held."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._closed:
+            raise Error(ErrorCode.ECLOSED)
+        while True:
+            if until is not None and until():
+                return True
+            if self._closed:
+                return False
+            wait = None
+            if deadline is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return False
+            self.run_once(wait)
+
+    async def serve(self) -> None:
+        """Runs the UA inside the running asyncio loop (its fd with
+        add_reader, its timers with call_later) until :meth:`close`.
+        Callbacks may then be coroutine functions: they run as tasks. An
+        exception from a callback or such a task is raised from here."""
+        if self._closed:
+            raise Error(ErrorCode.ECLOSED)
+        if self._server is not None:
+            raise Error(ErrorCode.ESTATE, "the user agent is served already")
+        self._raise_task_errors()
+        server = self._server = _Server(self, asyncio.get_running_loop())
+        try:
+            await server.done
+        finally:
+            server.stop()
+            if self._server is server:
+                self._server = None
+
+    def _touch(self) -> None:
+        # A call may have armed a timer: the asyncio timer must follow.
+        if self._server is not None:
+            self._server.reschedule()
+
+    def _track_task(self, task: "asyncio.Future") -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: "asyncio.Future") -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if self._server is not None and not self._server.done.done():
+            self._server.done.set_exception(exc)
+        else:
+            self._errors.append(exc)
+
+    # -------------------------------------------------------- closing
+
+    def close(self) -> None:
+        """Closes the UA: sockets and timers go, every session, referral
+        and referrer in it ends (no message is sent, no callback fires; the
+        objects stay usable and raise Error). Safe to call twice, and from
+        inside a callback."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.stop()  # before the fd closes
+        _core.sr_py_ua_release(self._ptr)
+        _drop_handler(self._handler)
+        for task in list(self._tasks):
+            task.cancel()
+
+    def __enter__(self) -> "UserAgent":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<UserAgent {self.uri!r}{' closed' if self._closed else ''}>"
+
+
+class _Server:
+    """Drives one UA from an asyncio loop: reader on its fd, one timer."""
+
+    def __init__(self, ua: UserAgent, loop: asyncio.AbstractEventLoop) -> None:
+        self.ua = ua
+        self.loop = loop
+        self.done: asyncio.Future = loop.create_future()
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.fd = ua.fileno()
+        self.reading = True
+        loop.add_reader(self.fd, self.step)
+        self.reschedule()
+
+    def step(self) -> None:
+        if self.done.done():
+            return
+        try:
+            self.ua.run_once(0)
+        except Exception as exc:  # delivered by serve()
+            if not self.done.done():
+                self.done.set_exception(exc)
+            return
+        self.reschedule()
+
+    def reschedule(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.done.done() or self.ua.closed:
+            return
+        t = self.ua.next_timeout()
+        if t is not None:
+            self.timer = self.loop.call_later(t, self.step)
+
+    def stop(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.done.done():
+            self.done.set_result(None)
+

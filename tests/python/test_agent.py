@@ -1,0 +1,377 @@
+"""``python3 -m sipreferral agent``, the Python twin of sipreferral-agent:
+each flag, driven by in-process user agents (Bob refers the agent to
+Carol), over a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import sipreferral as sr
+from sipreferral import SessionState as S
+
+from conftest import subprocess_env
+from parties import Party, RawUDP, Referrer
+
+FLAGS = ["--listen", "--uri", "--username", "--password", "--t1", "--port-file",
+         "--on-invite", "--on-refer", "--allow-out-of-dialog-refer", "--allow-scheme",
+         "--script", "--call", "--bye-after", "--max-calls", "--duration", "--ladder",
+         "--pcap", "--stats", "--verbose", "--log-level", "--help", "--version"]
+
+
+def agent_cmd(*args):
+    return [sys.executable, "-m", "sipreferral", "agent", *args]
+
+
+def run_quick(*args):
+    return subprocess.run(agent_cmd(*args), capture_output=True, text=True,
+                          timeout=60, env=subprocess_env())
+
+
+class Agent:
+    """The agent as a subprocess on 127.0.0.1 port 0 (its ports come back
+    through a FIFO), its stdout and stderr in files."""
+
+    def __init__(self, net, tmp_path, *args):
+        self.net = net
+        self.tmp = tmp_path
+        fifo = tmp_path / "ports"
+        os.mkfifo(fifo)
+        rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.out = open(tmp_path / "stdout", "w+")
+        self.err = open(tmp_path / "stderr", "w+")
+        self.proc = subprocess.Popen(
+            agent_cmd("--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0",
+                      "--t1", "50", "--port-file", str(fifo), *args),
+            stdout=self.out, stderr=self.err, env=subprocess_env())
+        try:
+            ready, _, _ = select.select([rfd], [], [], 30)
+            line = os.read(rfd, 4096).decode() if ready else ""
+        finally:
+            os.close(rfd)
+        m = re.match(r"udp:127\.0\.0\.1:(\d+) tcp:127\.0\.0\.1:(\d+)", line)
+        if not m:
+            self.stop()
+            pytest.fail(f"no port line from the agent: {line!r} {self.stderr()}")
+        self.udp, self.tcp = int(m.group(1)), int(m.group(2))
+
+    def uri(self, transport="udp"):
+        if transport == "tcp":
+            return f"sip:agent@127.0.0.1:{self.tcp};transport=tcp"
+        return f"sip:agent@127.0.0.1:{self.udp}"
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signals the agent and drives our UAs until it exits; its status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        if not self.net.drive(lambda: self.proc.poll() is not None, 20):
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.returncode
+
+    def wait(self, limit=20):
+        self.net.drive(lambda: self.proc.poll() is not None, limit)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail("the agent did not exit")
+        return self.proc.returncode
+
+    def stdout(self):
+        self.out.seek(0)
+        return self.out.read()
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+        self.err.close()
+
+
+@pytest.fixture
+def agent(net, tmp_path):
+    made = []
+
+    def start(*args):
+        a = Agent(net, tmp_path, *args)
+        made.append(a)
+        return a
+    yield start
+    for a in made:
+        a.close()
+
+
+def transfer(net, ag, bob, carol, transport="udp", **refer_kw):
+    """Bob calls the agent, then refers it to Carol. Returns Bob's call
+    and the recorder of his referrer."""
+    b = bob.ua.make_inviter(ag.uri(transport))
+    bob.calls.append(b)
+    b.invite()
+    assert net.drive(lambda: b.state == S.ESTABLISHED), ag.stderr()
+    rr = Referrer()
+    b.refer(carol.ua.contact_uri("carol", transport), **refer_kw, **rr.callbacks())
+    return b, rr
+
+
+# ------------------------------------------------------------ command line
+
+
+def test_help_documents_every_flag_and_version():
+    out = run_quick("--help")
+    assert out.returncode == 0
+    for flag in FLAGS:
+        assert flag in out.stdout, flag
+    v = run_quick("--version")
+    assert v.returncode == 0 and sr.__version__ in v.stdout
+    assert run_quick("-V").stdout == v.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["--bogus"], ["--on-invite", "maybe"], ["--on-refer", "reject:200"],
+    ["--listen", "sctp:1.2.3.4:5"], ["--uri", "http://x"], ["--max-calls", "0"],
+    ["--duration", "-1"], ["--t1", "x"], ["--log-level", "loud"],
+    ["--username", "u"], ["--allow-scheme", "no scheme"], ["extra"],
+    ["--listen", "udp:127.0.0.1:99999"],
+])
+def test_bad_command_line_is_one_line_and_status_2(args):
+    out = run_quick(*args)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sipreferral-agent: "), out.stderr
+
+
+def test_unbindable_address_is_one_line_and_status_1():
+    out = run_quick("--listen", "udp:192.0.2.1:5060")
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "192.0.2.1" in lines[0], out.stderr
+
+
+def test_module_without_a_command():
+    out = subprocess.run([sys.executable, "-m", "sipreferral"], capture_output=True,
+                         text=True, timeout=60, env=subprocess_env())
+    assert out.returncode == 2 and "agent" in out.stderr
+
+
+# ------------------------------------------------------------ transfers
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_blind_transfer_with_ladder_and_pcap(net, agent, tmp_path, transport):
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    pcap = tmp_path / "agent.pcap"
+    ag = agent("--ladder", "--pcap", str(pcap), "--stats")
+    b, rr = transfer(net, ag, bob, carol, transport)
+    assert net.drive(lambda: rr.closed), ag.stderr()
+    assert rr.accepts[0][0] == 202
+    assert rr.codes() == [100, 180, 200]
+    assert rr.notifies[-1][2] == "terminated;reason=noresource"
+    inv = carol.invites[-1]
+    assert "Referred-By: <sip:bob@127.0.0.1>" in inv
+    c = carol.last_call()
+    assert c.state == S.ESTABLISHED and b.state == S.ESTABLISHED
+    assert ag.stop() == 0, ag.stderr()
+    # clean shutdown: the agent hung up both calls
+    assert net.drive(lambda: b.state == S.TERMINATED and c.state == S.TERMINATED)
+    out = ag.stdout()
+    assert re.search(r"-> 127\.0\.0\.1:\d+  %s  REFER sip:" % transport.upper(), out), out
+    assert "[SIP/2.0 200 OK]  Subscription-State: terminated;reason=noresource" in out
+    assert "INVITE sip:carol@" in out and "Referred-By: <sip:bob@127.0.0.1>" in out
+    assert re.search(r"stats process: sessions=0 referrals=0 referrers=0", out), out
+    data = pcap.read_bytes()
+    assert data[:4] == (0xA1B2C3D4).to_bytes(4, sys.byteorder) and len(data) > 1000
+    tshark = shutil.which("tshark")
+    if tshark:
+        t = subprocess.run([tshark, "-r", str(pcap), "-Y", "sip", "-T", "fields",
+                            "-e", "sip.Method", "-e", "sip.Status-Code"],
+                           capture_output=True, text=True, timeout=120)
+        assert t.returncode == 0, t.stderr
+        seen = t.stdout.split()
+        assert "REFER" in seen and "NOTIFY" in seen and "202" in seen, t.stdout
+
+
+def test_on_refer_reject(net, agent):
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    ag = agent("--on-refer", "reject:603")
+    b, rr = transfer(net, ag, bob, carol)
+    assert net.drive(lambda: rr.closed)
+    assert rr.rejects[0][0] == 603 and carol.invites == []
+    assert ag.stop() == 0
+
+
+def test_on_refer_accept_then_shutdown_sends_final_notify(net, agent):
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    ag = agent("--on-refer", "accept")
+    b, rr = transfer(net, ag, bob, carol)
+    assert net.drive(lambda: rr.notifies)
+    assert rr.codes() == [100] and not rr.closed
+    assert ag.stop() == 0
+    assert net.drive(lambda: rr.closed)
+    assert rr.notifies[-1] == (503, "Service Unavailable", "terminated;reason=noresource")
+    assert carol.invites == []
+
+
+def test_shutdown_mid_transfer_cancels_the_follow_up(net, agent):
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    carol.answer = "ring"
+    ag = agent()
+    b, rr = transfer(net, ag, bob, carol)
+    assert net.drive(lambda: 180 in rr.codes())
+    assert ag.stop(signal.SIGINT) == 0
+    assert net.drive(lambda: rr.closed and b.state == S.TERMINATED)
+    assert rr.notifies[-1][0] == 487
+
+
+def test_on_invite_reject_and_ignore(net, agent, rec):
+    bob = Party(net, "bob")
+    ag = agent("--on-invite", "reject:486")
+    b = bob.ua.make_inviter(ag.uri())
+    b.on_response = rec("resp")
+    b.invite()
+    assert net.drive(lambda: b.state == S.TERMINATED)
+    assert rec.of("resp")[-1][0] == 486
+    assert ag.stop() == 0
+
+
+def test_on_invite_ignore_then_shutdown_is_480(net, agent, rec):
+    bob = Party(net, "bob")
+    ag = agent("--on-invite", "ignore")
+    b = bob.ua.make_inviter(ag.uri())
+    b.on_response = rec("resp")
+    b.invite()
+    assert net.drive(lambda: rec.of("resp"))  # 100 Trying, then nothing
+    assert ag.stop() == 0
+    assert net.drive(lambda: b.state == S.TERMINATED)
+    assert rec.of("resp")[-1][0] == 480
+
+
+def test_script_policy(net, agent, tmp_path):
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    script = tmp_path / "policy.py"
+    log = tmp_path / "policy.log"
+    script.write_text(textwrap.dedent(f"""
+        LOG = {str(log)!r}
+        def note(*a):
+            with open(LOG, "a") as f:
+                print(*a, file=f)
+        def on_invite(invitation):
+            note("invite", invitation.request.method)
+            return False              # the flags answer it
+        def on_refer(referral):
+            note("refer", referral.refer_to.uri.user)
+            if referral.refer_to.uri.user == "mallory":
+                referral.reject(403)
+                return True
+            return False              # the flags follow it
+        def on_notify(referral, code, reason):
+            note("notify", code)
+    """))
+    ag = agent("--script", str(script))
+    b, rr = transfer(net, ag, bob, carol)
+    assert net.drive(lambda: rr.closed), ag.stderr()
+    assert rr.codes()[-1] == 200
+    rr2 = Referrer()
+    b.refer(f"sip:mallory@127.0.0.1:{carol.ua.address()[1]}", **rr2.callbacks())
+    assert net.drive(lambda: rr2.closed)
+    assert rr2.rejects[0][0] == 403
+    assert ag.stop() == 0
+    lines = log.read_text().split("\n")
+    assert "invite INVITE" in lines and "refer carol" in lines and "refer mallory" in lines
+    assert "notify 180" in lines and "notify 200" in lines
+
+
+def test_script_with_an_error_is_refused(tmp_path):
+    script = tmp_path / "bad.py"
+    script.write_text("def on_refer(r):\n  return (\n")
+    out = run_quick("--script", str(script), "--listen", "udp:127.0.0.1:0")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "SyntaxError" in out.stderr
+
+
+def test_call_bye_after_and_max_calls(net, agent):
+    carol = Party(net, "carol")
+    target = carol.ua.contact_uri("carol")
+    ag = agent("--call", target, "--bye-after", "0", "--max-calls", "1")
+    assert ag.wait() == 0, ag.stderr()
+    c = carol.last_call()
+    assert c is not None
+    assert net.drive(lambda: c.state == S.TERMINATED)
+
+
+def test_failed_call_is_status_3(net, agent):
+    carol = Party(net, "carol")
+    carol.answer = "reject"
+    ag = agent("--call", carol.ua.contact_uri("carol"), "--max-calls", "1")
+    assert ag.wait() == 3, ag.stderr()
+
+
+def test_duration(net, agent):
+    ag = agent("--duration", "0.2")
+    assert ag.wait() == 0
+
+
+def test_out_of_dialog_refer_flag(net, agent):
+    Party(net, "carol")
+    ag = agent("--allow-out-of-dialog-refer", "--on-refer", "accept")
+    raw = RawUDP()
+    try:
+        class Target:  # RawUDP.refer() only asks for address("udp")
+            def address(self, tp):
+                return ("127.0.0.1", ag.udp)
+        assert raw.refer(net, Target(), "ood-py", None, "f1",
+                         "Refer-To: <sip:carol@127.0.0.1:9>\r\n", 1) == 202
+    finally:
+        raw.close()
+    assert ag.stop() == 0
+
+
+def test_out_of_dialog_refer_refused_without_the_flag(net, agent):
+    ag = agent()
+    raw = RawUDP()
+    try:
+        class Target:
+            def address(self, tp):
+                return ("127.0.0.1", ag.udp)
+        assert raw.refer(net, Target(), "ood-py2", None, "f2",
+                         "Refer-To: <sip:carol@127.0.0.1:9>\r\n", 1) == 405
+    finally:
+        raw.close()
+    assert ag.stop() == 0
+
+
+def test_allow_scheme_and_log_level(net, agent):
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    ag = agent("--on-refer", "accept", "--allow-scheme", "tel", "--log-level", "info",
+               "--uri", "sip:agent@127.0.0.1", "--username", "u", "--password", "p")
+    b, rr = transfer(net, ag, bob, carol)
+    assert net.drive(lambda: rr.notifies)
+    rr2 = Referrer()
+    b.refer("tel:+15551234", **rr2.callbacks())
+    assert net.drive(lambda: rr2.accepts or rr2.rejects)
+    assert rr2.accepts and not rr2.rejects  # tel: allowed now
+    assert ag.stop() == 0
+    err = ag.stderr()
+    assert re.search(r"\d\d:\d\d:\d\d\.\d{3} agent info: REFER \(id \d+\) to <tel:", err), err
+
+
+def test_verbose_logs_the_core(net, agent):
+    bob = Party(net, "bob")
+    ag = agent("-v", "-v")
+    b = bob.ua.make_inviter(ag.uri())
+    b.invite()
+    assert net.drive(lambda: b.state == S.ESTABLISHED)
+    assert ag.stop() == 0
+    assert " sipreferral debug: " in ag.stderr() or " sipreferral info: " in ag.stderr()

@@ -1,0 +1,558 @@
+#!/usr/bin/env bash
+# tests/sipp/run.sh — the interop suite: sipreferral-agent against SIPp
+# (Debian's sip-tester), over UDP and TCP on 127.0.0.1.
+#
+#   bash tests/sipp/run.sh [NAME-FILTER]
+#
+# The agent comes from $SR_BUILD_DIR (default build/); point it at an
+# ASan build to run the suite under the sanitizers. Every process is
+# bounded by `timeout`, SIPp also by -timeout; all files go to a mktemp
+# directory (kept and named on failure). The agent binds port 0 and
+# reports its ports through --port-file on a FIFO, so nothing is guessed;
+# SIPp's own listening ports come from the kernel (bind to 0, release).
+# Ends with "N passed, N failed"; exits non-zero if a test failed.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+BUILD="${SR_BUILD_DIR:-$ROOT/build}"
+AGENT="$BUILD/sipreferral-agent"
+FILTER="${1:-}"
+PY=/usr/bin/python3
+T1=20             # agent's T1 (ms): fast retransmissions, short lingering
+LIMIT=60          # upper bound on any one process (s); never reached when well
+SIPP_LIMIT=30     # SIPp's own -timeout (s)
+
+for tool in sipp timeout ss; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "run.sh: $tool not found (bash scripts/setup.sh installs it)" >&2
+    exit 2
+  fi
+done
+if [[ ! -x "$AGENT" ]]; then
+  echo "run.sh: $AGENT not built (SR_BUILD_DIR=$BUILD)" >&2
+  exit 2
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sr-sipp.XXXXXX")"
+export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
+passed=0
+failed=0
+failures=()
+PIDS=()
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  if ((failed == 0)); then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- helpers
+
+# why MESSAGE: records why the current test failed (it goes on checking).
+why() {
+  echo "    - $*" >>"$D/why"
+}
+
+# A port that is free for both UDP and TCP on 127.0.0.1, for SIPp to bind.
+free_port() {
+  "$PY" - <<'EOF'
+import socket
+for _ in range(50):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    port = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", port))
+    except OSError:
+        u.close(); t.close(); continue
+    u.close(); t.close()
+    print(port)
+    break
+EOF
+}
+
+# wait_listen udp|tcp PORT: until something listens there (bounded).
+wait_listen() {
+  local flag=-Hlun i
+  [[ $1 == tcp ]] && flag=-Hltn
+  for ((i = 0; i < 200; i++)); do
+    [[ -n "$(ss $flag "sport = :$2" 2>/dev/null)" ]] && return 0
+    sleep 0.02
+  done
+  return 1
+}
+
+# start_agent NAME ARGS...: the agent on udp+tcp 127.0.0.1 port 0, in the
+# background. Sets APID, UPORT, TPORT. Output in $D/NAME.out / .err.
+start_agent() {
+  local name=$1 fd line tok
+  shift
+  mkfifo "$D/$name.ports"
+  exec {fd}<>"$D/$name.ports" # opened first: the agent never blocks
+  timeout -k 5 "$LIMIT" "$AGENT" --listen udp:127.0.0.1:0 \
+    --listen tcp:127.0.0.1:0 --port-file "$D/$name.ports" --t1 "$T1" "$@" \
+    >"$D/$name.out" 2>"$D/$name.err" &
+  APID=$!
+  PIDS+=("$APID")
+  UPORT="" TPORT=""
+  if read -r -t 10 -u "$fd" line; then
+    for tok in $line; do
+      case $tok in
+      udp:*) UPORT=${tok##*:} ;;
+      tcp:*) TPORT=${tok##*:} ;;
+      esac
+    done
+  fi
+  exec {fd}>&-
+  if [[ -z $UPORT || -z $TPORT ]]; then
+    why "agent $name did not start: $(head -c 300 "$D/$name.err")"
+    return 1
+  fi
+}
+
+# wait_pid PID [SECONDS]: its exit status. A process still running after
+# SECONDS (default 20; only when something already went wrong) is told to
+# stop, and the test fails.
+wait_pid() {
+  local i limit=$((${2:-20} * 20))
+  for ((i = 0; i < limit; i++)); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$1" 2>/dev/null; then
+    why "process $1 still running after ${2:-20}s: stopped"
+    kill -TERM "$1" 2>/dev/null
+  fi
+  wait "$1"
+}
+
+# sipp_args NAME ARGS...: the common SIPp options (bounded, traced, and a
+# free local port unless ARGS name one with -p; SIPp's default 5060/5061
+# could be anyone's).
+sipp_args() {
+  local name=$1 a
+  shift
+  SIPP_ARGS=("$@" -nostdin -timeout "${SIPP_LIMIT}s" -timeout_error
+    -trace_err -trace_msg -message_file "$name.msg" -error_file "$name.errors")
+  for a in "$@"; do [[ $a == -p ]] && return; done
+  SIPP_ARGS+=(-p "$(free_port)")
+}
+
+# run_sipp NAME ARGS...: runs SIPp in the foreground in $D.
+run_sipp() {
+  local name=$1
+  shift
+  sipp_args "$name" "$@"
+  (cd "$D" && timeout -k 5 "$LIMIT" sipp "${SIPP_ARGS[@]}" \
+    >"$name.sipp.out" 2>&1)
+}
+
+# sipp_bg NAME ARGS...: SIPp in the background; sets SPID.
+sipp_bg() {
+  local name=$1
+  shift
+  sipp_args "$name" "$@"
+  (cd "$D" && exec timeout -k 5 "$LIMIT" sipp "${SIPP_ARGS[@]}" \
+    >"$name.sipp.out" 2>&1) &
+  SPID=$!
+  PIDS+=("$SPID")
+}
+
+# expect_rc WHAT GOT WANT
+expect_rc() {
+  if [[ $2 -ne $3 ]]; then why "$1 exited $2, expected $3"; fi
+}
+
+# test NAME FUNCTION ARGS...: runs one test in its own directory.
+t() {
+  local name=$1
+  shift
+  if [[ -n $FILTER && $name != *$FILTER* ]]; then return 0; fi
+  D="$WORK/$name"
+  mkdir -p "$D"
+  : >"$D/why"
+  "$@"
+  if [[ ! -s "$D/why" ]]; then
+    passed=$((passed + 1))
+    echo "ok    $name"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "FAIL  $name   (files: $D)"
+    cat "$D/why"
+    local f
+    for f in "$D"/*.err "$D"/*.errors; do
+      [[ -s $f ]] || continue
+      echo "    --- $(basename "$f") (last lines)"
+      tail -n 15 "$f" | sed 's/^/    /'
+    done
+  fi
+}
+
+# ---------------------------------------------------------------- issue #2
+
+# sipp -sn uac: 20 calls into the agent, which answers (180, 200).
+uac_calls() {
+  local tp=$1 port
+  start_agent agent --max-calls 20 --stats || return
+  [[ $tp == t1 ]] && port=$TPORT || port=$UPORT
+  run_sipp uac -sn uac "127.0.0.1:$port" -t "$tp" -m 20 -r 50 -l 10 -d 10
+  expect_rc "sipp -sn uac" $? 0
+  grep -q "Successful call.*| *20 *$" "$D/uac.sipp.out" 2>/dev/null ||
+    grep -Eq "Successful call +\| +[0-9]+ +\| +20 " "$D/uac.sipp.out" ||
+    why "sipp did not report 20 successful calls"
+  wait_pid "$APID"
+  expect_rc "agent (exits after --max-calls 20)" $? 0
+  grep -q "stats process: sessions=0 referrals=0 referrers=0" "$D/agent.out" ||
+    why "agent left objects alive: $(grep stats "$D/agent.out")"
+}
+
+# An Inviter (the agent's --call) against sipp -sn uas.
+call_uas() {
+  local tp=$1 sport target
+  sport=$(free_port)
+  sipp_bg uas -sn uas -p "$sport" -t "$tp" -m 1 -i 127.0.0.1
+  wait_listen "$([[ $tp == t1 ]] && echo tcp || echo udp)" "$sport" ||
+    why "sipp uas did not listen"
+  target="sip:service@127.0.0.1:$sport"
+  [[ $tp == t1 ]] && target="$target;transport=tcp"
+  # No --max-calls: over TCP, SIPp counts a call as failed when the
+  # connection closes during the scenario's final timewait, so the agent
+  # stays until SIPp is done, then gets SIGTERM (exit 3 if its call failed).
+  start_agent agent --call "$target" --bye-after 0 || return
+  wait_pid "$SPID"
+  expect_rc "sipp -sn uas" $? 0
+  kill -TERM "$APID"
+  wait_pid "$APID"
+  expect_rc "agent --call, then SIGTERM" $? 0
+}
+
+# An Inviter challenged with 401 retries with credentials (checked by
+# SIPp's verifyauth); with a wrong password the call fails.
+call_auth() {
+  local tp=$1 password=$2 want_agent=$3 want_sipp=$4 sport target
+  sport=$(free_port)
+  sipp_bg uas_auth -sf "$HERE/uas_auth.xml" -p "$sport" -t "$tp" -m 1 \
+    -i 127.0.0.1
+  wait_listen "$([[ $tp == t1 ]] && echo tcp || echo udp)" "$sport" ||
+    why "sipp uas_auth did not listen"
+  target="sip:service@127.0.0.1:$sport"
+  [[ $tp == t1 ]] && target="$target;transport=tcp"
+  start_agent agent --call "$target" --bye-after 0 --max-calls 1 \
+    --username alice --password "$password" || return
+  wait_pid "$APID"
+  expect_rc "agent --call with --password $password" $? "$want_agent"
+  wait_pid "$SPID"
+  expect_rc "sipp uas_auth" $? "$want_sipp"
+}
+
+t uac-udp uac_calls u1
+t uac-tcp uac_calls t1
+t call-uas-udp call_uas u1
+t call-uas-tcp call_uas t1
+t auth-401-udp call_auth u1 wonderland 0 0
+t auth-401-tcp call_auth t1 wonderland 0 0
+t auth-401-wrong-password call_auth u1 guess 3 1
+
+# ---------------------------------------------------------------- issue #6
+
+# render TEMPLATE OUT NAME=VALUE...: a scenario for this test (render.py).
+render() {
+  local tpl=$1 out=$2
+  shift 2
+  "$PY" "$HERE/render.py" "$HERE/$tpl" "$D/$out" "$@" || why "render $tpl"
+}
+
+# target_uri PORT TP [URI-HEADERS]: a Refer-To value for the SIPp target.
+target_uri() {
+  local uri="sip:target@127.0.0.1:$1"
+  [[ $2 == t1 ]] && uri="$uri;transport=tcp"
+  echo "<$uri${3:+?$3}>"
+}
+
+listen_kind() { [[ $1 == t1 ]] && echo tcp || echo udp; }
+agent_port() { [[ $1 == t1 ]] && echo "$TPORT" || echo "$UPORT"; }
+
+# wait_grep FILE REGEX: until a line matches (bounded).
+wait_grep() {
+  local i
+  for ((i = 0; i < 500; i++)); do
+    grep -Eq "$2" "$1" 2>/dev/null && return 0
+    sleep 0.02
+  done
+  return 1
+}
+
+# What every transfer target checks in the referee's INVITE: Referred-By
+# names the referrer, no header smuggled in the Refer-To URI leaked (as a
+# header or in the Request-URI), and From is the agent's --uri.
+CHK_REFERRED_BY='<ereg regexp="sip:referrer@127\.0\.0\.1" search_in="hdr" header="Referred-By:" check_it="true" assign_to="chk"/>'
+CHK_NO_LEAK='<ereg regexp="X-Leak|Subject|leaked" search_in="msg" check_it_inverse="true" assign_to="chk"/>'
+CHK_RURI='<ereg regexp="^INVITE sip:target@127\.0\.0\.1:[0-9]+(;transport=tcp)? SIP/2\.0" search_in="msg" check_it="true" assign_to="chk"/>'
+CHK_FROM='<ereg regexp="sip:bob@127\.0\.0\.1" search_in="hdr" header="From:" check_it="true" assign_to="chk"/>'
+CHK_NO_REPLACES='<ereg regexp="^Replaces:" search_in="msg" check_it_inverse="true" assign_to="chk"/>'
+CHK_REPLACES='<ereg regexp="^ *call-1@127\.0\.0\.1;to-tag=111;from-tag=222 *$" search_in="hdr" header="Replaces:" check_it="true" assign_to="chk"/>'
+REFERRED_BY='Referred-By: <sip:referrer@[local_ip]:[local_port]>'
+LEAKY='X-Leak=1&Subject=leaked'
+REPLACES='Replaces=call-1%40127.0.0.1%3Bto-tag%3D111%3Bfrom-tag%3D222'
+
+# check_pcap FILE: tshark decodes the REFER/NOTIFY flow from --pcap.
+check_pcap() {
+  local out
+  if ! command -v tshark >/dev/null 2>&1; then
+    why "tshark not installed"
+    return
+  fi
+  out=$(tshark -r "$1" -Y sip -T fields -e sip.Method -e sip.Status-Code \
+    2>"$D/tshark.err")
+  echo "$out" >"$D/tshark.out"
+  grep -q "^REFER" <<<"$out" || why "tshark: no REFER in $1"
+  grep -q "^NOTIFY" <<<"$out" || why "tshark: no NOTIFY in $1"
+  grep -q "202" <<<"$out" || why "tshark: no 202 in $1"
+}
+
+# A transfer with SIPp as referrer and as target: blind or attended, over
+# UDP (optionally with 10% loss at both SIPps, three transfers) or TCP.
+transfer() {
+  local tp=$1 kind=$2 lost=${3:-0} tport n=1 refer_to checks
+  local lossy=()
+  if ((lost)); then lossy=(-lost 10) n=3; fi
+  tport=$(free_port)
+  checks="$CHK_REFERRED_BY $CHK_NO_LEAK $CHK_RURI $CHK_FROM"
+  if [[ $kind == attended ]]; then
+    refer_to=$(target_uri "$tport" "$tp" "$REPLACES&$LEAKY")
+    checks="$checks $CHK_REPLACES"
+  else
+    refer_to=$(target_uri "$tport" "$tp" "$LEAKY")
+    checks="$checks $CHK_NO_REPLACES"
+  fi
+  render target_answer.xml target.xml TARGET_CHECKS="$checks"
+  render referrer_blind.xml referrer.xml \
+    REFER_HEADERS="Refer-To: $refer_to"$'\n'"$REFERRED_BY"
+  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m "$n" -l 1 \
+    -i 127.0.0.1 "${lossy[@]}"
+  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
+  start_agent agent --uri sip:bob@127.0.0.1 --max-calls "$n" --ladder \
+    --pcap "$D/agent.pcap" --stats || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m "$n" -l 1 -s agent -i 127.0.0.1 "${lossy[@]}"
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp target" $? 0
+  wait_pid "$APID"
+  expect_rc "agent (exits after --max-calls $n)" $? 0
+  grep -q " REFER sip:" "$D/agent.out" || why "no REFER in the --ladder output"
+  grep -q " NOTIFY sip:.*\[SIP/2.0 200" "$D/agent.out" ||
+    why "no final NOTIFY in the --ladder output"
+  grep -q "stats process: sessions=0 referrals=0 referrers=0" "$D/agent.out" ||
+    why "agent left objects alive: $(grep stats "$D/agent.out")"
+  check_pcap "$D/agent.pcap"
+}
+
+# The target answers 486: the final NOTIFY says so.
+transfer_busy() {
+  local tp=$1 tport
+  tport=$(free_port)
+  render target_busy.xml target.xml TARGET_CHECKS="$CHK_REFERRED_BY"
+  render referrer_final.xml referrer.xml FINAL=486 \
+    REFER_HEADERS="Refer-To: $(target_uri "$tport" "$tp")"$'\n'"$REFERRED_BY"
+  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
+  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
+  start_agent agent --max-calls 1 || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp target" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+}
+
+# REFERs the agent refuses: CODE, agent flags, REFER header lines.
+refused() {
+  local tp=$1 code=$2 flags=$3 headers=$4
+  render referrer_refused.xml referrer.xml CODE="$code" \
+    REFER_HEADERS="$headers"
+  # shellcheck disable=SC2086 # flags are words
+  start_agent agent --max-calls 1 --ladder $flags || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer (expects $code)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+  if grep -q " NOTIFY sip:" "$D/agent.out"; then
+    why "a refused REFER was followed by a NOTIFY"
+  fi
+}
+
+# REFER outside a dialog, or in an unknown one: TO_TAG, CODE.
+refer_ood() {
+  local tp=$1 to_tag=$2 code=$3
+  render refer_ood.xml referrer.xml TO_TAG="$to_tag" CODE="$code" \
+    REFER_HEADERS="Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"$REFERRED_BY"
+  start_agent agent || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp (expects $code)" $? 0
+  kill -TERM "$APID"
+  wait_pid "$APID"
+  expect_rc "agent after SIGTERM" $? 0
+}
+
+# --allow-out-of-dialog-refer: the REFER is followed, NOTIFYs in its own
+# dialog.
+refer_ood_follow() {
+  local tp=$1 tport
+  tport=$(free_port)
+  render target_answer.xml target.xml \
+    TARGET_CHECKS="$CHK_REFERRED_BY $CHK_NO_LEAK $CHK_RURI"
+  render refer_ood_follow.xml referrer.xml \
+    REFER_HEADERS="Refer-To: $(target_uri "$tport" "$tp" "$LEAKY")"$'\n'"$REFERRED_BY"
+  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
+  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
+  start_agent agent --allow-out-of-dialog-refer || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp target" $? 0
+  kill -TERM "$APID"
+  wait_pid "$APID"
+  expect_rc "agent after SIGTERM" $? 0
+}
+
+# Refer-Sub: false: 202 with Refer-Sub: false, the transfer happens, and
+# the agent sends no NOTIFY at all.
+refer_sub_false() {
+  local tp=$1 tport
+  tport=$(free_port)
+  render target_answer.xml target.xml TARGET_CHECKS="$CHK_REFERRED_BY"
+  render referrer_refersub.xml referrer.xml \
+    REFER_HEADERS="Refer-To: $(target_uri "$tport" "$tp")"$'\n'"$REFERRED_BY"$'\n'"Refer-Sub: false"
+  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
+  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
+  start_agent agent --max-calls 1 --ladder || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp target (the transfer happened)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+  if grep -q " NOTIFY sip:" "$D/agent.out"; then
+    why "NOTIFY sent despite Refer-Sub: false"
+  fi
+}
+
+# Two REFERs in one call (--on-refer accept): ids 2 and 3.
+two_refers() {
+  local tp=$1
+  render referrer_two.xml referrer.xml \
+    REFER_HEADERS="Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"$REFERRED_BY"
+  start_agent agent --on-refer accept --max-calls 1 --ladder || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+  if grep -q " INVITE sip:carol" "$D/agent.out"; then
+    why "--on-refer accept placed a call"
+  fi
+}
+
+# The referrer hangs up while the target rings: no NOTIFY after its BYE;
+# the agent's SIGTERM then cancels the ringing call.
+referrer_hangup() {
+  local tp=$1 tport
+  tport=$(free_port)
+  render target_ring.xml target.xml TARGET_CHECKS="$CHK_REFERRED_BY"
+  render referrer_hangup.xml referrer.xml \
+    REFER_HEADERS="Refer-To: $(target_uri "$tport" "$tp")"$'\n'"$REFERRED_BY"
+  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
+  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
+  start_agent agent --ladder || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  kill -TERM "$APID"
+  wait_pid "$APID"
+  expect_rc "agent after SIGTERM" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp target (cancelled)" $? 0
+  if sed -n '/  BYE sip:/,$p' "$D/agent.out" | grep -q " NOTIFY sip:"; then
+    why "NOTIFY after the referrer's BYE"
+  fi
+  grep -q " CANCEL sip:" "$D/agent.out" || why "no CANCEL to the target"
+}
+
+# SIGTERM with an active subscription: final NOTIFY, BYE, exit 0.
+shutdown_notify() {
+  local tp=$1
+  render referrer_shutdown.xml referrer.xml \
+    REFER_HEADERS="Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"$REFERRED_BY"
+  start_agent agent --on-refer accept --ladder || return
+  sipp_bg referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  wait_grep "$D/agent.out" " NOTIFY sip:.*\[SIP/2.0 100" ||
+    why "no NOTIFY 100 before the signal"
+  kill -TERM "$APID"
+  wait_pid "$APID"
+  expect_rc "agent after SIGTERM" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp referrer (final NOTIFY, then BYE)" $? 0
+}
+
+# --on-invite reject:CODE and ignore.
+invite_reject() {
+  local tp=$1
+  render uac_rejected.xml uac.xml CODE=486
+  start_agent agent --on-invite reject:486 --max-calls 1 || return
+  run_sipp uac -sf "$D/uac.xml" "127.0.0.1:$(agent_port "$tp")" -t "$tp" \
+    -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp (expects 486)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+}
+
+invite_ignore() {
+  local tp=$1
+  start_agent agent --on-invite ignore --max-calls 1 || return
+  run_sipp uac -sf "$HERE/uac_cancel.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp (only 100, then CANCEL: 200 and 487)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+}
+
+for tp in u1 t1; do
+  x=$([[ $tp == t1 ]] && echo tcp || echo udp)
+  t "blind-$x" transfer "$tp" blind
+  t "attended-$x" transfer "$tp" attended
+  t "target-busy-$x" transfer_busy "$tp"
+  t "reject-603-$x" refused "$tp" 603 "--on-refer reject:603" \
+    "Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"$REFERRED_BY"
+  t "no-refer-to-$x" refused "$tp" 400 "" "$REFERRED_BY"
+  t "two-refer-to-$x" refused "$tp" 400 "" \
+    "Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"Refer-To: <sip:dave@127.0.0.1:9>"
+  t "tel-target-$x" refused "$tp" 416 "" "Refer-To: <tel:+15551234567>"
+  t "out-of-dialog-$x" refer_ood "$tp" "" 405
+  t "unknown-dialog-$x" refer_ood "$tp" ";tag=nosuchdialog" 481
+  t "out-of-dialog-allowed-$x" refer_ood_follow "$tp"
+  t "refer-sub-false-$x" refer_sub_false "$tp"
+  t "two-refers-$x" two_refers "$tp"
+  t "referrer-hangs-up-$x" referrer_hangup "$tp"
+  t "sigterm-final-notify-$x" shutdown_notify "$tp"
+  t "on-invite-reject-$x" invite_reject "$tp"
+  t "on-invite-ignore-$x" invite_ignore "$tp"
+done
+t "blind-udp-lost-10" transfer u1 blind 1
+t "attended-udp-lost-10" transfer u1 attended 1
+
+echo
+echo "$passed passed, $failed failed"
+((failed == 0))
