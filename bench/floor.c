@@ -15,6 +15,10 @@
  *
  * Output: one JSON object on stdout. CPU time is the thread's own
  * (CLOCK_THREAD_CPUTIME_ID), as the agent's is its own user+sys time.
+ *
+ * --count N runs exactly N transfers (parse and serialise) and nothing
+ * else, for counting instructions under callgrind: the difference between
+ * two counts divided by the difference in N is the floor in instructions.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -215,7 +219,8 @@ static int udp_pair(int *tx, int *rx) {
 
 static void usage(void) {
   fprintf(stderr,
-          "Usage: bench_floor [--seconds S] [--io] TRANSFER.pcap\n"
+          "Usage: bench_floor [--seconds S] [--io] [--count N] "
+          "TRANSFER.pcap\n"
           "Parses (and serialises the sent) SIP messages of one transfer\n"
           "with libosip2 in a loop; prints CPU microseconds per transfer "
           "as JSON.\n");
@@ -223,11 +228,14 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
   double seconds = 2.0;
+  long count = -1;
   int io = 0;
   const char *path = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
       seconds = atof(argv[++i]);
+    } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+      count = atol(argv[++i]);
     } else if (strcmp(argv[i], "--io") == 0) {
       io = 1;
     } else if (argv[i][0] == '-') {
@@ -237,7 +245,7 @@ int main(int argc, char **argv) {
       path = argv[i];
     }
   }
-  if (!path || seconds <= 0) {
+  if (!path || seconds <= 0 || (count < 0 && count != -1)) {
     usage();
     return 2;
   }
@@ -259,6 +267,18 @@ int main(int argc, char **argv) {
   for (int i = 0; i < g_n; i++) {
     nsent += g_msgs[i].sent;
     bytes += g_msgs[i].len;
+  }
+
+  if (count >= 0) {
+    for (long i = 0; i < count; i++)
+      if (one_transfer(1) < 0) {
+        fprintf(stderr, "bench_floor: libosip2 could not parse or write a "
+                "message of %s\n", path);
+        return 1;
+      }
+    printf("{\"messages\": %d, \"count\": %ld}\n", g_n, count);
+    for (int i = 0; i < g_n; i++) free(g_msgs[i].data);
+    return 0;
   }
 
   /* Warm up (allocator, caches), then measure for the asked time. */

@@ -43,12 +43,19 @@ def derive(res: dict) -> None:
     r = _get(res, "moderate", "ratio_to_floor")
     target("CPU per transfer within 2x of the libosip2 floor", r, 2, "x",
            None if r is None else r <= 2)
+    r = _get(res, "instructions", "c", "ratio_to_floor")
+    target("... counted in instructions (callgrind)", r, 2, "x",
+           None if r is None else r <= 2)
     target("CPU per transfer well under 100 us", cpu, 100, "us",
            None if cpu is None else cpu < 100)
     for kind, lim in (("lua", 1.15), ("python", 1.3)):
         v = _get(res, "bindings", kind, "ratio_to_c")
         target(f"{kind} policy at most {lim}x the C-only cost", v, lim, "x",
                None if v is None else v <= lim)
+        v = _get(res, "instructions", kind, "ratio_to_c")
+        if v is not None:
+            target("... counted in instructions (callgrind)", v, lim, "x",
+                   v <= lim)
     v = _get(res, "memory", "sessions", "bytes_per_session")
     target("RSS per established session at most 16 KiB", v, 16384, "bytes",
            None if v is None else v <= 16384)
@@ -118,6 +125,23 @@ def write_markdown(res: dict, path: Path) -> None:
                 f"{k} ~{v / 1000:g} ms/transfer ({_fmt(ps[k])}x ours)"
                 for k, v in PEERS_US.items()) + ".")
         L.append("")
+    ins = res.get("instructions")
+    if ins and "not_measured" not in ins:
+        L += ["## Instructions per transfer (callgrind, noise-free)", "",
+              "| | instructions/transfer | vs floor | vs C agent |",
+              "|---|---|---|---|",
+              f"| libosip2 floor | {ins['floor_ir']:,} | 1.00x | |"]
+        for kind, name in (("c", "C agent"), ("lua", "Lua policy"),
+                           ("python", "Python twin + policy.py"),
+                           ("python-flags", "Python twin, flags only")):
+            k = ins.get(kind)
+            if k:
+                L.append(f"| {name} | {k['ir_per_transfer']:,} | "
+                         f"{k['ratio_to_floor']:.2f}x | "
+                         f"{_fmt(k.get('ratio_to_c'), 2)} |")
+        L += ["", f"{ins['transfers']} transfers at {ins['rate']:g}/s under "
+              "valgrind --tool=callgrind, less a run with none; user-space "
+              "instructions only (the kernel's work is not counted).", ""]
     lat = res.get("latency")
     if lat:
         a, b = lat["refer_to_202_us"], lat["refer_to_invite_us"]
@@ -179,7 +203,8 @@ def write_markdown(res: dict, path: Path) -> None:
               f"{_get(res, 'moderate', 'completed')} | "
               f"{_get(res, 'moderate', 'failed')} |"]
         for kind, name in (("lua", "Lua (`--script bench/policy.lua`)"),
-                           ("python", "Python twin (`--script bench/policy.py`)")):
+                           ("python", "Python twin (`--script bench/policy.py`)"),
+                           ("python-flags", "Python twin, flags only")):
             b = bi.get(kind, {})
             if "not_measured" in b:
                 L.append(f"| {name} | not measured: {b['not_measured']} | | | |")

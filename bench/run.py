@@ -46,9 +46,10 @@ def log(msg: str) -> None:
 class Kinds:
     """How to start each kind of agent: C flags, Lua policy, Python twin."""
 
-    def __init__(self, build: Path):
+    def __init__(self, build: Path, wrapper: list[str] | None = None):
         self.build = build
         self.agent = build / "sipreferral-agent"
+        self.wrapper = wrapper or []  # e.g. valgrind --tool=callgrind ...
 
     def cmd(self, kind: str, on_refer: str = "follow"):
         env = dict(os.environ)
@@ -59,15 +60,18 @@ class Kinds:
             env["LUA_CPATH"] = f"{self.build}/lua/?.so;;"
             return [str(self.agent), "--script",
                     str(BENCH / "policy.lua")], env
-        if kind == "python":
+        if kind in ("python", "python-flags"):
             env["PYTHONPATH"] = str(self.build / "python") + (
                 ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-            return [PY, "-m", "sipreferral", "agent", "--script",
-                    str(BENCH / "policy.py")], env
+            cmd = [PY, "-m", "sipreferral", "agent", "--on-refer", on_refer]
+            if kind == "python":
+                cmd += ["--script", str(BENCH / "policy.py")]
+            return cmd, env
         raise ValueError(kind)
 
     def start(self, kind: str, workdir: Path, on_refer: str = "follow"):
         cmd, env = self.cmd(kind, on_refer)
+        cmd = self.wrapper + cmd
         return Agent(cmd, workdir, env, name=f"agent-{kind}")
 
     def unavailable(self, kind: str, workdir: Path) -> str | None:
@@ -109,8 +113,9 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
     try:
         if pcap_agent:
             cmd, env = kinds.cmd(kind)
-            agent = Agent(cmd + ["--pcap", str(wd / "agent.pcap")], wd, env,
-                          name=f"agent-{kind}")
+            agent = Agent(kinds.wrapper + cmd + ["--pcap",
+                                                 str(wd / "agent.pcap")],
+                          wd, env, name=f"agent-{kind}")
         else:
             agent = kinds.start(kind, wd)
         tport = free_udp_port()
@@ -255,6 +260,63 @@ def summarize_runs(runs: list[dict]) -> dict:
     return s
 
 
+def callgrind_total(path: Path) -> int:
+    """Instructions (Ir) of a callgrind output file."""
+    for line in path.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise BenchError(f"{path}: no callgrind totals")
+
+
+def part_instructions(build: Path, workdir: Path, pcap: Path, kinds_avail,
+                      transfers: int, rate: float) -> dict:
+    """Instructions per transfer under callgrind: noise-free, unlike CPU
+    time on a shared machine. Each figure is a difference of two runs (N
+    transfers and none), so start-up and shutdown cancel out; shutdown
+    frees what timers would have freed, so that cost stays in."""
+    wd = make_workdir(workdir, "callgrind-")
+    out = {"transfers": transfers, "rate": rate}
+    exe = build / "bench" / "bench_floor"
+    counts = {}
+    for n in (0, 100):
+        f = wd / f"floor-{n}.out"
+        r = subprocess.run(["valgrind", "--tool=callgrind",
+                            f"--callgrind-out-file={f}", str(exe),
+                            "--count", str(n), str(pcap)],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise BenchError(f"bench_floor under callgrind: {r.stderr[-300:]}")
+        counts[n] = callgrind_total(f)
+    out["floor_ir"] = round((counts[100] - counts[0]) / 100)
+    for kind in kinds_avail:
+        totals = {}
+        for n in (0, transfers):
+            f = wd / f"{kind}-{n}.out"
+            kinds = Kinds(build, ["valgrind", "--tool=callgrind",
+                                  f"--callgrind-out-file={f}"])
+            if n == 0:
+                kinds.start(kind, wd).stop(120)
+            else:
+                r = transfer_run(kinds, kind, rate, n, wd, 0.0)
+                if r["completed"] != n:
+                    raise BenchError(f"{kind} agent under callgrind: "
+                                     f"{r['completed']}/{n} transfers")
+            totals[n] = callgrind_total(f)
+        ir = round((totals[transfers] - totals[0]) / transfers)
+        out[kind] = {"ir_per_transfer": ir,
+                     "ratio_to_floor": round(ir / out["floor_ir"], 2)}
+        log(f"  {kind}: {ir:,} instructions/transfer "
+            f"({out[kind]['ratio_to_floor']}x the floor's "
+            f"{out['floor_ir']:,})")
+    if "c" in out:
+        for kind in kinds_avail:
+            if kind != "c":
+                out[kind]["ratio_to_c"] = round(
+                    out[kind]["ir_per_transfer"] / out["c"]["ir_per_transfer"],
+                    3)
+    return out
+
+
 def part_max_rate(kinds: Kinds, workdir: Path, base: float, start: float,
                   probe_s: float, steps: int, cap: float) -> dict:
     """Doubles the rate until a probe fails, then bisects between the last
@@ -294,8 +356,24 @@ def part_max_rate(kinds: Kinds, workdir: Path, base: float, start: float,
                 good, lo = r, r["rate"]
             else:
                 hi = r["rate"]
-    return {"rate": good["rate"], "best": good, "probes": probes,
-            "first_failing_rate": bad["rate"] if bad else None}
+    # Confirm with a run twice as long; step down 10% while it fails.
+    first_bad = bad["rate"] if bad else None
+    rate = good["rate"]
+    for _ in range(3):
+        r = transfer_run(kinds, "c", rate, max(50, int(rate * probe_s * 2)),
+                         workdir, base)
+        r["ok"] = ok_run(r)
+        r["confirmation"] = True
+        probes.append(r)
+        log(f"  confirming {rate:g}/s over {r['calls']} transfers: "
+            f"{'ok' if r['ok'] else 'no'} (failed {r['failed']}, achieved "
+            f"{r['achieved_rate']:.0f}/s)")
+        if r["ok"]:
+            return {"rate": rate, "best": r, "probes": probes,
+                    "first_failing_rate": first_bad}
+        rate = round(rate * 0.9)
+    return {"rate": None, "probes": probes, "first_failing_rate": first_bad,
+            "note": "no rate was confirmed by a second, longer run"}
 
 
 def part_memory(kinds: Kinds, workdir: Path, scenario: str, on_refer: str,
@@ -416,7 +494,7 @@ def parse_args(argv):
                    help="concurrent sessions for memory (default 10000)")
     p.add_argument("--only", default="",
                    help="comma list of parts: floor,moderate,sweep,max,"
-                   "bindings,memory (default all)")
+                   "bindings,memory,instructions (default all)")
     p.add_argument("--quick", action="store_true",
                    help="shorter runs (for trying things out)")
     p.add_argument("--smoke", action="store_true",
@@ -433,7 +511,8 @@ def main(argv: list[str]) -> int:
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     parts = set(filter(None, a.only.split(","))) or {
-        "floor", "moderate", "sweep", "max", "bindings", "memory"}
+        "floor", "moderate", "sweep", "max", "bindings", "memory",
+        "instructions"}
     if a.smoke:
         a.rate, a.seconds, a.reps = 5, 1, 1
         parts = {"floor", "moderate", "bindings"}
@@ -455,10 +534,12 @@ def main(argv: list[str]) -> int:
         base = startup_cost(kinds, "c", workdir)
         res["startup_cpu_s"] = {"c": base}
 
-        if "floor" in parts:
+        pcap = None
+        if parts & {"floor", "instructions"}:
             log("capturing one transfer (agent --pcap) for the floor")
             pcap = capture_one_transfer(kinds, workdir)
             shutil.copy(pcap, out / "transfer.pcap")
+        if "floor" in parts:
             floors = [part_floor(build, pcap, 0.3 if a.smoke else 2.0)
                       for _ in range(a.reps)]
             res["floor"] = {k: median([f[k] for f in floors])
@@ -509,7 +590,7 @@ def main(argv: list[str]) -> int:
         if "bindings" in parts:
             res["bindings"] = {}
             c_cost = (res.get("moderate") or {}).get("cpu_us_per_transfer")
-            for kind in ("lua", "python"):
+            for kind in ("lua", "python", "python-flags"):
                 why = kinds.unavailable(kind, workdir)
                 if why:
                     log(f"{kind} policy agent: not measured ({why})")
@@ -527,6 +608,18 @@ def main(argv: list[str]) -> int:
                 res["bindings"][kind] = s
                 log(f"{kind} policy agent: {s.get('cpu_us_per_transfer')} "
                     f"us/transfer, ratio {s.get('ratio_to_c')}")
+
+        if "instructions" in parts:
+            if not shutil.which("valgrind"):
+                res["instructions"] = {"not_measured": "valgrind not found"}
+            else:
+                log("instructions per transfer (callgrind)")
+                avail = ["c"] + [k for k in ("lua", "python", "python-flags")
+                                 if "not_measured" not in
+                                 (res.get("bindings") or {}).get(k, {})
+                                 and "bindings" in parts]
+                res["instructions"] = part_instructions(
+                    build, workdir, pcap, avail, 50 if a.quick else 200, 15)
 
         if "memory" in parts:
             rate = 1000 if not a.quick else 500
@@ -559,8 +652,14 @@ def main(argv: list[str]) -> int:
     log(f"results in {out}/results.json and results.md")
     if a.smoke:
         m = res.get("moderate", {})
+        bad = [k for k, b in (res.get("bindings") or {}).items()
+               if "not_measured" not in b and (b["failed"] or b["completed"]
+                                               != m.get("calls_per_run"))]
         if m.get("failed") or m.get("completed") != m.get("calls_per_run"):
-            print("smoke: transfers failed", file=sys.stderr)
+            bad.append("c")
+        if bad:
+            print(f"smoke: transfers failed ({', '.join(bad)})",
+                  file=sys.stderr)
             return 1
         print(f"smoke: {m['completed']} transfers completed, "
               f"{m.get('cpu_us_per_transfer')} us/transfer (not asserted)")

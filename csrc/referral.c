@@ -205,9 +205,8 @@ int sr_referral_reject(sr_referral *r, const sr_response_options *o) {
 static void decision_deadline(void *arg) {
   sr_referral *r = arg;
   if (r->state != SR_REFERRAL_PENDING) return;
-  sr__log(r->ua, SR_LOG_WARNING,
-          "REFER (id %d) not decided within %d ms: rejected", r->id,
-          r->ua->opt.refer_decision_timeout_ms);
+  sr__log(r->ua, SR_LOG_WARNING, "REFER (id %d) not decided in time: rejected",
+          r->id);
   sr_response_options o;
   sr_response_options_init(&o);
   o.status_code = 603;

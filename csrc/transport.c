@@ -555,7 +555,10 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
                       SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return SR_EIO;
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  /* TCP only: on a UDP socket Linux lets a second bind share the port
+   * (and take its datagrams) instead of failing. */
+  if (tp == SR_TRANSPORT_TCP)
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (p.addr.ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&p.addr, p.addrlen) < 0 ||

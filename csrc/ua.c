@@ -143,6 +143,14 @@ void sr__ua_child_del(sr_ua *ua) {
   if (--ua->children == 0 && ua->refs == 0) ua_free_memory(ua);
 }
 
+void sr_ua_set_log_handler(sr_ua *ua, sr_log_fn fn, void *user_data,
+                           int level) {
+  if (!ua) return;
+  ua->opt.log_fn = fn;
+  ua->opt.log_user_data = user_data;
+  ua->opt.log_level = level;
+}
+
 void sr_ua_set_delegate(sr_ua *ua, const sr_ua_delegate *d, void *user_data) {
   if (!ua) return;
   if (d) ua->delegate = *d;

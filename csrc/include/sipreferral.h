@@ -17,8 +17,11 @@
  *   from is alive (take sr_x_ref to keep it longer). A handle whose protocol
  *   object has ended stays valid memory until its last reference is dropped;
  *   calls on it return SR_ECLOSED.
- * - Callbacks fire only from inside sr_ua_run_once(), on the caller's
- *   thread. The library holds a reference on the object around each
+ * - Callbacks fire on the caller's thread, from inside sr_ua_run_once(),
+ *   or from inside the API call whose effect they report (on_state from
+ *   sr_inviter_invite, sr_invitation_accept/reject, sr_session_bye; a
+ *   referral's default handling from sr_referral_accept). Never from
+ *   another thread. The library holds a reference on the object around each
  *   callback, so the callback may drop the application's reference or end
  *   the call. After an object's "closed" event no callback for it fires.
  * - Strings returned as const char * are owned by the object they came from.
@@ -256,6 +259,12 @@ SR_API void sr_ua_unref(sr_ua *ua);
  * no callback fires. Safe to call twice and from inside a callback.
  */
 SR_API void sr_ua_close(sr_ua *ua);
+/**
+ * Replaces the log handler and level given in the options (fn NULL: lines
+ * go to stderr). Bindings set it after creation and clear it on close.
+ */
+SR_API void sr_ua_set_log_handler(sr_ua *ua, sr_log_fn fn, void *user_data,
+                                  int level);
 /** Sets the delegate (copied) and its user_data. NULL clears it. */
 SR_API void sr_ua_set_delegate(sr_ua *ua, const sr_ua_delegate *d,
                                void *user_data);

@@ -8,9 +8,10 @@ Python file with any of::
     def on_refer(referral): ...               # sipreferral.Referral
     def on_notify(referral, status_code, reason): ...
 
-on_invite / on_refer handle the event when they return a true value;
-otherwise the flags decide (so a script may only look). on_notify is told
-of each response of a call that follows a REFER (what its NOTIFY says).
+A defined on_invite / on_refer handles the event itself (it may also
+decide later) unless it returns False: then the flags decide, so a script
+may only look. on_notify is told of each response of a call that follows
+a REFER (what its NOTIFY says).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ Behaviour:
                        also allow Refer-To URIs of SCHEME (besides sip and
                        sips); repeatable
   --script FILE.py     Python policy: functions on_invite(invitation),
-                       on_refer(referral), on_notify(referral, code, reason)
+                       on_refer(referral), on_notify(referral, code, reason);
+                       a defined one handles the event unless it returns
+                       False (then the flags do)
   --call TARGET        place a call to the SIP URI TARGET at start;
                        repeatable. Exit status 3 if one never connects
   --bye-after SECONDS  hang up each call this long after it is
@@ -238,7 +241,10 @@ class _Formatter(logging.Formatter):
         who = "agent" if record.name.endswith(".agent") else record.name
         level = {"WARNING": "warning", "ERROR": "error", "INFO": "info",
                  "DEBUG": "debug"}.get(record.levelname, "log")
-        return f"{t}.{int(record.msecs):03d} {who} {level}: {record.getMessage()}"
+        line = f"{t}.{int(record.msecs):03d} {who} {level}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class _Hold(logging.Filter):
@@ -286,8 +292,10 @@ class Call:
             self.established = True
             if ag.o.bye_after >= 0 and not ag.shutdown:
                 self.bye_at = time.monotonic() + ag.o.bye_after
+                ag.dirty = True
         elif st == SessionState.TERMINATED:
             self.ended = True
+            ag.dirty = True
             if self.placed and not self.established:
                 ag.placed_failed += 1
 
@@ -316,6 +324,8 @@ class Agent:
         self.pcap: Optional[Pcap] = None
         self.signal: Optional[str] = None
         self.wake: Optional[socket.socket] = None  # signal.set_wakeup_fd
+        self.dirty = False  # a call ended or got a --bye-after time
+        self.next_bye: Optional[float] = None
 
     # ---------------------------------------------------- events
 
@@ -327,7 +337,7 @@ class Agent:
             inv.reject(503, extra_headers=["Retry-After: 60"])
             return
         self.calls.append(Call(self, inv, True))
-        if self.script.get("on_invite") and self.script["on_invite"](inv):
+        if self.script.get("on_invite") and self.script["on_invite"](inv) is not False:
             return
         mode, code = self.o.on_invite
         if mode == "answer":
@@ -346,9 +356,16 @@ class Agent:
         if self.shutdown:
             r.reject(503)
             return
-        if self.script.get("on_refer") and self.script["on_refer"](r):
+        if self.script.get("on_refer") and self.script["on_refer"](r) is not False:
             if r.state in (ReferralState.PENDING, ReferralState.ACCEPTED):
-                self.keep(r)  # so that a shutdown can answer it
+                k = self.keep(r)  # so that a shutdown can answer it
+                follow = r.session.referral_inviter if r.session else None
+                if follow is not None and follow.referred_session is r.session and \
+                        not any(c.session is follow for c in self.calls):
+                    c = Call(self, follow, False)  # the script followed it
+                    c.referral = r
+                    self.calls.append(c)
+                    k["call"] = c
             return
         mode, code = self.o.on_refer
         try:
@@ -399,7 +416,7 @@ class Agent:
             inv.invite()
         except Error as e:
             self.log.warning("call %d: INVITE not sent: %s", c.id, e)
-            c.ended = True
+            c.ended = self.dirty = True
             self.notify_final(k, 503)
 
     def place_call(self, target: str) -> None:
@@ -411,7 +428,7 @@ class Agent:
         try:
             inv.invite()
         except Error:
-            c.ended = True
+            c.ended = self.dirty = True
             self.placed_failed += 1
             raise
         finally:
@@ -421,8 +438,13 @@ class Agent:
 
     def sweep(self) -> Optional[float]:
         """Forgets ended calls and finished referrals, fires --bye-after.
-        Returns seconds until the next --bye-after, or None."""
+        Returns seconds until the next --bye-after, or None. Walks the
+        calls only when one ended or a --bye-after is due (the loop calls
+        it on every turn)."""
         now = time.monotonic()
+        if not self.dirty and (self.next_bye is None or now < self.next_bye):
+            return None if self.next_bye is None else self.next_bye - now
+        self.dirty = False
         self.referrals = [k for k in self.referrals if k["r"].state in
                           (ReferralState.PENDING, ReferralState.ACCEPTED)]
         keep, nxt = [], None
@@ -445,6 +467,7 @@ class Agent:
                 nxt = c.bye_at - now if nxt is None else min(nxt, c.bye_at - now)
             keep.append(c)
         self.calls = keep
+        self.next_bye = None if nxt is None else now + max(nxt, 0.0)
         return None if nxt is None else max(nxt, 0.0)
 
     def live_calls(self) -> int:
@@ -480,7 +503,7 @@ class Agent:
                 if st == SessionState.INITIAL and isinstance(c.session, Invitation):
                     c.session.reject(480)
                 elif st == SessionState.INITIAL:
-                    c.ended = True  # an Inviter never sent
+                    c.ended = self.dirty = True  # an Inviter never sent
                 elif st < SessionState.TERMINATING:
                     c.session.bye()
             except Error as e:
@@ -491,6 +514,7 @@ class Agent:
         bound = min(max(64 * t1, 1000), 8000) / 1000.0
         self.log.info("shutting down (%s)", why)
         self.shutdown = 1
+        self.dirty = True
         self.deadline = time.monotonic() + bound
         self.half_deadline = self.deadline - bound / 2
         self.finish_referrals()
@@ -549,7 +573,10 @@ class Agent:
                 self.wake.recv(512)
             except OSError:
                 pass
-        self.ua.run_once(0)
+        try:
+            self.ua.run_once(0)
+        except Exception:  # a --script callback failed: say so, go on
+            self.log.exception("a callback raised")
 
     def on_signal(self, signum: int, frame: Any) -> None:
         if self.shutdown:

@@ -202,6 +202,27 @@ static void fr_grab(const char *msg, const char *name, char *out, size_t n) {
   }
 }
 
+/* What no input may make a user agent send. These UAs have no outbound
+ * proxy, so a Route in a new INVITE can only have been smuggled in (from
+ * a Refer-To); and an INVITE to one's own address is a referral loop. */
+static void fr_check_sent(fr_party *p, sr_transport tp, int port,
+                          const char *m) {
+  if (strncmp(m, "INVITE ", 7) != 0) return;
+  char to[512];
+  fr_grab(m, "To", to, sizeof to);
+  if (strstr(to, ";tag=")) return; /* a re-INVITE */
+  const char *hdr_end = strstr(m, "\r\n\r\n");
+  const char *route = strcasestr(m, "\r\nRoute:");
+  if (route && (!hdr_end || route < hdr_end)) {
+    fprintf(stderr, "fuzz_receive: a new INVITE with a Route header:\n%s\n", m);
+    abort();
+  }
+  if (port == (tp == SR_TRANSPORT_UDP ? p->udp_port : p->tcp_port)) {
+    fprintf(stderr, "fuzz_receive: %s sent an INVITE to itself\n", sr_ua_uri(p->ua));
+    abort();
+  }
+}
+
 /* Only our own user agents may be reached; the last request is noted. */
 static int fr_hook(int outgoing, sr_transport tp, const char *local,
                    const char *remote, const char *data, size_t len,
@@ -233,6 +254,7 @@ static int fr_hook(int outgoing, sr_transport tp, const char *local,
   fr_grab(m, "To", p->tx_to, sizeof p->tx_to);
   fr_grab(m, "Call-ID", p->tx_callid, sizeof p->tx_callid);
   fr_grab(m, "CSeq", p->tx_cseq, sizeof p->tx_cseq);
+  fr_check_sent(p, tp, port, m);
   snprintf(p->tx_n, sizeof p->tx_n, "%.*s", (int)strcspn(p->tx_cseq, " "),
            p->tx_cseq);
   free(m);

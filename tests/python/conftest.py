@@ -3,7 +3,17 @@ runs their loops until a condition holds (bounded, never a fixed sleep),
 and a leak check after every test.
 
 The module comes from PYTHONPATH (scripts/test.sh: build/python); set
-SR_PY_BUILD to test another build directory's python/ (e.g. the ASan one).
+SR_PY_BUILD to test another build directory's python/. Under the sanitizers
+(a build with -DSR_SANITIZE=ON), the interpreter needs the ASan runtime
+first:
+
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
+    PYTHONMALLOC=malloc SR_PY_BUILD=build-asan/python \
+    /usr/bin/python3 -m pytest -q tests/python
+
+(detect_leaks=0: CPython itself does not free everything at exit; leaks
+of ours are caught by the live-object and handler counts checked after
+each test. PYTHONMALLOC=malloc lets ASan see Python objects too.)
 """
 
 from __future__ import annotations
@@ -49,9 +59,10 @@ class Net:
         self.uas.append(ua)
         return ua
 
-    def drive(self, until=None, limit: float = LIMIT) -> bool:
+    def drive(self, until=None, limit: float = LIMIT, fds=()) -> bool:
         """Runs every open UA until until() is true or limit seconds pass.
-        Returns whether the condition held."""
+        ``fds``: more descriptors whose readiness may change until() (a
+        socket, a process's pidfd). Returns whether the condition held."""
         end = time.monotonic() + limit
         sel = selectors.DefaultSelector()
         try:
@@ -67,6 +78,8 @@ class Net:
                 wait = end - now
                 for key in list(sel.get_map().values()):
                     sel.unregister(key.fileobj)
+                for fd in fds:
+                    sel.register(fd, selectors.EVENT_READ)
                 for ua in self.uas:
                     if ua.closed:
                         continue

@@ -152,6 +152,6 @@ class RawUDP:
                f"Contact: <sip:bob@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
                f"{refer_to_lines}Content-Length: 0\r\n\r\n")
         self.sock.sendto(msg.encode(), (host, port))
-        if not net.drive(self.got, 5):
+        if not net.drive(self.got, 5, fds=[self.sock.fileno()]):
             return -1
         return int(self.last[8:11])

@@ -72,13 +72,15 @@ class Agent:
         """Signals the agent and drives our UAs until it exits; its status."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        if not self.net.drive(lambda: self.proc.poll() is not None, 20):
-            self.proc.kill()
-            self.proc.wait()
-        return self.proc.returncode
+        return self.wait()
 
     def wait(self, limit=20):
-        self.net.drive(lambda: self.proc.poll() is not None, limit)
+        """Drives our UAs until the agent exits (its pidfd wakes us up)."""
+        pidfd = os.pidfd_open(self.proc.pid)
+        try:
+            self.net.drive(lambda: self.proc.poll() is not None, limit, fds=[pidfd])
+        finally:
+            os.close(pidfd)
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
@@ -274,7 +276,7 @@ def test_script_policy(net, agent, tmp_path):
             note("refer", referral.refer_to.uri.user)
             if referral.refer_to.uri.user == "mallory":
                 referral.reject(403)
-                return True
+                return               # handled
             return False              # the flags follow it
         def on_notify(referral, code, reason):
             note("notify", code)
@@ -375,3 +377,39 @@ def test_verbose_logs_the_core(net, agent):
     assert net.drive(lambda: b.state == S.ESTABLISHED)
     assert ag.stop() == 0
     assert " sipreferral debug: " in ag.stderr() or " sipreferral info: " in ag.stderr()
+
+
+def test_script_that_raises_is_logged_and_the_agent_goes_on(net, agent, tmp_path):
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    script = tmp_path / "raises.py"
+    script.write_text("def on_refer(referral):\n    raise RuntimeError('policy bug')\n")
+    ag = agent("--script", str(script), "--t1", "50")
+    b, rr = transfer(net, ag, bob, carol)
+    # the REFER stays undecided until the core's decision deadline (603)
+    assert net.drive(lambda: rr.closed, 15)
+    assert rr.rejects and rr.rejects[0][0] == 603
+    assert ag.stop() == 0
+    assert "RuntimeError: policy bug" in ag.stderr()
+
+
+def test_script_that_follows_itself(net, agent, tmp_path):
+    # the benchmark's policy: functions that return nothing handle the event
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    script = tmp_path / "follow.py"
+    script.write_text(textwrap.dedent("""
+        def on_invite(invitation):
+            invitation.progress()
+            invitation.accept()
+        def on_refer(referral):
+            referral.accept()
+            referral.make_inviter().invite()
+    """))
+    ag = agent("--script", str(script))
+    b, rr = transfer(net, ag, bob, carol)
+    assert net.drive(lambda: rr.closed), ag.stderr()
+    assert rr.codes() == [100, 180, 200]
+    c = carol.last_call()
+    assert ag.stop() == 0
+    assert "error" not in ag.stderr()
+    # the agent tracked the script's call too: the shutdown hung it up
+    assert net.drive(lambda: c.state == S.TERMINATED and b.state == S.TERMINATED)

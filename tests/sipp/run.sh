@@ -94,8 +94,9 @@ start_agent() {
   shift
   mkfifo "$D/$name.ports"
   exec {fd}<>"$D/$name.ports" # opened first: the agent never blocks
-  timeout -k 5 "$LIMIT" "$AGENT" --listen udp:127.0.0.1:0 \
-    --listen tcp:127.0.0.1:0 --port-file "$D/$name.ports" --t1 "$T1" "$@" \
+  # --foreground: the agent gets our signals once, not again via the group
+  timeout --foreground -k 5 "$LIMIT" "$AGENT" --listen udp:127.0.0.1:0 \
+    --listen tcp:127.0.0.1:0 --port-file "$D/$name.ports" --t1 "$T1" -v "$@" \
     >"$D/$name.out" 2>"$D/$name.err" &
   APID=$!
   PIDS+=("$APID")
@@ -193,6 +194,63 @@ t() {
     done
   fi
 }
+
+# ---------------------------------------------------------------- command line
+
+# one_line_error EXPECTED-STATUS ARGS...: the agent fails at once with a
+# single line on stderr.
+one_line_error() {
+  local want=$1 rc
+  shift
+  timeout -k 5 20 "$AGENT" "$@" >"$D/cli.out" 2>"$D/cli.err"
+  rc=$?
+  expect_rc "agent $*" "$rc" "$want"
+  [[ $(wc -l <"$D/cli.err") -eq 1 ]] ||
+    why "agent $*: expected one line on stderr, got: $(cat "$D/cli.err")"
+}
+
+cli() {
+  local flag out rc
+  out=$(timeout 10 "$AGENT" --help)
+  expect_rc "--help" $? 0
+  for flag in --listen --uri --on-invite --on-refer \
+    --allow-out-of-dialog-refer --allow-scheme --script --max-calls \
+    --duration --pcap --ladder --verbose --log-level --help --version \
+    --call --bye-after --username --password --t1 --stats --port-file; do
+    grep -q -- "$flag" <<<"$out" || why "--help does not document $flag"
+  done
+  out=$(timeout 10 "$AGENT" --version)
+  [[ $out == "sipreferral-agent "[0-9]* ]] || why "--version printed '$out'"
+  one_line_error 2 --no-such-flag
+  one_line_error 2 --on-refer reject:200
+  one_line_error 2 --on-invite maybe
+  one_line_error 2 --max-calls -1
+  one_line_error 2 --listen sctp:127.0.0.1:0
+  one_line_error 2 --listen udp:127.0.0.1:0 stray-argument
+  one_line_error 2 --username alice
+  one_line_error 2 --listen udp:127.0.0.1:0 --call not-a-uri
+  # 192.0.2.0/24 is TEST-NET-1: never a local address
+  one_line_error 1 --listen udp:192.0.2.1:5060
+  # a port already taken (the first agent holds it)
+  start_agent holder || return
+  one_line_error 1 --listen "udp:127.0.0.1:$UPORT"
+  one_line_error 1 --listen "tcp:127.0.0.1:$TPORT"
+  kill -INT "$APID"
+  wait_pid "$APID"
+  expect_rc "agent after SIGINT" $? 0
+  # --duration ends it cleanly by itself; -v shows info lines
+  timeout -k 5 20 "$AGENT" --listen udp:127.0.0.1:0 --duration 0.2 -v \
+    --stats >"$D/dur.out" 2>"$D/dur.err"
+  expect_rc "agent --duration 0.2" $? 0
+  grep -q " info: " "$D/dur.err" || why "-v printed no info lines"
+  grep -q "stats ua:" "$D/dur.out" || why "--stats printed nothing"
+  timeout -k 5 20 "$AGENT" --listen udp:127.0.0.1:0 --duration 0.2 \
+    --log-level error >"$D/quiet.out" 2>"$D/quiet.err"
+  expect_rc "agent --log-level error" $? 0
+  [[ ! -s "$D/quiet.err" ]] || why "--log-level error still logged"
+}
+
+t cli cli
 
 # ---------------------------------------------------------------- issue #2
 

@@ -119,8 +119,10 @@ int agent_live_referrals(agent *ag);
 int agent_live_calls(agent *ag);
 void agent_free_all(agent *ag);
 
-/* trace.c: the message hook (ladder and pcap). */
+/* trace.c: the message hook (ladder, pcap, final NOTIFYs in flight). */
 void agent_trace_install(agent *ag);
+/* Final NOTIFYs sent during the shutdown and not answered yet. */
+int agent_unanswered_final_notifies(void);
 
 /* pcap.c */
 int agent_pcap_open(agent_pcap **out, const char *path);

@@ -267,8 +267,9 @@ static int run(agent *ag, int sigfd) {
       }
       if (end) wait = min_wait(wait, end - now);
       break;
-    case 1: /* answering and finishing referrals */
-      if (refs == 0 || now >= ag->half_deadline) {
+    case 1: /* answering referrals, final NOTIFYs answered */
+      if ((refs == 0 && agent_unanswered_final_notifies() == 0) ||
+          now >= ag->half_deadline) {
         ag->shutdown = 2;
         agent_end_calls(ag);
         continue;
@@ -305,11 +306,15 @@ static int run(agent *ag, int sigfd) {
       struct signalfd_siginfo si;
       if (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (ag->shutdown == 3) return 0;
-        if (ag->shutdown) {
-          agent_log(ag, SR_LOG_WARNING, "second signal: exiting now");
+        /* A second SIGINT (Ctrl-C again) cuts the shutdown short; more
+         * SIGTERMs do not: process managers (and `timeout`, which also
+         * signals its process group) may deliver one twice. */
+        if (ag->shutdown && si.ssi_signo == SIGINT) {
+          agent_log(ag, SR_LOG_WARNING, "second SIGINT: exiting now");
           return 0;
         }
-        begin_shutdown(ag, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        if (!ag->shutdown)
+          begin_shutdown(ag, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
       }
     }
     int rc = sr_ua_run_once(ag->ua, 0);

@@ -64,7 +64,7 @@ static const char usage[] =
 "\n"
 "SIGINT or SIGTERM shuts down cleanly: undecided REFERs are rejected, open\n"
 "transfer subscriptions get their final NOTIFY, calls end with BYE, and\n"
-"the exit status is 0. Exit status: 0 ok, 1 runtime error (e.g. an address\n"
+"the exit status is 0 (a second SIGINT cuts this short). Exit status: 0 ok, 1 runtime error (e.g. an address\n"
 "that cannot be bound), 2 bad command line, 3 a --call failed.\n";
 
 enum {
