@@ -8,6 +8,7 @@
  * survives the round trip and cannot break out of the header we build.
  */
 #include "message.h"
+#include "text.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -18,34 +19,6 @@
 #include <unistd.h>
 
 #include <osipparser2/osip_md5.h>
-
-static int is_lws(int c) { return c == ' ' || c == '\t'; }
-static int is_ctl(int c) { return (c >= 0 && c < 0x20) || c == 0x7f; }
-static int to_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
-
-static int is_token(int c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-      (c >= '0' && c <= '9'))
-    return 1;
-  return c && strchr("-.!%*_+`'~", c) != NULL;
-}
-
-static int span_caseeq(const char *s, size_t n, const char *lit) {
-  if (strlen(lit) != n) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (to_lower((unsigned char)s[i]) != to_lower((unsigned char)lit[i]))
-      return 0;
-  return 1;
-}
-
-static char *dupn(const char *s, size_t n) {
-  if (n == SIZE_MAX) return NULL;
-  char *d = malloc(n + 1);
-  if (!d) return NULL;
-  if (n) memcpy(d, s, n);
-  d[n] = '\0';
-  return d;
-}
 
 /* ------------------------------------------------------------------ */
 /* Challenge                                                           */

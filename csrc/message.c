@@ -13,6 +13,7 @@
  * to a ctype function as a negative int.
  */
 #include "message.h"
+#include "text.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -22,44 +23,6 @@
 /* ------------------------------------------------------------------ */
 /* Character classes and small string helpers                          */
 /* ------------------------------------------------------------------ */
-
-static int is_alpha(int c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-static int is_digit(int c) { return c >= '0' && c <= '9'; }
-static int is_alnum(int c) { return is_alpha(c) || is_digit(c); }
-static int is_lws(int c) { return c == ' ' || c == '\t'; }
-static int is_ctl(int c) { return (c >= 0 && c < 0x20) || c == 0x7f; }
-static int to_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
-
-static int hex_val(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* RFC 3261 token: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
- * "`" / "'" / "~" */
-static int is_token(int c) {
-  if (is_alnum(c)) return 1;
-  switch (c) {
-  case '-': case '.': case '!': case '%': case '*':
-  case '_': case '+': case '`': case '\'': case '~':
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-static char *dupn(const char *s, size_t n) {
-  if (n == SIZE_MAX) return NULL;
-  char *d = malloc(n + 1);
-  if (!d) return NULL;
-  if (n) memcpy(d, s, n);
-  d[n] = '\0';
-  return d;
-}
 
 static void lower_str(char *s) {
   for (; *s; s++) *s = (char)to_lower((unsigned char)*s);
@@ -73,14 +36,6 @@ static int ascii_casecmp(const char *a, const char *b) {
   }
 }
 
-static int span_caseeq(const char *s, size_t n, const char *lit) {
-  size_t m = strlen(lit);
-  if (n != m) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (to_lower((unsigned char)s[i]) != to_lower((unsigned char)lit[i]))
-      return 0;
-  return 1;
-}
 
 /* Trims SP, HT, CR and LF from both ends of a span. */
 static void trim_span(const char **s, size_t *n) {
