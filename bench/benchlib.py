@@ -137,6 +137,24 @@ class Agent(Child):
                              f": {(workdir / f'{name}.log').read_text()[-500:]}")
         self.port = int(port_file.read_text().split()[0].rsplit(":", 1)[1])
         self.usage: Usage | None = None
+        # Stopping is a SIGTERM: wait until it would be caught (or blocked
+        # for a signalfd), as the port file may be written before that.
+        if not wait_until(lambda: self._sigterm_ready() or
+                          not self.running(), 30):
+            self.kill()
+            raise BenchError(f"{name} never set up SIGTERM handling")
+
+    def _sigterm_ready(self) -> bool:
+        bit = 1 << (signal.SIGTERM - 1)
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith(("SigBlk:", "SigCgt:")) and \
+                            int(line.split()[1], 16) & bit:
+                        return True
+        except OSError:
+            pass
+        return False
 
     def cpu_ns(self) -> int:
         """CPU time so far (user+sys, ns) from /proc/PID/schedstat."""
@@ -235,7 +253,10 @@ class Sipp(Child):
                "-nostdin", "-timeout", f"{t}s", "-timeout_error",
                "-trace_stat", "-stf", str(self.stat), "-fd", "1",
                "-trace_err", "-error_file", str(workdir / f"{name}_err.log"),
-               "-trace_counts"]
+               "-trace_counts",
+               # SIPp's default socket buffers (64 KiB) overflow in bursts
+               # at high rates; losses then stall calls on retransmissions.
+               "-buff_size", "4194304"]
         self.out = open(workdir / f"{name}.out", "wb")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self.out,

@@ -6,9 +6,11 @@
 function on_invite(invitation)
   invitation:progress()
   invitation:accept()
+  return true -- handled: the flags do nothing more
 end
 
 function on_refer(referral)
   referral:accept()
   referral:make_inviter():invite()
+  return true
 end

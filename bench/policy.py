@@ -7,8 +7,10 @@ target), so the difference in cost is the binding's."""
 def on_invite(invitation):
     invitation.progress()
     invitation.accept()
+    return True  # handled: the flags do nothing more
 
 
 def on_refer(referral):
     referral.accept()
     referral.make_inviter().invite()
+    return True

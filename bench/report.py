@@ -135,12 +135,14 @@ def write_markdown(res: dict, path: Path) -> None:
                            ("python", "Python twin + policy.py"),
                            ("python-flags", "Python twin, flags only")):
             k = ins.get(kind)
-            if k:
+            if k and "error" in k:
+                L.append(f"| {name} | not measured: {k['error']} | | |")
+            elif k:
                 L.append(f"| {name} | {k['ir_per_transfer']:,} | "
                          f"{k['ratio_to_floor']:.2f}x | "
                          f"{_fmt(k.get('ratio_to_c'), 2)} |")
         L += ["", f"{ins['transfers']} transfers at {ins['rate']:g}/s under "
-              "valgrind --tool=callgrind, less a run with none; user-space "
+              "valgrind --tool=callgrind, less a run with 5; user-space "
               "instructions only (the kernel's work is not counted).", ""]
     lat = res.get("latency")
     if lat:
@@ -156,14 +158,16 @@ def write_markdown(res: dict, path: Path) -> None:
     if sw:
         L += ["## By rate", "",
               "| rate | achieved | CPU µs/transfer | agent busy | SIPp busy "
-              "| failed | REFER→202 p50/p99 µs | REFER→INVITE p50/p99 µs |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| agent peak RSS | failed | REFER→202 p50/p99 µs "
+              "| REFER→INVITE p50/p99 µs |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for s in sw:
             c, lr = s["cpu"], s["latency_run"]["latency"]
             L.append(
                 f"| {s['rate']:g} | {_fmt(c['achieved_rate'])} | "
                 f"{_fmt(c.get('cpu_us_per_transfer'))} | "
                 f"{c['agent_busy']:.0%} | {c['sipp_busy']:.0%} | "
+                f"{_fmt(c['agent_max_rss_kb'] / 1024, 0) + ' MiB' if c.get('agent_max_rss_kb') else '–'} | "
                 f"{c['failed'] + s['latency_run']['failed']} | "
                 f"{_fmt(lr['refer_to_202_us']['p50'])} / "
                 f"{_fmt(lr['refer_to_202_us']['p99'])} | "
@@ -186,11 +190,15 @@ def write_markdown(res: dict, path: Path) -> None:
         else:
             L.append(mx.get("note", "not found"))
         L += ["", "| probe rate | completed | failed | achieved | agent busy "
-              "| SIPp busy | ok |", "|---|---|---|---|---|---|---|"]
+              "| SIPp busy | agent peak RSS | ok |",
+              "|---|---|---|---|---|---|---|---|"]
         for p in mx.get("probes", []):
-            L.append(f"| {p['rate']:g} | {p['completed']}/{p['calls']} | "
+            rss = p.get("agent_max_rss_kb")
+            L.append(f"| {p['rate']:g}{' (confirm)' if p.get('confirmation') else ''}"
+                     f" | {p['completed']}/{p['calls']} | "
                      f"{p['failed']} | {_fmt(p['achieved_rate'])} | "
                      f"{p['agent_busy']:.0%} | {p['sipp_busy']:.0%} | "
+                     f"{_fmt(rss / 1024, 0) + ' MiB' if rss else '–'} | "
                      f"{'yes' if p['ok'] else 'no'} |")
         L.append("")
     bi = res.get("bindings")
@@ -206,8 +214,9 @@ def write_markdown(res: dict, path: Path) -> None:
                            ("python", "Python twin (`--script bench/policy.py`)"),
                            ("python-flags", "Python twin, flags only")):
             b = bi.get(kind, {})
-            if "not_measured" in b:
-                L.append(f"| {name} | not measured: {b['not_measured']} | | | |")
+            if "not_measured" in b or "error" in b:
+                why = b.get("not_measured") or "failed: " + b["error"]
+                L.append(f"| {name} | not measured: {why} | | | |")
             elif b:
                 L.append(f"| {name} | {_fmt(b.get('cpu_us_per_transfer'))} | "
                          f"{_fmt(b.get('ratio_to_c'), 2)} | {b['completed']} "
@@ -217,16 +226,21 @@ def write_markdown(res: dict, path: Path) -> None:
     if mem:
         s, r = mem["sessions"], mem["referrals"]
         L += ["## Memory (agent RSS growth)", "",
-              "| held by SIPp | count | RSS idle | RSS held | per item | "
-              "per item, after Timer J |", "|---|---|---|---|---|---|",
+              "| held by SIPp | count | RSS idle | RSS held | per item |",
+              "|---|---|---|---|---|",
               f"| established sessions | {s['sessions']:,} | "
               f"{s['rss_idle_kb']:,} KiB | {s['rss_ready_kb']:,} KiB | "
-              f"{_fmt(s['bytes_per_session'])} B/session | "
-              f"{_fmt(s.get('bytes_per_session_drained'))} |",
+              f"{_fmt(s['bytes_per_session'])} B/session |",
               f"| sessions + pending referral | {r['sessions']:,} | "
               f"{r['rss_idle_kb']:,} KiB | {r['rss_ready_kb']:,} KiB | "
-              f"{_fmt(r['bytes_per_referral'])} B/referral (beyond the "
-              f"session) | {_fmt(r.get('bytes_per_referral_drained'))} |", ""]
+              f"{_fmt(r['bytes_per_referral'])} B/referral beyond the "
+              "session |", "",
+              "Read once all calls are established (SIPp's counts), at "
+              f"{_fmt(s['rate'], 0)} calls/s. A pending referral's figure "
+              "includes its REFER's server transaction (kept 64×T1 = 32 s "
+              "for retransmissions) and its NOTIFY's client transaction "
+              "(T4 = 5 s): each holds a 15 KiB libosip2 "
+              "`osip_transaction_t` plus copies of its messages.", ""]
     path.write_text("\n".join(L) + "\n")
 
 

@@ -86,25 +86,44 @@ static int send_invite(sr_session *s, osip_message_t *inv) {
   return sr__txn_send_request(s->ua, inv, &s->peer, &invite_ops, s, &s->ict);
 }
 
+/* "Display" <uri>;tag=t with the display name as an escaped
+ * quoted-string (RFC 3261 §25.1); malloc'd. */
+static char *name_addr(const char *display, const char *uri, const char *tag) {
+  size_t n = strlen(uri) + (tag ? strlen(tag) : 0) + 16 +
+             (display ? 2 * strlen(display) : 0);
+  char *out = malloc(n), *o = out;
+  if (!out) return NULL;
+  if (display) {
+    *o++ = '"';
+    for (const char *d = display; *d; d++) {
+      if (*d == '\r' || *d == '\n') continue;
+      if (*d == '"' || *d == '\\') *o++ = '\\';
+      *o++ = *d;
+    }
+    *o++ = '"';
+    *o++ = ' ';
+  }
+  o += sprintf(o, "<%s>", uri);
+  if (tag) sprintf(o, ";tag=%s", tag);
+  return out;
+}
+
 static int build_invite(sr_session *s, osip_message_t **out) {
   sr_ua *ua = s->ua;
   osip_message_t *m;
-  char buf[512];
   if (osip_message_init(&m) != 0) return SR_ENOMEM;
   osip_message_set_method(m, osip_strdup("INVITE"));
   osip_message_set_version(m, osip_strdup("SIP/2.0"));
   int rc = osip_uri_init(&m->req_uri) == 0 &&
                    osip_uri_parse(m->req_uri, s->target) == 0 ? 0 : SR_EINVAL;
   const char *disp = s->iopt_display ? s->iopt_display : ua->display_name;
-  if (rc == 0) {
-    if (disp) snprintf(buf, sizeof buf, "\"%s\" <%s>;tag=%s", disp, ua->uri, s->local_tag);
-    else snprintf(buf, sizeof buf, "<%s>;tag=%s", ua->uri, s->local_tag);
-    rc = osip_message_set_from(m, buf) == 0 ? 0 : SR_EINVAL;
-  }
-  if (rc == 0) {
-    snprintf(buf, sizeof buf, "<%s>", s->target);
-    rc = osip_message_set_to(m, buf) == 0 ? 0 : SR_EINVAL;
-  }
+  char *from = rc == 0 ? name_addr(disp, ua->uri, s->local_tag) : NULL;
+  char *to = rc == 0 ? name_addr(NULL, s->target, NULL) : NULL;
+  if (rc == 0 && (!from || !to)) rc = SR_ENOMEM;
+  if (rc == 0) rc = osip_message_set_from(m, from) == 0 ? 0 : SR_EINVAL;
+  if (rc == 0) rc = osip_message_set_to(m, to) == 0 ? 0 : SR_EINVAL;
+  free(from);
+  free(to);
   if (rc == 0) rc = osip_message_set_call_id(m, s->call_id) == 0 ? 0 : SR_ENOMEM;
   if (rc == 0) rc = osip_message_set_cseq(m, "1 INVITE") == 0 ? 0 : SR_ENOMEM;
   if (rc == 0) rc = sr__add_via(ua, m, s->tp, s->peer.addr.ss_family);
@@ -136,6 +155,8 @@ int sr_inviter_invite(sr_session *s) {
   char tag[16], cid[40];
   sr__random_token(s->ua, tag, sizeof tag);
   sr__random_token(s->ua, cid, sizeof cid);
+  free(s->local_tag); /* an earlier attempt that failed */
+  free(s->call_id);
   s->local_tag = strdup(tag);
   s->call_id = strdup(cid);
   if (!s->local_tag || !s->call_id) return SR_ENOMEM;

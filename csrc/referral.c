@@ -403,7 +403,11 @@ static int refers_to_self(sr_ua *ua, const struct sr_uri *u) {
 static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
                     const char **why) {
   *why = NULL;
-  if (s && s->state != SR_SESSION_ESTABLISHED &&
+  /* An Invitation whose 2xx went out has a confirmed dialog (RFC 3261
+   * §12.1.1) even while its ACK is late or lost: the REFER, carrying both
+   * tags, shows the peer got the 2xx. Early dialogs (1xx) are not. */
+  int confirmed = s && s->dialog && s->state == SR_SESSION_ESTABLISHING;
+  if (s && s->state != SR_SESSION_ESTABLISHED && !confirmed &&
       !(ua->opt.allow_refer_in_early_dialog && s->state == SR_SESSION_ESTABLISHING)) {
     *why = "Session Not Established";
     return 403;

@@ -184,6 +184,28 @@ static void txn_exec(sr__txn *t, osip_event_t *evt) {
   sr__txn_unref(t);
 }
 
+/* libosip2 spaces retransmissions with its compiled-in T1/T2 (steps of
+ * 500 ms under T1, capped at 4 s): re-space them with the UA's own,
+ * doubling up to T2 (RFC 3261 §17.1.2.2, §17.2.1). */
+static void respace(sr__txn *t, int prev) {
+  int t2 = t->ua->opt.t2_ms, next = 2 * prev < t2 ? 2 * prev : t2;
+  struct timeval *start;
+  int *len;
+  if (t->tr->ctx_type == NICT) {
+    len = &t->tr->nict_context->timer_e_length;
+    start = &t->tr->nict_context->timer_e_start;
+    if (t->tr->state == NICT_PROCEEDING) next = t2;
+  } else {
+    len = &t->tr->ist_context->timer_g_length;
+    start = &t->tr->ist_context->timer_g_start;
+  }
+  if (*len <= 0 || start->tv_sec == -1) return; /* stopped (reliable) */
+  *len = next;
+  osip_gettimeofday(start, NULL);
+  add_gettimeofday(start, next);
+  txn_arm(t);
+}
+
 static void txn_timer(void *arg) {
   sr__txn *t = arg;
   osip_event_t *(*need[3])(void *, int, int) = {0};
@@ -217,10 +239,13 @@ static void txn_timer(void *arg) {
                 : tr->ctx_type == IST  ? (void *)t->tr->ist_context
                                        : (void *)t->tr->nist_context;
     osip_event_t *e = need[i](ctx, t->tr->state, t->tr->transactionid);
-    if (e) {
-      fired = 1;
-      txn_exec(t, e);
-    }
+    if (!e) continue;
+    fired = 1;
+    int prev = i == 0 && tr->ctx_type == NICT ? t->tr->nict_context->timer_e_length
+               : i == 0 && tr->ctx_type == IST ? t->tr->ist_context->timer_g_length
+                                               : 0;
+    txn_exec(t, e);
+    if (prev > 0 && t->tr) respace(t, prev);
   }
   if (!fired && t->tr) txn_arm(t);
   sr__txn_unref(t);

@@ -23,7 +23,7 @@ while (($#)); do
   case "$1" in
   --seconds) SECONDS_PER="${2:?--seconds needs a value}"; shift 2 ;;
   --build-dir) BUILD="${2:?--build-dir needs a value}"; shift 2 ;;
-  -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
   -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
   *) TARGETS+=("$1"); shift ;;
   esac
@@ -37,13 +37,15 @@ if ! command -v clang >/dev/null; then
   exit 1
 fi
 
-cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DSR_FUZZ=ON \
+log="$(mktemp)"
+if ! cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DSR_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE=/usr/bin/python3 \
-  >"$BUILD.configure.log" 2>&1 || {
-  cat "$BUILD.configure.log" >&2
+  >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
   exit 1
-}
-rm -f "$BUILD.configure.log"
+fi
+rm -f "$log"
 cmake --build "$BUILD" --target fuzz -j2 || exit 1
 
 if ((${#TARGETS[@]} == 0)); then

@@ -27,7 +27,7 @@ while (($#)); do
   --rate) RATE="${2:?}"; shift 2 ;;
   --loss) LOSS="${2:?}"; shift 2 ;;
   --build-dir) BUILD="${2:?}"; shift 2 ;;
-  -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) echo "soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -51,7 +51,10 @@ AGENT_BIN="$(cd "$(dirname "$AGENT_BIN")" && pwd)/$(basename "$AGENT_BIN")"
 SECS=$((MINUTES * 60))
 CALLS=$((SECS * RATE))
 T1=100       # agent's T1: loss is recovered quickly on loopback
-BYE_AFTER=5  # the agent hangs up each call this long after it is up
+# The agent hangs up each call this long after it is up: longer than
+# Timer B (64*T1), so a transfer whose target never answers still ends
+# with a final NOTIFY (408) before that.
+BYE_AFTER=8
 
 WORK="$(mktemp -d /tmp/sr-soak.XXXXXX)"
 AGENT_PID="" CAROL_PID="" SAMPLER_PID=""
@@ -155,7 +158,9 @@ EOF
     ]]>
   </send>
   <label id="1"/>
-  <recv response="202" optional="true" next="1"/>
+  <!-- exempt from the loss: SIPp cannot take a 202 that comes again after
+       a NOTIFY (the REFER retransmitted), its transactions being serial -->
+  <recv response="202" optional="true" next="1" lost="0"/>
 EOF
   for _ in 1 2 3 4 5 6; do notify_step; done
   cat <<'EOF'
@@ -184,11 +189,8 @@ EOF
 } >alice.xml
 
 # ---------------------------------------------------------------- run
-# The agent exits by itself once CALLS calls from Alice have ended and
-# nothing else is going on (--max-calls), printing its live objects.
 "$AGENT_BIN" --listen udp:127.0.0.1:0 --port-file agent.ports --t1 "$T1" \
-  --on-refer follow --bye-after "$BYE_AFTER" --max-calls "$CALLS" --stats \
-  >agent.out 2>agent.err &
+  --on-refer follow --bye-after "$BYE_AFTER" --stats >agent.out 2>agent.err &
 AGENT_PID=$!
 for _ in $(seq 100); do
   [[ -s agent.ports ]] && break
@@ -235,16 +237,17 @@ kill "$SAMPLER_PID" 2>/dev/null
 wait "$SAMPLER_PID" 2>/dev/null
 SAMPLER_PID=""
 
-# The last calls end (--bye-after), their transactions finish, then the
-# agent leaves by itself; bounded, then asked to.
-for _ in $(seq $((BYE_AFTER + 30))); do
+# The last calls end (--bye-after) and their transactions run out (64*T1
+# for the server side, T4 = 5 s for the client side); then the agent is
+# stopped, with nothing left to do: its live objects must all be zero.
+sleep $((BYE_AFTER + 64 * T1 / 1000 + 5 + 3))
+RSS_DRAINED="$(rss_kb "$AGENT_PID")"
+kill -TERM "$AGENT_PID"
+for _ in $(seq 30); do
   kill -0 "$AGENT_PID" 2>/dev/null || break
   sleep 1
 done
-if kill -0 "$AGENT_PID" 2>/dev/null; then
-  echo "  (the agent still had calls after the run: asking it to stop)"
-  kill -TERM "$AGENT_PID"
-fi
+kill -KILL "$AGENT_PID" 2>/dev/null && echo "soak.sh: the agent did not stop"
 wait "$AGENT_PID"
 AGENT_RC=$?
 AGENT_PID=""
@@ -276,13 +279,22 @@ field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"; }
 echo
 echo "transfers: $created started, $ok completed (final NOTIFY 200, BYE), $failed failed${reasons:+ (}${reasons# }${reasons:+)}"
 echo "carol: $carol_ok calls answered and ended"
-echo "agent RSS: start ${RSS_START} kB, after minute 1 $(awk 'NR==1 {print $2}' rss.txt 2>/dev/null) kB, end ${RSS_END} kB"
-echo "agent at exit (exit $AGENT_RC): ${stats_ua#stats }"
-echo "               ${stats_proc#stats }"
+echo "agent RSS: start ${RSS_START} kB, after minute 1 $(awk 'NR==1 {print $2}' rss.txt 2>/dev/null) kB, end ${RSS_END} kB, drained ${RSS_DRAINED} kB"
+echo "agent live objects after the drain (exit $AGENT_RC): ${stats_ua#stats }"
+echo "  and once its UA closed: ${stats_proc#stats }"
 grep -iE 'warning|error' agent.err | sort | uniq -c | sort -rn | head -5
 
 status=0
-for k in sessions referrals referrers dialogs; do
+# Process-wide, after the UA closed: anything here is a leaked reference.
+for k in sessions referrals referrers transactions dialogs; do
+  v="$(field "$k" "$stats_proc")"
+  if [[ "$v" != "0" ]]; then
+    echo "FAIL: $k never freed: ${v:-?}"
+    status=1
+  fi
+done
+# In the UA after the drain: no call, transfer or transaction is left.
+for k in sessions referrals referrers transactions dialogs; do
   v="$(field "$k" "$stats_ua")"
   if [[ "$v" != "0" ]]; then
     echo "FAIL: $k left behind: ${v:-?}"

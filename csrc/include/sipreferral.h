@@ -274,8 +274,8 @@ SR_API void sr_ua_set_delegate(sr_ua *ua, const sr_ua_delegate *d,
  * for any. Errors: SR_EINVAL (bad spec), SR_EADDR (cannot bind), SR_ECLOSED.
  */
 SR_API int sr_ua_listen(sr_ua *ua, const char *spec);
-/** Port actually bound by the first listener of @p tp, or SR_ENOTFOUND-like
- *  SR_EINVAL when there is none. */
+/** Port actually bound by the first listener of @p tp, or SR_EINVAL when
+ *  there is none. */
 SR_API int sr_ua_local_port(sr_ua *ua, sr_transport tp);
 /** Host of the first listener of @p tp (numeric), or NULL. */
 SR_API const char *sr_ua_local_host(sr_ua *ua, sr_transport tp);
@@ -430,9 +430,12 @@ SR_API sr_session *sr_invitation_get_replaced(const sr_session *s);
 
 typedef enum sr_referral_state {
   SR_REFERRAL_PENDING = 0,  /**< not yet accepted or rejected */
-  SR_REFERRAL_ACCEPTED = 1, /**< 2xx sent; subscription may be active */
+  SR_REFERRAL_ACCEPTED = 1, /**< 2xx sent; the subscription is active (with
+                                 Refer-Sub: false there is none, and the
+                                 referral stays here: its end state) */
   SR_REFERRAL_REJECTED = 2, /**< final non-2xx sent */
-  SR_REFERRAL_TERMINATED = 3 /**< subscription over, or its session gone */
+  SR_REFERRAL_TERMINATED = 3 /**< final NOTIFY sent, or notifying stopped
+                                  (481/timeout, expiry, session gone) */
 } sr_referral_state;
 
 SR_API sr_referral *sr_referral_ref(sr_referral *r);
@@ -464,7 +467,10 @@ SR_API int sr_referral_reject(sr_referral *r, const sr_response_options *o);
 /**
  * The Inviter that follows the referral: to the Refer-To URI with its URI
  * headers removed, with Replaces (if any) and Referred-By added after the
- * caller's extra headers. The same Inviter (borrowed) on a second call.
+ * caller's extra headers. *out is borrowed (the referral holds it; take
+ * sr_session_ref to keep it longer); a second call gives the same Inviter.
+ * Allowed after the referrer's session ended (a blind transferor often
+ * hangs up at once): the call goes out, no NOTIFY is sent.
  * Its responses drive the subscription's NOTIFYs. Errors: SR_ECLOSED,
  * SR_ESTATE (rejected), SR_EINVAL.
  */

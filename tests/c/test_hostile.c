@@ -707,6 +707,74 @@ static void test_other_refer_headers(void) {
   teardown();
 }
 
+/* The raw peer calls Alice this time. During ringing a REFER is refused
+ * (an early dialog); once Alice's 200 is out the dialog is confirmed, and a
+ * REFER that overtakes a lost ACK is taken. */
+static sr_session *alice_in;
+static void alice_rings(sr_ua *ua, sr_session *inv, void *ud) {
+  (void)ua;
+  (void)ud;
+  alice_in = sr_session_ref(inv);
+  sr_session_set_delegate(inv, &alice_delegate, NULL);
+  sr_invitation_progress(inv, NULL);
+}
+static int alice_in_up(void) {
+  return sr_session_get_state(alice_in) == SR_SESSION_ESTABLISHED;
+}
+static int got_180(void) { return nresp > have_resp_n && resp_codes[nresp - 1] == 180; }
+static int got_200(void) { return nresp > have_resp_n && resp_codes[nresp - 1] == 200; }
+
+static int request_to_alice(const char *method, int num, const char *to_tag,
+                            const char *lines) {
+  char t[2048];
+  snprintf(t, sizeof t,
+           "%s sip:alice@127.0.0.1:%d SIP/2.0\n"
+           "Via: SIP/2.0/UDP $ME;branch=$BR;rport\n"
+           "From: <sip:bob@127.0.0.1>;tag=early1\n"
+           "To: <sip:alice@127.0.0.1>%s%s\n"
+           "Call-ID: early-call@127.0.0.1\nCSeq: %d %s\n"
+           "Contact: <sip:bob@$ME>\nMax-Forwards: 70\n%s"
+           "Content-Length: 0\n\n",
+           method, sr_ua_local_port(A, SR_TRANSPORT_UDP), to_tag ? ";tag=" : "",
+           to_tag ? to_tag : "", num, method, lines);
+  return t_raw_sendf(&raw, t);
+}
+
+static void test_refer_before_ack(void) {
+  REQUIRE(setup());
+  sr_ua_delegate d = {0};
+  d.on_invite = alice_rings;
+  sr_ua_set_delegate(A, &d, NULL);
+  have_resp_n = nresp;
+  REQUIRE(request_to_alice("INVITE", 1, NULL, "") == 0);
+  REQUIRE(wait_for(got_180, 5000));
+  char to[256], *tag;
+  REQUIRE(t_header(resp_last, "To", to, sizeof to) && (tag = strstr(to, ";tag=")));
+  tag += 5;
+  char lines[256];
+  snprintf(lines, sizeof lines, "Refer-To: %s>\n", carol_uri());
+  /* Ringing: an early dialog. */
+  REQUIRE(request_to_alice("REFER", 2, tag, lines) == 0);
+  CHECK_INT(next_response(), 403);
+  check_reason("Session Not Established");
+  /* Alice answers; the ACK is "lost": the REFER comes first. */
+  have_resp_n = nresp;
+  CHECK_INT(sr_invitation_accept(alice_in, NULL), 0);
+  REQUIRE(wait_for(got_200, 5000));
+  CHECK_INT(sr_session_get_state(alice_in), SR_SESSION_ESTABLISHING);
+  REQUIRE(request_to_alice("REFER", 3, tag, lines) == 0);
+  CHECK_INT(next_response(), 202);
+  CHECK(wait_carol(1));
+  CHECK_INT(final_notify(), 200);
+  /* The ACK at last. */
+  REQUIRE(request_to_alice("ACK", 1, tag, "") == 0);
+  CHECK(wait_for(alice_in_up, 5000));
+  sr_session_unref(alice_in);
+  alice_in = NULL;
+  undisturbed();
+  teardown();
+}
+
 int main(void) {
   (void)t_drive; /* uas.h's driver: these tests drive through the raw peer */
   RUN(test_bad_escapes_in_replaces);
@@ -721,6 +789,7 @@ int main(void) {
   RUN(test_notify_unknown_subscription);
   RUN(test_invite_replaces_not_theirs);
   RUN(test_other_refer_headers);
+  RUN(test_refer_before_ack);
   free(tmpl_buf);
   return DONE();
 }

@@ -23,7 +23,7 @@ T1=20             # agent's T1 (ms): fast retransmissions, short lingering
 LIMIT=60          # upper bound on any one process (s); never reached when well
 SIPP_LIMIT=30     # SIPp's own -timeout (s)
 
-for tool in sipp timeout ss; do
+for tool in sipp timeout; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "run.sh: $tool not found (bash scripts/setup.sh installs it)" >&2
     exit 2
@@ -76,27 +76,35 @@ for _ in range(50):
 EOF
 }
 
-# wait_listen udp|tcp PORT: until something listens there (bounded).
+# wait_listen udp|tcp PORT: until a socket is bound there (a TCP one
+# listening), from /proc/net (bounded).
 wait_listen() {
-  local flag=-Hlun i
-  [[ $1 == tcp ]] && flag=-Hltn
+  local hex i files=(/proc/net/udp /proc/net/udp6) state=""
+  hex=$(printf '%04X' "$2")
+  if [[ $1 == tcp ]]; then files=(/proc/net/tcp /proc/net/tcp6) state=0A; fi
   for ((i = 0; i < 200; i++)); do
-    [[ -n "$(ss $flag "sport = :$2" 2>/dev/null)" ]] && return 0
+    awk -v port=":$hex" -v st="$state" \
+      'substr($2, length($2) - 4) == port && (st == "" || $4 == st) {f = 1}
+       END {exit !f}' "${files[@]}" 2>/dev/null && return 0
     sleep 0.02
   done
   return 1
 }
 
-# start_agent NAME ARGS...: the agent on udp+tcp 127.0.0.1 port 0, in the
-# background. Sets APID, UPORT, TPORT. Output in $D/NAME.out / .err.
+# start_agent NAME ARGS...: the agent on udp+tcp 127.0.0.1 port 0 (or the
+# specs in $AGENT_LISTEN), in the background. Sets APID, UPORT, TPORT.
+# Output in $D/NAME.out / .err.
 start_agent() {
-  local name=$1 fd line tok
+  local name=$1 fd line tok spec listen=()
   shift
+  for spec in ${AGENT_LISTEN:-udp:127.0.0.1:0 tcp:127.0.0.1:0}; do
+    listen+=(--listen "$spec")
+  done
   mkfifo "$D/$name.ports"
   exec {fd}<>"$D/$name.ports" # opened first: the agent never blocks
   # --foreground: the agent gets our signals once, not again via the group
-  timeout --foreground -k 5 "$LIMIT" "$AGENT" --listen udp:127.0.0.1:0 \
-    --listen tcp:127.0.0.1:0 --port-file "$D/$name.ports" --t1 "$T1" -v "$@" \
+  timeout --foreground -k 5 "$LIMIT" "$AGENT" "${listen[@]}" \
+    --port-file "$D/$name.ports" --t1 "$T1" -v "$@" \
     >"$D/$name.out" 2>"$D/$name.err" &
   APID=$!
   PIDS+=("$APID")
@@ -229,6 +237,11 @@ cli() {
   one_line_error 2 --listen udp:127.0.0.1:0 stray-argument
   one_line_error 2 --username alice
   one_line_error 2 --listen udp:127.0.0.1:0 --call not-a-uri
+  one_line_error 2 --listen udp:127.0.0.1:0 --script "$D/no-such.lua"
+  printf 'function on_refer(r)\n' >"$D/syntax.lua"
+  one_line_error 2 --listen udp:127.0.0.1:0 --script "$D/syntax.lua"
+  printf 'x = 1\n' >"$D/empty.lua"
+  one_line_error 2 --listen udp:127.0.0.1:0 --script "$D/empty.lua"
   # 192.0.2.0/24 is TEST-NET-1: never a local address
   one_line_error 1 --listen udp:192.0.2.1:5060
   # a port already taken (the first agent holds it)
@@ -261,8 +274,8 @@ uac_calls() {
   [[ $tp == t1 ]] && port=$TPORT || port=$UPORT
   run_sipp uac -sn uac "127.0.0.1:$port" -t "$tp" -m 20 -r 50 -l 10 -d 10
   expect_rc "sipp -sn uac" $? 0
-  grep -q "Successful call.*| *20 *$" "$D/uac.sipp.out" 2>/dev/null ||
-    grep -Eq "Successful call +\| +[0-9]+ +\| +20 " "$D/uac.sipp.out" ||
+  # SIPp's final screen: "Successful call | <periodic> | <cumulative>"
+  grep -Eq "Successful call +\| +[0-9]+ +\| +20 " "$D/uac.sipp.out" ||
     why "sipp did not report 20 successful calls"
   wait_pid "$APID"
   expect_rc "agent (exits after --max-calls 20)" $? 0
@@ -309,8 +322,24 @@ call_auth() {
   expect_rc "sipp uas_auth" $? "$want_sipp"
 }
 
+# IPv6: sipp -sn uac over [::1], and the --pcap of it (IPv6 records).
+uac_ipv6() {
+  local tp=$1 port
+  AGENT_LISTEN="udp:[::1]:0 tcp:[::1]:0" start_agent agent --max-calls 3 \
+    --pcap "$D/agent.pcap" || return
+  [[ $tp == t1 ]] && port=$TPORT || port=$UPORT
+  run_sipp uac -sn uac "[::1]:$port" -t "$tp" -m 3 -i ::1
+  expect_rc "sipp -sn uac over ::1" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+  tshark -r "$D/agent.pcap" -Y "ipv6 && sip.Method == INVITE" 2>/dev/null |
+    grep -q INVITE || why "tshark found no INVITE over IPv6 in the pcap"
+}
+
 t uac-udp uac_calls u1
 t uac-tcp uac_calls t1
+t uac-ipv6-udp uac_ipv6 u1
+t uac-ipv6-tcp uac_ipv6 t1
 t call-uas-udp call_uas u1
 t call-uas-tcp call_uas t1
 t auth-401-udp call_auth u1 wonderland 0 0
@@ -378,8 +407,11 @@ check_pcap() {
 # UDP (optionally with 10% loss at both SIPps, three transfers) or TCP.
 transfer() {
   local tp=$1 kind=$2 lost=${3:-0} tport n=1 refer_to checks
-  local lossy=()
-  if ((lost)); then lossy=(-lost 10) n=3; fi
+  local lossy=() slow=()
+  # Under loss the agent runs with T1 = 100 ms: libosip2 spaces non-INVITE
+  # retransmissions after the first in its own 500 ms steps while Timer F
+  # is 64*T1, so a smaller T1 leaves a NOTIFY only three tries.
+  if ((lost)); then lossy=(-lost 10) n=3 slow=(--t1 100); fi
   tport=$(free_port)
   checks="$CHK_REFERRED_BY $CHK_NO_LEAK $CHK_RURI $CHK_FROM"
   if [[ $kind == attended ]]; then
@@ -396,7 +428,7 @@ transfer() {
     -i 127.0.0.1 "${lossy[@]}"
   wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
   start_agent agent --uri sip:bob@127.0.0.1 --max-calls "$n" --ladder \
-    --pcap "$D/agent.pcap" --stats || return
+    --pcap "$D/agent.pcap" --stats "${slow[@]}" || return
   run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
     -t "$tp" -m "$n" -l 1 -s agent -i 127.0.0.1 "${lossy[@]}"
   expect_rc "sipp referrer" $? 0
@@ -446,6 +478,20 @@ refused() {
   if grep -q " NOTIFY sip:" "$D/agent.out"; then
     why "a refused REFER was followed by a NOTIFY"
   fi
+}
+
+# --allow-scheme tel: the tel: REFER is accepted, but a tel: target cannot
+# be called, so the final NOTIFY says 416.
+allow_scheme() {
+  local tp=$1
+  render referrer_final.xml referrer.xml FINAL=416 \
+    REFER_HEADERS="Refer-To: <tel:+15551234567>"$'\n'"$REFERRED_BY"
+  start_agent agent --allow-scheme tel --max-calls 1 || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer (202, NOTIFY 100, NOTIFY 416)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
 }
 
 # REFER outside a dialog, or in an unknown one: TO_TAG, CODE.
@@ -587,6 +633,62 @@ invite_ignore() {
   expect_rc "agent" $? 0
 }
 
+# --script: a Lua policy (tests/sipp/policy.lua) follows a REFER itself
+# and hears the follow-up call's progress (on_notify); it refuses REFERs
+# to "blocked" with 403.
+script_follow() {
+  local tp=$1 tport
+  tport=$(free_port)
+  render target_answer.xml target.xml \
+    TARGET_CHECKS="$CHK_REFERRED_BY $CHK_NO_LEAK $CHK_RURI"
+  render referrer_blind.xml referrer.xml \
+    REFER_HEADERS="Refer-To: $(target_uri "$tport" "$tp" "$LEAKY")"$'\n'"$REFERRED_BY"
+  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
+  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
+  start_agent agent --script "$HERE/policy.lua" --max-calls 1 --stats || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp target" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+  grep -q "^script on_invite sip:referrer@" "$D/agent.out" ||
+    why "the script's on_invite was not called"
+  grep -q "^script on_refer 2 target" "$D/agent.out" ||
+    why "the script's on_refer was not called"
+  grep -q "^script on_notify 2 180 Ringing" "$D/agent.out" ||
+    why "no on_notify 180"
+  grep -q "^script on_notify 2 200 OK" "$D/agent.out" || why "no on_notify 200"
+  grep -q "stats process: sessions=0 referrals=0 referrers=0" "$D/agent.out" ||
+    why "agent left objects alive: $(grep stats "$D/agent.out")"
+}
+
+script_reject() {
+  local tp=$1
+  render referrer_refused.xml referrer.xml CODE=403 \
+    REFER_HEADERS="Refer-To: <sip:blocked@127.0.0.1:9>"$'\n'"$REFERRED_BY"
+  start_agent agent --script "$HERE/policy.lua" --max-calls 1 || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer (expects 403)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+}
+
+# A script that fails: its error is logged, the flags decide.
+script_error() {
+  local tp=$1
+  printf 'function on_invite(inv) error("policy bug") end\n' >"$D/bad.lua"
+  start_agent agent --script "$D/bad.lua" --max-calls 1 || return
+  run_sipp uac -sn uac "127.0.0.1:$(agent_port "$tp")" -t "$tp" -m 1 \
+    -i 127.0.0.1
+  expect_rc "sipp -sn uac (answered by the flags)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+  grep -q "policy bug" "$D/agent.err" || why "the script error was not logged"
+}
+
 for tp in u1 t1; do
   x=$([[ $tp == t1 ]] && echo tcp || echo udp)
   t "blind-$x" transfer "$tp" blind
@@ -598,6 +700,7 @@ for tp in u1 t1; do
   t "two-refer-to-$x" refused "$tp" 400 "" \
     "Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"Refer-To: <sip:dave@127.0.0.1:9>"
   t "tel-target-$x" refused "$tp" 416 "" "Refer-To: <tel:+15551234567>"
+  t "allow-scheme-tel-$x" allow_scheme "$tp"
   t "out-of-dialog-$x" refer_ood "$tp" "" 405
   t "unknown-dialog-$x" refer_ood "$tp" ";tag=nosuchdialog" 481
   t "out-of-dialog-allowed-$x" refer_ood_follow "$tp"
@@ -607,10 +710,30 @@ for tp in u1 t1; do
   t "sigterm-final-notify-$x" shutdown_notify "$tp"
   t "on-invite-reject-$x" invite_reject "$tp"
   t "on-invite-ignore-$x" invite_ignore "$tp"
+  t "script-follow-$x" script_follow "$tp"
+  t "script-reject-$x" script_reject "$tp"
 done
+t "script-error" script_error u1
+# The demo: the real agent as Bob, with the library's Alice and Carol.
+demo() {
+  if [[ ! -x "$BUILD/sipreferral-demo" ]]; then
+    why "$BUILD/sipreferral-demo not built"
+    return
+  fi
+  timeout -k 5 "$LIMIT" "$BUILD/sipreferral-demo" >"$D/demo.out" 2>"$D/demo.err"
+  expect_rc "sipreferral-demo" $? 0
+  grep -q "^blind transfer: PASS" "$D/demo.out" || why "blind transfer failed"
+  grep -q "^attended transfer: PASS" "$D/demo.out" ||
+    why "attended transfer failed"
+  grep -q "Bob   -> Carol  UDP  INVITE .*Replaces: " "$D/demo.out" ||
+    why "no ladder line for the INVITE with Replaces"
+}
+
+t demo demo
 t "blind-udp-lost-10" transfer u1 blind 1
 t "attended-udp-lost-10" transfer u1 attended 1
 
 echo
+if ((failed)); then echo "failed: ${failures[*]} (files under $WORK)"; fi
 echo "$passed passed, $failed failed"
 ((failed == 0))

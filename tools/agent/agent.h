@@ -11,7 +11,7 @@
 #include <sipreferral.h>
 
 #define AGENT_MAX_LISTEN 8
-#define AGENT_MAX_CALLS 16
+#define AGENT_MAX_PLACED 16 /* --call */
 #define AGENT_MAX_SCHEMES 8
 
 /* Exit codes. */
@@ -43,7 +43,7 @@ typedef struct agent_options {
   const char *pcap;
   int ladder;
   int log_level;
-  const char *calls[AGENT_MAX_CALLS];
+  const char *calls[AGENT_MAX_PLACED];
   int ncalls;
   const char *username, *password;
   int t1_ms;
@@ -65,6 +65,7 @@ typedef struct agent_call {
   int placed;      /* made by --call */
   int established; /* reached Established at least once */
   int ended;       /* Terminated: freed by the next sweep */
+  sr_referral *follows; /* the REFER this call follows (borrowed), or NULL */
   long long bye_at;/* monotonic ms for --bye-after, 0 when none */
 } agent_call;
 
@@ -137,6 +138,9 @@ int agent_script_load(agent *ag, const char *path, char *err, size_t errlen);
  * behaviour. */
 int agent_script_on_invite(agent *ag, sr_session *inv);
 int agent_script_on_refer(agent *ag, sr_referral *r);
+/* A response to the INVITE of a call following referral r. */
+void agent_script_on_notify(agent *ag, sr_referral *r, int code,
+                            const char *reason);
 void agent_script_free(agent *ag);
 
 #endif

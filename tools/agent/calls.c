@@ -37,6 +37,8 @@ static void on_response(sr_session *s, int code, const char *reason,
   (void)s;
   agent_log(c->ag, code >= 300 ? SR_LOG_WARNING : SR_LOG_INFO,
             "call %d: %d %s", c->id, code, reason ? reason : "");
+  if (c->follows && c->ag->script)
+    agent_script_on_notify(c->ag, c->follows, code, reason);
 }
 
 static void on_bye(sr_session *s, void *ud) {
@@ -187,6 +189,7 @@ void agent_follow_referral(agent *ag, agent_referral *k) {
     return;
   }
   k->inviter = c;
+  c->follows = k->r;
   agent_log(ag, SR_LOG_INFO, "call %d: following the REFER to %s", c->id,
             sr_uri_string(sr_name_addr_uri(sr_referral_refer_to(k->r))));
   rc = sr_inviter_invite(inv);
@@ -212,9 +215,20 @@ void agent_handle_referral(agent *ag, sr_referral *r) {
     return;
   }
   if (ag->script && agent_script_on_refer(ag, r)) {
-    /* The script may decide later: keep it so a shutdown can answer it. */
-    if (sr_referral_get_state(r) <= SR_REFERRAL_ACCEPTED)
-      agent_keep_referral(ag, r);
+    /* The script may decide later: keep it so a shutdown can answer it,
+     * and track the call it placed to follow it, if any. */
+    if (sr_referral_get_state(r) > SR_REFERRAL_ACCEPTED) return;
+    agent_referral *k = agent_keep_referral(ag, r);
+    sr_session *s = sr_referral_get_session(r);
+    sr_session *inv = s ? sr_session_get_referral_inviter(s) : NULL;
+    if (k && inv && !k->inviter &&
+        sr_session_get_referred_session(inv) == s &&
+        sr_session_get_state(inv) < SR_SESSION_TERMINATED) {
+      for (agent_call *c = ag->calls; c; c = c->next)
+        if (c->s == inv) return;
+      k->inviter = agent_add_call(ag, inv, 0);
+      if (k->inviter) k->inviter->follows = r;
+    }
     return;
   }
   if (ag->o.on_refer == REFER_REJECT) {
@@ -249,6 +263,8 @@ int agent_sweep(agent *ag) {
   for (agent_referral **pk = &ag->referrals; *pk;) {
     agent_referral *k = *pk;
     if (referral_done(k)) {
+      for (agent_call *c = ag->calls; c; c = c->next)
+        if (c->follows == k->r) c->follows = NULL;
       *pk = k->next;
       sr_referral_unref(k->r);
       free(k);

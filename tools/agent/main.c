@@ -235,11 +235,12 @@ static void begin_shutdown(agent *ag, const char *why) {
 }
 
 /* Last step: the calls are over, but transactions still answer
- * retransmissions (a lost 200 to a BYE, RFC 3261 Timer J) and finish a
- * NOTIFY in flight. Bounded by 64*T1, at most 5 s. */
+ * retransmissions (a lost 200 to a BYE) and finish a NOTIFY in flight.
+ * Over UDP they live on for Timer J/K (64*T1, T4) after the exchange, so
+ * the wait is cut at 64*T1 or 2 s: enough for a peer's retransmissions. */
 static void begin_linger(agent *ag) {
   long long bound = 64LL * t1_ms(ag);
-  if (bound > 5000) bound = 5000;
+  if (bound > 2000) bound = 2000;
   ag->shutdown = 3;
   ag->deadline = agent_now_ms() + bound;
 }

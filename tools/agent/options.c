@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ static const char usage[] =
 "                       repeatable; default udp and tcp on 127.0.0.1:5060.\n"
 "                       Port 0 picks a free port (udp and tcp then share one\n"
 "                       when they can); see --port-file\n"
-"  --uri SIP-URI        identity, default sip:agent@HOST of the first --listen\n"
+"  --uri SIP-URI        identity; default sip:agent@HOST, HOST of the first\n"
+"                       --listen\n"
 "  --username NAME      digest username for 401/407 challenges\n"
 "  --password SECRET    digest password\n"
 "  --t1 MS              SIP timer T1 in milliseconds (default 500)\n"
@@ -64,8 +66,9 @@ static const char usage[] =
 "\n"
 "SIGINT or SIGTERM shuts down cleanly: undecided REFERs are rejected, open\n"
 "transfer subscriptions get their final NOTIFY, calls end with BYE, and\n"
-"the exit status is 0 (a second SIGINT cuts this short). Exit status: 0 ok, 1 runtime error (e.g. an address\n"
-"that cannot be bound), 2 bad command line, 3 a --call failed.\n";
+"the exit status is 0 (a second SIGINT cuts this short). Exit status: 0 ok,\n"
+"1 runtime error (e.g. an address that cannot be bound), 2 bad command\n"
+"line, 3 a --call failed.\n";
 
 enum {
   OPT_LISTEN = 256, OPT_URI, OPT_ON_INVITE, OPT_ON_REFER, OPT_OOD,
@@ -100,9 +103,13 @@ static const struct option longopts[] = {
   {NULL, 0, NULL, 0},
 };
 
-static int fail(const char *fmt, const char *a, const char *b) {
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) {
+  va_list ap;
   fprintf(stderr, "sipreferral-agent: ");
-  fprintf(stderr, fmt, a, b);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
   fprintf(stderr, " (see --help)\n");
   return AGENT_EXIT_USAGE;
 }
@@ -165,15 +172,15 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
     switch (c) {
     case OPT_LISTEN:
       if (o->nlisten >= AGENT_MAX_LISTEN)
-        return fail("too many --listen (at most %s)%s", "8", "");
+        return fail("too many --listen (at most %d)", AGENT_MAX_LISTEN);
       if (strncasecmp(optarg, "udp:", 4) && strncasecmp(optarg, "tcp:", 4))
-        return fail("--listen '%s': expected udp:HOST:PORT or tcp:HOST:PORT%s",
-                    optarg, "");
+        return fail("--listen '%s': expected udp:HOST:PORT or tcp:HOST:PORT",
+                    optarg);
       o->listen[o->nlisten++] = optarg;
       break;
     case OPT_URI:
       if (strncasecmp(optarg, "sip:", 4) && strncasecmp(optarg, "sips:", 5))
-        return fail("--uri '%s': expected a sip: or sips: URI%s", optarg, "");
+        return fail("--uri '%s': expected a sip: or sips: URI", optarg);
       o->uri = optarg;
       break;
     case OPT_ON_INVITE:
@@ -185,7 +192,7 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
         o->on_invite = INVITE_REJECT;
       } else {
         return fail("--on-invite '%s': expected answer, reject:CODE "
-                    "(300-699) or ignore%s", optarg, "");
+                    "(300-699) or ignore", optarg);
       }
       break;
     case OPT_ON_REFER:
@@ -197,7 +204,7 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
         o->on_refer = REFER_REJECT;
       } else {
         return fail("--on-refer '%s': expected follow, accept or reject:CODE "
-                    "(300-699)%s", optarg, "");
+                    "(300-699)", optarg);
       }
       break;
     case OPT_OOD:
@@ -205,9 +212,9 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
       break;
     case OPT_SCHEME:
       if (!valid_scheme(optarg))
-        return fail("--allow-scheme '%s': not a URI scheme%s", optarg, "");
+        return fail("--allow-scheme '%s': not a URI scheme", optarg);
       if (o->nschemes >= AGENT_MAX_SCHEMES)
-        return fail("too many --allow-scheme (at most %s)%s", "8", "");
+        return fail("too many --allow-scheme (at most %d)", AGENT_MAX_SCHEMES);
       o->schemes[o->nschemes++] = optarg;
       break;
     case OPT_SCRIPT:
@@ -215,16 +222,15 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
       break;
     case OPT_MAX_CALLS:
       if (parse_int(optarg, 1, 1000000000, &o->max_calls) < 0)
-        return fail("--max-calls '%s': expected a positive integer%s", optarg,
-                    "");
+        return fail("--max-calls '%s': expected a positive integer", optarg);
       break;
     case OPT_DURATION:
       if (parse_seconds(optarg, &o->duration_s) < 0 || o->duration_s <= 0)
-        return fail("--duration '%s': expected seconds > 0%s", optarg, "");
+        return fail("--duration '%s': expected seconds > 0", optarg);
       break;
     case OPT_BYE_AFTER:
       if (parse_seconds(optarg, &o->bye_after_s) < 0)
-        return fail("--bye-after '%s': expected seconds >= 0%s", optarg, "");
+        return fail("--bye-after '%s': expected seconds >= 0", optarg);
       break;
     case OPT_PCAP:
       o->pcap = optarg;
@@ -235,15 +241,15 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
     case OPT_LOG_LEVEL:
       if (parse_level(optarg, &o->log_level) < 0)
         return fail("--log-level '%s': expected error, warning, info or "
-                    "debug%s", optarg, "");
+                    "debug", optarg);
       level_set = 1;
       break;
     case 'v':
       verbose++;
       break;
     case OPT_CALL:
-      if (o->ncalls >= AGENT_MAX_CALLS)
-        return fail("too many --call (at most %s)%s", "16", "");
+      if (o->ncalls >= AGENT_MAX_PLACED)
+        return fail("too many --call (at most %d)", AGENT_MAX_PLACED);
       o->calls[o->ncalls++] = optarg;
       break;
     case OPT_USERNAME:
@@ -254,8 +260,7 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
       break;
     case OPT_T1:
       if (parse_int(optarg, 1, 60000, &o->t1_ms) < 0)
-        return fail("--t1 '%s': expected milliseconds (1-60000)%s", optarg,
-                    "");
+        return fail("--t1 '%s': expected milliseconds (1-60000)", optarg);
       break;
     case OPT_STATS:
       o->stats = 1;
@@ -271,19 +276,27 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
              sr_version());
       return AGENT_EXIT_OK;
     case ':':
-      return fail("option '%s' needs a value%s", argv[optind - 1], "");
+      if (strncmp(argv[optind - 1], "--", 2) == 0)
+        return fail("option '%s' needs a value", argv[optind - 1]);
+      return fail("option '-%c' needs a value", optopt);
     default:
-      return fail("unknown option '%s'%s", argv[optind - 1], "");
+      /* optopt: the letter of a bad short option; for a long one, its
+       * value when it is known but was given a value it takes none of */
+      if (strncmp(argv[optind - 1], "--", 2) != 0)
+        return fail("unknown option '-%c'", optopt);
+      if (optopt)
+        return fail("option '%s' takes no value", argv[optind - 1]);
+      return fail("unknown option '%s'", argv[optind - 1]);
     }
   }
   if (optind < argc)
-    return fail("unexpected argument '%s'%s", argv[optind], "");
+    return fail("unexpected argument '%s'", argv[optind]);
   if (!level_set) {
     o->log_level += verbose;
     if (o->log_level > SR_LOG_DEBUG) o->log_level = SR_LOG_DEBUG;
   }
   if (!o->username != !o->password)
-    return fail("--username and --password go together%s%s", "", "");
+    return fail("--username and --password go together");
   if (o->nlisten == 0) {
     o->listen[o->nlisten++] = "udp:127.0.0.1:5060";
     o->listen[o->nlisten++] = "tcp:127.0.0.1:5060";

@@ -57,9 +57,12 @@ static int hook(int outgoing, sr_transport tp, const char *local,
   if (ag->o.ladder)
     ladder_print(stdout, outgoing ? local : remote, outgoing ? remote : local,
                  tp, data, len);
-  if (ag->pcap) agent_pcap_write(ag->pcap, outgoing, tp, local, remote, data, len);
+  if (ag->pcap)
+    agent_pcap_write(ag->pcap, outgoing, tp, local, remote, data, len);
   if (ag->shutdown) track_final_notify(outgoing, data, len);
   return 0;
 }
 
-void agent_trace_install(agent *ag) { sr_ua_set_message_hook(ag->ua, hook, ag); }
+void agent_trace_install(agent *ag) {
+  sr_ua_set_message_hook(ag->ua, hook, ag);
+}
