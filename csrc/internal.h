@@ -107,7 +107,9 @@ struct sr__txn {
   sr__timer timer;
   const sr__txn_owner *owner_ops;
   void *owner;
-  int in_exec, killed;
+  int in_exec, killed, indexed;
+  char *stub;             /* completed NIST: the final response's bytes */
+  size_t stub_len;
   void *up;               /* upcall being collected during txn_exec */
   void *app;              /* server side: the session handling the request */
 };

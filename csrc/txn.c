@@ -83,11 +83,14 @@ osip_message_t *sr__txn_request(sr__txn *t) {
 /* Ends our side of a transaction libosip2 has terminated. */
 static void txn_finish(sr__txn *t) {
   sr_ua *ua = t->ua;
-  if (!t->tr) return;
+  if (!t->indexed) return;
+  t->indexed = 0;
   sr__timer_stop(ua, &t->timer);
   sr__hash_remove(&ua->txns, TXN_NEXT, txn_key, t);
-  osip_transaction_free(t->tr);
+  if (t->tr) osip_transaction_free(t->tr);
   t->tr = NULL;
+  osip_free(t->stub);
+  t->stub = NULL;
   ua->ntxns--;
   sr__txn_detach(t);
   sr__txn_unref(t); /* the reference the index held */
@@ -162,6 +165,35 @@ static void deliver(sr__txn *t, pending_up *up) {
   }
 }
 
+static void stub_expired(void *arg) { txn_finish(arg); }
+
+/* A non-INVITE transaction in Completed only absorbs retransmissions until
+ * Timer J/K (32 s / 5 s on UDP), but libosip2's transaction is ~15 KiB
+ * and keeps both messages. Keep its key, the NIST's final response bytes
+ * and the timer instead. Returns 1 if the transaction was compacted. */
+static int compact(sr__txn *t) {
+  osip_transaction_t *tr = t->tr;
+  struct timeval *end;
+  if (tr->ctx_type == NIST && tr->state == NIST_COMPLETED && t->stub)
+    end = &tr->nist_context->timer_j_start;
+  else if (tr->ctx_type == NICT && tr->state == NICT_COMPLETED)
+    end = &tr->nict_context->timer_k_start;
+  else
+    return 0;
+  if (end->tv_sec == -1) return 0;
+  struct timeval now;
+  osip_gettimeofday(&now, NULL);
+  long delay = (long)(end->tv_sec - now.tv_sec) * 1000 +
+               (end->tv_usec - now.tv_usec) / 1000 + 1;
+  osip_transaction_free(tr);
+  t->tr = NULL;
+  sr__txn_detach(t);
+  sr__timer_stop(t->ua, &t->timer);
+  sr__timer_init(&t->timer, stub_expired, t);
+  sr__timer_start(t->ua, &t->timer, delay);
+  return 1;
+}
+
 /* The one place events reach libosip2. */
 static void txn_exec(sr__txn *t, osip_event_t *evt) {
   if (!t->tr) {
@@ -180,7 +212,7 @@ static void txn_exec(sr__txn *t, osip_event_t *evt) {
   t->up = saved;
   if (up.kind != UP_NONE) deliver(t, &up);
   if (t->killed) txn_finish(t);
-  else if (t->tr) txn_arm(t);
+  else if (t->tr && !compact(t)) txn_arm(t);
   sr__txn_unref(t);
 }
 
@@ -313,8 +345,20 @@ static int cb_send(osip_transaction_t *tr, osip_message_t *m, char *host,
   (void)port;
   (void)sock;
   sr__txn *t = of(tr);
-  if (!t) return -1;
-  return sr__send_stateless(t->ua, m, &t->peer) == 0 ? 0 : -1;
+  char *buf = NULL;
+  size_t len = 0;
+  if (!t || osip_message_to_str(m, &buf, &len) != 0 || !buf) return -1;
+  int rc = sr__transport_send(t->ua, &t->peer, buf, len);
+  if (tr->ctx_type == NIST && MSG_IS_RESPONSE(m) && m->status_code >= 200 &&
+      t->peer.tp == SR_TRANSPORT_UDP) {
+    /* kept to answer retransmissions once compacted */
+    osip_free(t->stub);
+    t->stub = buf;
+    t->stub_len = len;
+  } else {
+    osip_free(buf);
+  }
+  return rc == 0 ? 0 : -1;
 }
 
 int sr__send_stateless(sr_ua *ua, osip_message_t *msg, sr__peer *to) {
@@ -417,6 +461,7 @@ static sr__txn *txn_new(sr_ua *ua, osip_fsm_type_t type, osip_message_t *m,
   t->server = server;
   t->peer = *peer;
   sr__timer_init(&t->timer, txn_timer, t);
+  t->indexed = 1;
   osip_transaction_set_your_instance(t->tr, t);
   apply_timers(ua, t->tr);
   sr__hash_insert(&ua->txns, TXN_NEXT, txn_key, t);
@@ -532,6 +577,14 @@ void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from) {
   char *key = make_key(server, m);
   sr__txn *t = key ? sr__hash_find(&ua->txns, TXN_NEXT, txn_key, key) : NULL;
   free(key);
+  if (t && !t->tr) {
+    /* A compacted transaction: answer a retransmitted request again,
+     * swallow a retransmitted response. */
+    if (server && t->stub) sr__transport_send(ua, &t->peer, t->stub, t->stub_len);
+    osip_message_free(m);
+    osip_free(evt);
+    return;
+  }
   if (t) {
     /* Keep TCP responses on the connection the latest request used. */
     if (server && from->tp == SR_TRANSPORT_TCP) t->peer.conn = from->conn;

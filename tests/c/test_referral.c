@@ -834,6 +834,36 @@ static void test_refer_in_early_dialog(void) {
   teardown();
 }
 
+/* A completed non-INVITE server transaction is kept compact (key, final
+ * response bytes, Timer J) and still answers a retransmission the same. */
+static void test_retransmission_after_compaction(void) {
+  setup();
+  raw_fd = raw_open();
+  char msg[1024];
+  int port = raw_port(raw_fd);
+  snprintf(msg, sizeof msg,
+           "OPTIONS sip:alice@127.0.0.1 SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKcompact1\r\n"
+           "From: <sip:x@127.0.0.1>;tag=c1\r\nTo: <sip:alice@127.0.0.1>\r\n"
+           "Call-ID: compact-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+           "Content-Length: 0\r\n\r\n", port);
+  raw_send(raw_fd, ALICE->ua, msg);
+  REQUIRE(t_drive(raw_got, NULL, 5000));
+  char first[sizeof raw_buf];
+  snprintf(first, sizeof first, "%s", raw_buf);
+  CHECK(strncmp(first, "SIP/2.0 200", 11) == 0);
+  sr_stats st;
+  sr_ua_get_stats(ALICE->ua, &st);
+  CHECK_INT(st.transactions, 1); /* kept until Timer J */
+  raw_send(raw_fd, ALICE->ua, msg);
+  REQUIRE(t_drive(raw_got, NULL, 5000));
+  CHECK_STR(raw_buf, first); /* the same response, To-tag included */
+  sr_ua_get_stats(ALICE->ua, &st);
+  CHECK_INT(st.transactions, 1);
+  close(raw_fd);
+  teardown();
+}
+
 int main(void) {
   RUN(test_sipjs_bob_refers_default);
   RUN(test_sipjs_bob_refers_delegate);
@@ -864,5 +894,6 @@ int main(void) {
   RUN(test_target_unreachable_tcp);
   RUN(test_target_no_transport);
   RUN(test_refer_in_early_dialog);
+  RUN(test_retransmission_after_compaction);
   return DONE();
 }
