@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The benchmark of sipreferral-agent: one command runs it all.
 
-    /usr/bin/python3 bench/run.py                 # full run (~8 minutes)
+    /usr/bin/python3 bench/run.py                 # full run (~11 minutes)
     /usr/bin/python3 bench/run.py --quick         # shorter runs, same parts
     /usr/bin/python3 bench/run.py --smoke --out DIR   # a few transfers (CI)
 
@@ -246,7 +246,7 @@ def capture_one_transfer(kinds: Kinds, workdir: Path) -> Path:
     r = transfer_run(kinds, "c", 1, 1, workdir, 0.0, pcap_agent=True)
     if r["completed"] != 1:
         raise BenchError("the single captured transfer did not complete "
-                         f"(see {r['workdir']})")
+                         f"(--keep keeps its logs: {r['workdir']})")
     return Path(r["agent_pcap"])
 
 
@@ -394,7 +394,6 @@ def part_memory(kinds: Kinds, workdir: Path, scenario: str, on_refer: str,
     agent = kinds.start("c", wd, on_refer=on_refer)
     sipp = None
     try:
-        time.sleep(0.2)  # let the idle agent settle before the baseline
         rss0 = agent.rss_kb()
         t0 = time.monotonic()
         sipp = Sipp("hold", scenario,
@@ -409,8 +408,17 @@ def part_memory(kinds: Kinds, workdir: Path, scenario: str, on_refer: str,
             return n >= sessions or not sipp.running()
         if not wait_until(ready, ramp_s * 3 + 30, 0.2) or not sipp.running():
             raise BenchError(f"{scenario}: {sessions} calls were not all "
-                             f"established (see {wd})")
-        time.sleep(1.0)  # the last calls' messages settle
+                             f"established (--keep keeps its logs: {wd})")
+        # SIPp has sent the last ACK (or NOTIFY answer): read once the
+        # agent has handled it, i.e. once its CPU time stops moving.
+        last = [agent.cpu_ns()]
+
+        def idle():
+            now = agent.cpu_ns()
+            still = now == last[0]
+            last[0] = now
+            return still
+        wait_until(idle, 10, 0.1)
         rss_ready = agent.rss_kb()
         t_ready = time.monotonic() - t0
         res = sipp.wait()

@@ -77,6 +77,7 @@ if run "build" bash scripts/setup.sh; then
   if [[ -f tests/sipp/run.sh ]]; then
     run "sipp" bash tests/sipp/run.sh
   fi
+  run "bench smoke" bash bench/smoke.sh
   run "c under valgrind" bash scripts/valgrind.sh
 else
   skip_failed "c (ctest)"

@@ -713,13 +713,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             except OSError as e:
                 print(f"{PROG}: cannot write --pcap {o.pcap}: {e.strerror}", file=sys.stderr)
                 return EXIT_RUNTIME
-        if o.port_file:
-            try:
-                _write_port_file(o.port_file, ports)
-            except OSError as e:
-                print(f"{PROG}: cannot write --port-file {o.port_file}: {e.strerror}",
-                      file=sys.stderr)
-                return EXIT_RUNTIME
         ag.ua.on_invite = ag.on_invite
         ag.ua.on_refer = ag.handle_referral
         if o.ladder or ag.pcap is not None:
@@ -733,6 +726,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         restore.append(lambda: (signal.set_wakeup_fd(old_wakeup), wake_w.close(),
                                 ag.wake and ag.wake.close(),
                                 [signal.signal(s, h) for s, h in old_handlers.items()]))
+        # Written once signals are handled: a reader may signal at once.
+        if o.port_file:
+            try:
+                _write_port_file(o.port_file, ports)
+            except OSError as e:
+                print(f"{PROG}: cannot write --port-file {o.port_file}: {e.strerror}",
+                      file=sys.stderr)
+                return EXIT_RUNTIME
         ag.log.info("%s listening on %s", ag.ua.uri, ports)
         for target in o.call:
             try:

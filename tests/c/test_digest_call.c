@@ -134,7 +134,8 @@ static int digest_ok(const char *m, const char *hname, const char *realm,
   CHECK(cnonce[0] != 0);
   snprintf(a1, sizeof a1, "%s:%s:%s", USER, realm, PASS);
   md5_hex(a1, ha1);
-  snprintf(a2, sizeof a2, "INVITE:%s", uri);
+  char meth[16];
+  snprintf(a2, sizeof a2, "%s:%s", t_method(m, meth, sizeof meth), uri);
   md5_hex(a2, ha2);
   snprintf(all, sizeof all, "%s:%s:%s:%s:auth:%s", ha1, nonce, nc, cnonce,
            ha2);
@@ -377,6 +378,69 @@ static void test_wrong_password_tcp(void) {
   wrong_credentials(SR_TRANSPORT_TCP);
 }
 
+/* REFER is answered with credentials too: the retried REFER has the next
+ * CSeq, which becomes the subscription's id. */
+static int refer_accepted, refer_rejected;
+static void ref_accept(sr_referrer *r, int code, const char *reason, void *ud) {
+  (void)r; (void)code; (void)reason; (void)ud;
+  refer_accepted++;
+}
+static void ref_reject(sr_referrer *r, int code, const char *reason, void *ud) {
+  (void)r; (void)code; (void)reason; (void)ud;
+  refer_rejected++;
+}
+static int refer_decided(void *ud) {
+  (void)ud;
+  return refer_accepted || refer_rejected;
+}
+
+static void refer_challenged(sr_transport tp) {
+  char v[512], br[128], contact[160];
+  setup(tp, PASS);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  snprintf(contact, sizeof contact, "Contact: <sip:bob@127.0.0.1:%d%s>\r\n",
+           uas.port, tp == SR_TRANSPORT_TCP ? ";transport=tcp" : "");
+  branch_of(m, br, sizeof br);
+  respond(m, 200, "OK", "bobtag", contact, NULL);
+  snprintf(last_branch, sizeof last_branch, "%s", br);
+  REQUIRE(is_method(next_request(), "ACK"));
+  REQUIRE(sr_session_get_state(inv) == SR_SESSION_ESTABLISHED);
+
+  refer_accepted = refer_rejected = 0;
+  sr_referrer_delegate d = {ref_accept, ref_reject, NULL, NULL};
+  sr_referrer *ref = NULL;
+  REQUIRE(sr_session_refer(inv, "sip:carol@127.0.0.1:9", NULL, &d, NULL, &ref) == 0);
+  m = next_request();
+  REQUIRE(is_method(m, "REFER"));
+  int cseq1 = cseq_num(m);
+  CHECK_INT(sr_referrer_get_id(ref), cseq1);
+  char extra[256];
+  snprintf(extra, sizeof extra,
+           "WWW-Authenticate: Digest realm=\"%s\", nonce=\"n-refer\", "
+           "opaque=\"0paque\", qop=\"auth\"\r\n", REALM);
+  respond(m, 401, "Unauthorized", NULL, extra, NULL);
+  m = next_request();
+  REQUIRE(is_method(m, "REFER"));
+  CHECK_INT(cseq_num(m), cseq1 + 1);
+  CHECK(t_header(m, "Refer-To", v, sizeof v) && strstr(v, "sip:carol@127.0.0.1:9"));
+  CHECK(digest_ok(m, "Authorization", REALM, "n-refer"));
+  respond(m, 202, "Accepted", NULL, NULL, NULL);
+  CHECK(t_drive(refer_decided, NULL, 10000));
+  CHECK_INT(refer_accepted, 1);
+  CHECK_INT(refer_rejected, 0);
+  CHECK_INT(sr_referrer_get_id(ref), cseq1 + 1);
+  sr_referrer_unref(ref);
+  CHECK_INT(sr_session_bye(inv), 0);
+  m = next_request();
+  REQUIRE(is_method(m, "BYE"));
+  respond(m, 200, "OK", NULL, NULL, NULL);
+  CHECK(t_drive(inv_terminated, NULL, 10000));
+  teardown();
+}
+static void test_refer_401_udp(void) { refer_challenged(SR_TRANSPORT_UDP); }
+static void test_refer_401_tcp(void) { refer_challenged(SR_TRANSPORT_TCP); }
+
 int main(void) {
   (void)t_target; /* uas.h's; the UAS here is a raw socket */
   RUN(test_401_udp);
@@ -385,5 +449,7 @@ int main(void) {
   RUN(test_407_then_401_tcp);
   RUN(test_wrong_password_udp);
   RUN(test_wrong_password_tcp);
+  RUN(test_refer_401_udp);
+  RUN(test_refer_401_tcp);
   return DONE();
 }
