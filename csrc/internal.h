@@ -233,8 +233,6 @@ int sr__add_common(sr_ua *ua, osip_message_t *m, sr_transport tp, int family,
 int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
                          osip_message_t *resp, int cseq, sr_transport tp,
                          int family, osip_message_t **out);
-/* Serializes a message into a malloc'd string (or NULL). */
-char *sr__msg_string(osip_message_t *m);
 /* Sets peer from a URI (host, port, transport parameter). */
 int sr__peer_from_uri(sr__peer *peer, osip_uri_t *uri, sr_transport tp);
 const char *sr__tag_of(osip_from_t *f);

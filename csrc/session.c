@@ -182,13 +182,6 @@ void sr__session_close_for_ua(sr_session *s) {
 
 /* ---------------- building messages ---------------- */
 
-char *sr__msg_string(osip_message_t *m) {
-  char *buf = NULL;
-  size_t len;
-  if (osip_message_to_str(m, &buf, &len) != 0) return NULL;
-  return buf;
-}
-
 int sr__add_via(sr_ua *ua, osip_message_t *m, sr_transport tp, int family) {
   sr__listener *l = sr__transport_listener_for(ua, tp, family);
   if (!l) l = sr__transport_listener_for(ua, tp, 0);
