@@ -131,8 +131,8 @@ void sr__txn_unref(sr__txn *t);
 /* Detaches a client transaction from its owner (no more upcalls). */
 void sr__txn_detach(sr__txn *t);
 osip_message_t *sr__txn_request(sr__txn *t);
-/* The server transaction a request (or its ACK/CANCEL) belongs to. */
-sr__txn *sr__txn_find_server(sr_ua *ua, osip_message_t *req);
+/* The INVITE server transaction a CANCEL names (same branch, §9.2). */
+sr__txn *sr__txn_find_invite(sr_ua *ua, osip_message_t *cancel);
 /* Client transactions sent over TCP connection `conn` fail with 503. */
 void sr__txn_conn_lost(sr_ua *ua, uint64_t conn);
 /* Routes a parsed message to its transaction or creates one. Takes evt. */

@@ -36,13 +36,15 @@ typedef struct pending_up {
 static const char *txn_key(void *o) { return ((sr__txn *)o)->key; }
 #define TXN_NEXT offsetof(sr__txn, hnext)
 
-static char *make_key(int server, osip_message_t *m) {
+/* The index key of m's transaction; `method` overrides CSeq's (a CANCEL
+ * looking for its INVITE). */
+static char *make_key(int server, osip_message_t *m, const char *method) {
   osip_via_t *via = osip_list_get(&m->vias, 0);
   if (!via || !m->cseq || !m->cseq->method) return NULL;
   osip_generic_param_t *br = NULL;
   osip_via_param_get_byname(via, "branch", &br);
   const char *branch = br && br->gvalue ? br->gvalue : "";
-  const char *method = m->cseq->method;
+  if (!method) method = m->cseq->method;
   if (server && strcmp(method, "ACK") == 0) method = "INVITE";
   size_t n = strlen(branch) + strlen(method) + 8 +
              (server ? strlen(via->host ? via->host : "") + 8 : 0);
@@ -442,11 +444,15 @@ static void apply_timers(sr_ua *ua, osip_transaction_t *tr) {
 #undef RESTART
 }
 
+/* `key` (taken; NULL: made here) is the index key the caller computed. */
 static sr__txn *txn_new(sr_ua *ua, osip_fsm_type_t type, osip_message_t *m,
-                        int server, const sr__peer *peer) {
+                        int server, const sr__peer *peer, char *key) {
   sr__txn *t = calloc(1, sizeof *t);
-  if (!t) return NULL;
-  t->key = make_key(server, m);
+  if (!t) {
+    free(key);
+    return NULL;
+  }
+  t->key = key ? key : make_key(server, m, NULL);
   if (!t->key || osip_transaction_init(&t->tr, type, ua->osip, m) != 0) {
     free(t->key);
     free(t);
@@ -477,7 +483,7 @@ int sr__txn_send_request(sr_ua *ua, osip_message_t *req, const sr__peer *to,
     return SR_ECLOSED;
   }
   osip_fsm_type_t type = MSG_IS_INVITE(req) ? ICT : NICT;
-  sr__txn *t = txn_new(ua, type, req, 0, to);
+  sr__txn *t = txn_new(ua, type, req, 0, to, NULL);
   if (!t) {
     osip_message_free(req);
     return SR_ENOMEM;
@@ -564,8 +570,8 @@ void sr__txn_conn_lost(sr_ua *ua, uint64_t conn) {
   }
 }
 
-sr__txn *sr__txn_find_server(sr_ua *ua, osip_message_t *req) {
-  char *key = make_key(1, req);
+sr__txn *sr__txn_find_invite(sr_ua *ua, osip_message_t *cancel) {
+  char *key = make_key(1, cancel, "INVITE");
   sr__txn *t = key ? sr__hash_find(&ua->txns, TXN_NEXT, txn_key, key) : NULL;
   free(key);
   return t && t->tr ? t : NULL;
@@ -574,9 +580,12 @@ sr__txn *sr__txn_find_server(sr_ua *ua, osip_message_t *req) {
 void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from) {
   osip_message_t *m = evt->sip;
   int server = MSG_IS_REQUEST(m);
-  char *key = make_key(server, m);
+  char *key = make_key(server, m, NULL);
   sr__txn *t = key ? sr__hash_find(&ua->txns, TXN_NEXT, txn_key, key) : NULL;
-  free(key);
+  if (t || !server || MSG_IS_ACK(m)) {
+    free(key);
+    key = NULL;
+  }
   if (t && !t->tr) {
     /* A compacted transaction: answer a retransmitted request again,
      * swallow a retransmitted response. */
@@ -601,7 +610,7 @@ void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from) {
   }
   sr__peer rp;
   response_peer(m, from, &rp);
-  t = txn_new(ua, MSG_IS_INVITE(m) ? IST : NIST, m, 1, &rp);
+  t = txn_new(ua, MSG_IS_INVITE(m) ? IST : NIST, m, 1, &rp, key);
   if (!t) {
     sr__log(ua, SR_LOG_ERROR, "cannot create a server transaction");
     osip_message_free(m);

@@ -483,15 +483,7 @@ static sr_session *find_for_request(sr_ua *ua, osip_message_t *req) {
 }
 
 static void on_cancel(sr_ua *ua, sr__txn *t, osip_message_t *req) {
-  osip_message_t *probe;
-  /* The INVITE's server transaction has the CANCEL's branch (§9.2). */
-  if (osip_message_clone(req, &probe) != 0) return;
-  osip_free(probe->cseq->method);
-  probe->cseq->method = osip_strdup("INVITE");
-  osip_free(probe->sip_method);
-  probe->sip_method = osip_strdup("INVITE");
-  sr__txn *ist = sr__txn_find_server(ua, probe);
-  osip_message_free(probe);
+  sr__txn *ist = sr__txn_find_invite(ua, req);
   if (!ist || !ist->app) {
     sr__ua_reply(ua, t, 481, NULL, NULL);
     return;

@@ -204,6 +204,12 @@ static sr_session *last_call(party *p) {
   return p->ncalls ? p->calls[p->ncalls - 1] : NULL;
 }
 
+/* Bob, in his call with Alice, refers her to Carol over UDP. */
+static int bob_refers_to_carol(const sr_refer_options *o, rec *rr) {
+  return sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
+                          o, &rdel, rr, NULL);
+}
+
 typedef struct { rec *r; int n; } want_notify;
 static int notified(void *v) {
   want_notify *w = v;
@@ -407,8 +413,7 @@ static void test_policy_denies(void) {
   sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
   REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           NULL, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
   CHECK(t_drive(closed, &rr, 10000));
   CHECK_INT(rr.reject_code, 403);
   CHECK_INT(ALICE->nreferrals, 0);
@@ -421,8 +426,7 @@ static void test_app_rejects(void) {
   sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
   REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           NULL, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
   want_notify dummy = {&rr, 0};
   (void)dummy;
   sr_referral **lr = &ALICE->last_referral;
@@ -454,8 +458,7 @@ static void test_target_rejects_486(void) {
   sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
   REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           NULL, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
   CHECK(t_drive(closed, &rr, 10000));
   CHECK_INT(rr.codes[rr.nnotify - 1], 486);
   CHECK_STR(rr.reasons[rr.nnotify - 1], "Busy Here");
@@ -472,8 +475,7 @@ static void test_refer_sub_false(void) {
   sr_refer_options o;
   sr_refer_options_init(&o);
   o.refer_sub = 0;
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           &o, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(&o, &rr) == 0);
   CHECK(t_drive(closed, &rr, 10000));
   CHECK_INT(rr.accepts, 1);
   /* the transfer still happens, without a NOTIFY */
@@ -558,8 +560,7 @@ static void test_decision_deadline(void) {
   sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
   REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           NULL, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
   CHECK(t_drive(closed, &rr, 10000));
   CHECK_INT(rr.reject_code, 603);
   CHECK_INT(sr_referral_get_state(ALICE->last_referral), SR_REFERRAL_REJECTED);
@@ -573,8 +574,7 @@ static void test_referral_after_session_ended(void) {
   sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
   REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           NULL, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
   want_notify w = {&rr, 1};
   CHECK(t_drive(notified, &w, 10000));
   sr_session_bye(a);
@@ -594,8 +594,7 @@ static void test_manual_notify(void) {
   sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
   REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           NULL, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
   want_notify w = {&rr, 1};
   CHECK(t_drive(notified, &w, 10000));
   sr_referral *r = ALICE->last_referral;
@@ -742,8 +741,7 @@ static void test_subscription_expires(void) {
   sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
   REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           NULL, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
   CHECK(t_drive(closed, &rr, 10000));
   CHECK_INT(rr.nnotify, 2);
   CHECK_STR(rr.states[0], "active;expires=1");
@@ -760,8 +758,7 @@ static void test_final_only_mode(void) {
   sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
   REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(sr_session_refer(last_call(BOB), t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP),
-                           NULL, &rdel, &rr, NULL) == 0);
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
   CHECK(t_drive(closed, &rr, 10000));
   CHECK_INT(rr.nnotify, 2); /* 100 and 200: no 180 */
   CHECK_INT(rr.codes[0], 100);
