@@ -41,6 +41,8 @@ void sr__timer_stop(sr_ua *ua, sr__timer *t);
 int sr__io_add(sr_ua *ua, sr__io *io, uint32_t events);
 int sr__io_mod(sr_ua *ua, sr__io *io, uint32_t events);
 void sr__io_del(sr_ua *ua, sr__io *io);
+/* sr_ua_close: drops the application's fd watches. */
+void sr__watch_close_all(sr_ua *ua);
 
 /* ---------------- transport ---------------- */
 
@@ -176,6 +178,7 @@ struct sr_ua {
   /* loop */
   sr__timer **heap;
   size_t nheap, capheap;
+  struct sr__watch *watches; /* the application's fds (sr_ua_watch_fd) */
 
   /* transport */
   sr__listener *listeners[8];

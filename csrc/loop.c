@@ -1,14 +1,28 @@
 /*
  * loop.c — the one event loop: an epoll set (so a host loop can watch a
  * single fd) and a binary min-heap of timers embedded in their owners
- * (arming a timer allocates nothing).
+ * (arming a timer allocates nothing). The application may add descriptors
+ * of its own (sr_ua_watch_fd) to wait on everything in one system call.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <time.h>
 
 #include "internal.h"
+
+/* An application descriptor in the epoll set (sr_ua_watch_fd). An
+ * unwatched one stays in the list, dead, until the loop turn ends: the
+ * current epoll batch may still point at it. */
+struct sr__watch {
+  sr__io io;
+  sr_ua *ua;
+  sr_fd_cb cb;
+  void *user_data;
+  int dead;
+  struct sr__watch *next;
+};
 
 uint64_t sr__now_ms(void) {
   struct timespec ts;
@@ -108,6 +122,80 @@ void sr__io_del(sr_ua *ua, sr__io *io) {
     epoll_ctl(ua->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 }
 
+static void watch_ready(sr__io *io, uint32_t events) {
+  (void)events;
+  struct sr__watch *w =
+      (struct sr__watch *)((char *)io - offsetof(struct sr__watch, io));
+  if (!w->dead) w->cb(w->ua, w->io.fd, w->user_data);
+}
+
+/* Frees dead watches; only between loop turns. */
+static void watch_reap(sr_ua *ua) {
+  struct sr__watch **pp = &ua->watches;
+  while (*pp) {
+    struct sr__watch *w = *pp;
+    if (w->dead) {
+      *pp = w->next;
+      free(w);
+    } else {
+      pp = &w->next;
+    }
+  }
+}
+
+static void watch_kill(sr_ua *ua, struct sr__watch *w) {
+  w->dead = 1;
+  sr__io_del(ua, &w->io);
+}
+
+int sr_ua_watch_fd(sr_ua *ua, int fd, sr_fd_cb cb, void *user_data) {
+  if (!ua || !cb || fd < 0) return SR_EINVAL;
+  if (ua->closed) return SR_ECLOSED;
+  for (struct sr__watch *w = ua->watches; w; w = w->next)
+    if (!w->dead && w->io.fd == fd) return SR_EINVAL;
+  struct sr__watch *w = calloc(1, sizeof *w);
+  if (!w) return SR_ENOMEM;
+  w->io.fd = fd;
+  w->io.on_ready = watch_ready;
+  w->ua = ua;
+  w->cb = cb;
+  w->user_data = user_data;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->io};
+  if (epoll_ctl(ua->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int e = errno;
+    free(w);
+    switch (e) {
+    case ENOMEM: case ENOSPC: return SR_ENOMEM;
+    /* The caller's mistakes: a library socket (EEXIST), a regular file
+     * (EPERM), no such descriptor, the epoll fd itself (EINVAL, ELOOP). */
+    case EEXIST: case EPERM: case EBADF: case EINVAL: case ELOOP:
+      return SR_EINVAL;
+    default: return SR_EIO;
+    }
+  }
+  w->next = ua->watches;
+  ua->watches = w;
+  return 0;
+}
+
+int sr_ua_unwatch_fd(sr_ua *ua, int fd) {
+  if (!ua) return SR_EINVAL;
+  if (ua->closed) return SR_ECLOSED;
+  for (struct sr__watch *w = ua->watches; w; w = w->next)
+    if (!w->dead && w->io.fd == fd) {
+      watch_kill(ua, w);
+      if (ua->depth == 0) watch_reap(ua);
+      return 0;
+    }
+  return SR_EINVAL;
+}
+
+void sr__watch_close_all(sr_ua *ua) {
+  for (struct sr__watch *w = ua->watches; w; w = w->next)
+    if (!w->dead) watch_kill(ua, w);
+  if (ua->depth == 0) watch_reap(ua);
+}
+
 int sr_ua_fd(sr_ua *ua) { return ua && !ua->closed ? ua->epfd : -1; }
 
 int sr_ua_next_timeout_ms(sr_ua *ua) {
@@ -154,6 +242,7 @@ int sr_ua_run_once(sr_ua *ua, int timeout_ms) {
   if (!ua->closed && !ua->callback_error) handled += run_timers(ua);
   ua->depth--;
   sr__transport_reap(ua);
+  if (ua->depth == 0) watch_reap(ua);
   int rc = handled;
   if (ua->callback_error) {
     ua->callback_error = 0;

@@ -294,6 +294,33 @@ SR_API int sr_ua_next_timeout_ms(sr_ua *ua);
  */
 SR_API int sr_ua_run_once(sr_ua *ua, int timeout_ms);
 
+/** Called when a watched descriptor is readable (or at end/error). */
+typedef void (*sr_fd_cb)(sr_ua *ua, int fd, void *user_data);
+/**
+ * The other way round from sr_ua_fd(): the UA's own loop also watches
+ * @p fd (a socket, pipe, signalfd, eventfd...; not a regular file), so a
+ * program needs one wait, sr_ua_run_once(ua, timeout), instead of its own
+ * poll plus the UA's. @p cb runs inside sr_ua_run_once like the library's
+ * callbacks, each time the descriptor is readable (level-triggered: read
+ * what is there, or it fires again on the next run). It may call any API
+ * function, including sr_ua_unwatch_fd on this or another descriptor and
+ * sr_ua_close. The descriptor stays the caller's: unwatch it before
+ * closing it (its number stays watched until then). C only: not in the
+ * Python and Lua modules.
+ * Errors: SR_EINVAL (no ua, no cb, fd < 0; an fd already watched, as a
+ * second watch does not replace the first; or one epoll cannot watch,
+ * such as the UA's own descriptors or a regular file), SR_ECLOSED,
+ * SR_ENOMEM, SR_EIO.
+ */
+SR_API int sr_ua_watch_fd(sr_ua *ua, int fd, sr_fd_cb cb, void *user_data);
+/**
+ * Stops watching @p fd; its callback never fires again, even for an event
+ * already waiting in the current loop turn. sr_ua_close (and the last
+ * sr_ua_unref) drop every watch. Errors: SR_EINVAL (no ua, fd not
+ * watched), SR_ECLOSED (the UA is closed: its watches are gone already).
+ */
+SR_API int sr_ua_unwatch_fd(sr_ua *ua, int fd);
+
 /**
  * Observes (and, for tests, may drop) every SIP message sent or received.
  * @p outgoing is 1 for sent, 0 for received; addresses are "host:port".

@@ -1,12 +1,12 @@
 /*
  * main.c — sipreferral-agent: sets up the user agent from the command line,
  * runs the loop, and shuts down cleanly on SIGINT/SIGTERM, --duration or
- * --max-calls. Signals arrive through a signalfd polled next to the
- * library's descriptor, so no handler ever runs inside the library.
+ * --max-calls. Signals arrive through a signalfd that the library's loop
+ * watches (sr_ua_watch_fd), so no handler ever runs inside the library and
+ * each wake-up costs one system call.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -231,6 +231,7 @@ static void begin_shutdown(agent *ag, const char *why) {
   ag->shutdown = 1;
   ag->deadline = agent_now_ms() + bound;
   ag->half_deadline = ag->deadline - bound / 2;
+  agent_trace_install(ag); /* before the final NOTIFYs it must track */
   agent_finish_referrals(ag);
 }
 
@@ -245,12 +246,36 @@ static void begin_linger(agent *ag) {
   ag->deadline = agent_now_ms() + bound;
 }
 
-/* Runs until the agent is done. Returns an exit code. */
-static int run(agent *ag, int sigfd) {
+/* Set by on_signal: the loop returns 0 after the current turn. */
+static int g_exit_now;
+
+/* Runs inside sr_ua_run_once when the signalfd is readable. */
+static void on_signal(sr_ua *ua, int fd, void *user_data) {
+  agent *ag = user_data;
+  struct signalfd_siginfo si;
+  (void)ua;
+  while (!g_exit_now && read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    if (ag->shutdown == 3) {
+      g_exit_now = 1;
+    } else if (ag->shutdown && si.ssi_signo == SIGINT) {
+      /* A second SIGINT (Ctrl-C again) cuts the shutdown short; more
+       * SIGTERMs do not: process managers (and `timeout`, which also
+       * signals its process group) may deliver one twice. */
+      agent_log(ag, SR_LOG_WARNING, "second SIGINT: exiting now");
+      g_exit_now = 1;
+    } else if (!ag->shutdown) {
+      begin_shutdown(ag, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+  }
+}
+
+/* The loop proper. Returns an exit code. */
+static int run_loop(agent *ag) {
   long long end = ag->o.duration_s > 0
                       ? agent_now_ms() + (long long)(ag->o.duration_s * 1000)
                       : 0;
   for (;;) {
+    if (g_exit_now) return 0;
     int wait = agent_sweep(ag);
     long long now = agent_now_ms();
     int refs = agent_live_referrals(ag), calls = agent_live_calls(ag);
@@ -297,33 +322,26 @@ static int run(agent *ag, int sigfd) {
       wait = min_wait(wait, ag->deadline - now);
     }
     }
-    wait = min_wait(wait, sr_ua_next_timeout_ms(ag->ua));
-    struct pollfd p[2] = {{sr_ua_fd(ag->ua), POLLIN, 0}, {sigfd, POLLIN, 0}};
-    if (poll(p, 2, wait) < 0 && errno != EINTR) {
-      agent_log(ag, SR_LOG_ERROR, "poll: %s", strerror(errno));
-      return AGENT_EXIT_RUNTIME;
-    }
-    if (p[1].revents & POLLIN) {
-      struct signalfd_siginfo si;
-      if (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-        if (ag->shutdown == 3) return 0;
-        /* A second SIGINT (Ctrl-C again) cuts the shutdown short; more
-         * SIGTERMs do not: process managers (and `timeout`, which also
-         * signals its process group) may deliver one twice. */
-        if (ag->shutdown && si.ssi_signo == SIGINT) {
-          agent_log(ag, SR_LOG_WARNING, "second SIGINT: exiting now");
-          return 0;
-        }
-        if (!ag->shutdown)
-          begin_shutdown(ag, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-      }
-    }
-    int rc = sr_ua_run_once(ag->ua, 0);
+    /* One wait for sockets, timers and signals: run_once shortens it to
+     * the library's next timer itself. */
+    int rc = sr_ua_run_once(ag->ua, wait);
     if (rc < 0) {
       agent_log(ag, SR_LOG_ERROR, "loop: %s", sr_strerror(rc));
       return AGENT_EXIT_RUNTIME;
     }
   }
+}
+
+/* Runs until the agent is done. Returns an exit code. */
+static int run(agent *ag, int sigfd) {
+  int rc = sr_ua_watch_fd(ag->ua, sigfd, on_signal, ag);
+  if (rc < 0) {
+    agent_log(ag, SR_LOG_ERROR, "watching signals: %s", sr_strerror(rc));
+    return AGENT_EXIT_RUNTIME;
+  }
+  rc = run_loop(ag);
+  sr_ua_unwatch_fd(ag->ua, sigfd);
+  return rc;
 }
 
 int main(int argc, char **argv) {

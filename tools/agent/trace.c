@@ -4,6 +4,11 @@
  * their answer. The library calls a referral terminated once its final
  * NOTIFY is sent; the agent waits for the answer before its BYE, so the
  * BYE cannot overtake the NOTIFY. The hook only observes, never drops.
+ *
+ * The hook costs the library a formatting pass per message, so it is set
+ * only when something reads it: from the start for --ladder or --pcap,
+ * else when the shutdown begins. Tracking never covered NOTIFYs sent
+ * before the shutdown: one still unanswered then is not waited for.
  */
 #include <stdio.h>
 #include <string.h>
@@ -63,6 +68,8 @@ static int hook(int outgoing, sr_transport tp, const char *local,
   return 0;
 }
 
+/* Called at start-up and again by begin_shutdown (ag->shutdown set). */
 void agent_trace_install(agent *ag) {
-  sr_ua_set_message_hook(ag->ua, hook, ag);
+  if (ag->o.ladder || ag->pcap || ag->shutdown)
+    sr_ua_set_message_hook(ag->ua, hook, ag);
 }
