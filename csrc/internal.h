@@ -100,7 +100,10 @@ typedef struct sr__txn_owner {
 
 struct sr__txn {
   sr_ua *ua;
-  osip_transaction_t *tr; /* NULL once killed */
+  osip_fsm_type_t kind;   /* ICT, IST, NICT or NIST */
+  /* INVITE transactions run libosip2's FSM; NULL for non-INVITE ones,
+   * and once the transaction has ended. */
+  osip_transaction_t *tr;
   int refs;
   int server;
   sr__peer peer;          /* next hop (client) or where the request came from */
@@ -110,11 +113,27 @@ struct sr__txn {
   const sr__txn_owner *owner_ops;
   void *owner;
   int in_exec, killed, indexed;
-  char *stub;             /* completed NIST: the final response's bytes */
-  size_t stub_len;
   void *up;               /* upcall being collected during txn_exec */
   void *app;              /* server side: the session handling the request */
+  /* Non-INVITE transactions (ntxn.c, RFC 3261 §17.1.2/§17.2.2). */
+  int state;              /* SR__N_* */
+  osip_message_t *req;    /* the request, until the final response */
+  char *wire;             /* client: the request's bytes; server: the last
+                           * response's bytes (answer to retransmissions) */
+  size_t wire_len;
+  int e_ms;               /* client: the current Timer E interval */
+  uint64_t e_due, f_due;  /* client: next retransmission, Timer F */
 };
+
+enum { SR__N_TRYING, SR__N_PROCEEDING, SR__N_COMPLETED, SR__N_TERMINATED };
+
+/* ntxn.c: the non-INVITE state machines (txn.c dispatches to them). */
+void sr__ntxn_send(sr__txn *t, osip_message_t *req);
+void sr__ntxn_receive(sr__txn *t, osip_message_t *m, int created);
+int sr__ntxn_respond(sr__txn *t, osip_message_t *resp);
+/* txn.c, for ntxn.c: ends a transaction (out of the index, owner
+ * released) — takes the index's reference. */
+void sr__txn_finish(sr__txn *t);
 
 int sr__txn_system_init(sr_ua *ua);
 void sr__txn_system_free(sr_ua *ua);
@@ -133,6 +152,8 @@ void sr__txn_unref(sr__txn *t);
 /* Detaches a client transaction from its owner (no more upcalls). */
 void sr__txn_detach(sr__txn *t);
 osip_message_t *sr__txn_request(sr__txn *t);
+/* A server transaction that can still send a final response. */
+int sr__txn_pending(sr__txn *t);
 /* The INVITE server transaction a CANCEL names (same branch, §9.2). */
 sr__txn *sr__txn_find_invite(sr_ua *ua, osip_message_t *cancel);
 /* Client transactions sent over TCP connection `conn` fail with 503. */

@@ -106,7 +106,7 @@ static int check(sr_session *s) {
   if (!s) return SR_EINVAL;
   if (s->role != SR_ROLE_INVITATION) return SR_EROLE;
   if (s->ua->closed || s->state >= SR_SESSION_TERMINATING) return SR_ECLOSED;
-  if (s->state != SR_SESSION_INITIAL || !s->ist || !s->ist->tr) return SR_ESTATE;
+  if (s->state != SR_SESSION_INITIAL || !sr__txn_pending(s->ist)) return SR_ESTATE;
   return 0;
 }
 

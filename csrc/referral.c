@@ -151,7 +151,7 @@ static int decided_check(sr_referral *r) {
   if (r->ua->closed) return SR_ECLOSED;
   if (r->state == SR_REFERRAL_ACCEPTED || r->state == SR_REFERRAL_REJECTED)
     return SR_EALREADY;
-  if (r->state != SR_REFERRAL_PENDING || !r->stx || !r->stx->tr)
+  if (r->state != SR_REFERRAL_PENDING || !sr__txn_pending(r->stx))
     return SR_ECLOSED;
   return 0;
 }

@@ -1,5 +1,6 @@
 /*
- * txn.c — libosip2's transaction state machines (ICT, IST, NICT, NIST).
+ * txn.c — the transaction index, and libosip2's INVITE state machines
+ * (ICT, IST); the non-INVITE ones are ours (ntxn.c).
  *
  * libosip2 keeps transactions in lists it searches linearly and scans every
  * transaction for due timers. Under load that is per-message work for no
@@ -20,10 +21,8 @@
 #define NEED(name, ctx)                                                   \
   osip_event_t *__osip_##name##_event(ctx *c, state_t st, int id)
 NEED(ict_need_timer_a, osip_ict_t); NEED(ict_need_timer_b, osip_ict_t);
-NEED(ict_need_timer_d, osip_ict_t); NEED(nict_need_timer_e, osip_nict_t);
-NEED(nict_need_timer_f, osip_nict_t); NEED(nict_need_timer_k, osip_nict_t);
-NEED(ist_need_timer_g, osip_ist_t); NEED(ist_need_timer_h, osip_ist_t);
-NEED(ist_need_timer_i, osip_ist_t); NEED(nist_need_timer_j, osip_nist_t);
+NEED(ict_need_timer_d, osip_ict_t); NEED(ist_need_timer_g, osip_ist_t);
+NEED(ist_need_timer_h, osip_ist_t); NEED(ist_need_timer_i, osip_ist_t);
 #undef NEED
 
 enum { UP_NONE, UP_RESPONSE, UP_FAILURE, UP_REQUEST };
@@ -36,9 +35,17 @@ typedef struct pending_up {
 static const char *txn_key(void *o) { return ((sr__txn *)o)->key; }
 #define TXN_NEXT offsetof(sr__txn, hnext)
 
-/* The index key of m's transaction; `method` overrides CSeq's (a CANCEL
- * looking for its INVITE). */
-static char *make_key(int server, osip_message_t *m, const char *method) {
+static char *put(char *p, const char *s) {
+  size_t n = strlen(s);
+  memcpy(p, s, n);
+  return p + n;
+}
+
+/* The index key of m's transaction, in buf (cap bytes) or, when longer,
+ * malloc'd; NULL when m has no Via or CSeq. `method` overrides CSeq's (a
+ * CANCEL looking for its INVITE). Free with free_key. */
+static char *make_key(int server, osip_message_t *m, const char *method,
+                      char *buf, size_t cap) {
   osip_via_t *via = osip_list_get(&m->vias, 0);
   if (!via || !m->cseq || !m->cseq->method) return NULL;
   osip_generic_param_t *br = NULL;
@@ -46,16 +53,30 @@ static char *make_key(int server, osip_message_t *m, const char *method) {
   const char *branch = br && br->gvalue ? br->gvalue : "";
   if (!method) method = m->cseq->method;
   if (server && strcmp(method, "ACK") == 0) method = "INVITE";
-  size_t n = strlen(branch) + strlen(method) + 8 +
-             (server ? strlen(via->host ? via->host : "") + 8 : 0);
-  char *k = malloc(n);
+  const char *host = via->host ? via->host : "", *port = via->port ? via->port : "";
+  size_t n = strlen(branch) + strlen(method) + 4 +
+             (server ? strlen(host) + strlen(port) + 2 : 0);
+  char *k = n <= cap ? buf : malloc(n);
   if (!k) return NULL;
-  if (server)
-    snprintf(k, n, "S%s|%s|%s:%s", branch, method, via->host ? via->host : "",
-             via->port ? via->port : "");
-  else
-    snprintf(k, n, "C%s|%s", branch, method);
+  char *p = k;
+  *p++ = server ? 'S' : 'C';
+  p = put(p, branch);
+  *p++ = '|';
+  p = put(p, method);
+  if (server) {
+    *p++ = '|';
+    p = put(p, host);
+    *p++ = ':';
+    p = put(p, port);
+  }
+  *p = 0;
   return k;
+}
+
+enum { KEY_BUF = 256 };
+
+static void free_key(char *k, const char *buf) {
+  if (k != buf) free(k);
 }
 
 sr__txn *sr__txn_ref(sr__txn *t) {
@@ -65,6 +86,8 @@ sr__txn *sr__txn_ref(sr__txn *t) {
 
 void sr__txn_unref(sr__txn *t) {
   if (!t || --t->refs > 0) return;
+  if (t->req) osip_message_free(t->req);
+  osip_free(t->wire);
   free(t->key);
   free(t);
 }
@@ -78,12 +101,27 @@ void sr__txn_detach(sr__txn *t) {
   if (ops && ops->unref) ops->unref(o);
 }
 
+static int invite_kind(const sr__txn *t) { return t->kind == ICT || t->kind == IST; }
+
 osip_message_t *sr__txn_request(sr__txn *t) {
-  return t && t->tr ? t->tr->orig_request : NULL;
+  if (!t) return NULL;
+  if (invite_kind(t)) return t->tr ? t->tr->orig_request : NULL;
+  return t->req;
 }
 
-/* Ends our side of a transaction libosip2 has terminated. */
-static void txn_finish(sr__txn *t) {
+int sr__txn_pending(sr__txn *t) {
+  if (!t || !t->indexed || !t->server) return 0;
+  return invite_kind(t) ? t->tr != NULL : t->state < SR__N_COMPLETED;
+}
+
+/* A client transaction still waiting for its final response. */
+static int client_live(const sr__txn *t) {
+  if (t->server || !t->indexed) return 0;
+  return invite_kind(t) ? t->tr != NULL : t->state < SR__N_COMPLETED;
+}
+
+/* Ends our side of a transaction (libosip2's has terminated, or ours). */
+void sr__txn_finish(sr__txn *t) {
   sr_ua *ua = t->ua;
   if (!t->indexed) return;
   t->indexed = 0;
@@ -91,8 +129,12 @@ static void txn_finish(sr__txn *t) {
   sr__hash_remove(&ua->txns, TXN_NEXT, txn_key, t);
   if (t->tr) osip_transaction_free(t->tr);
   t->tr = NULL;
-  osip_free(t->stub);
-  t->stub = NULL;
+  if (t->req && !t->in_exec) {
+    osip_message_free(t->req);
+    t->req = NULL;
+  }
+  osip_free(t->wire);
+  t->wire = NULL;
   ua->ntxns--;
   sr__txn_detach(t);
   sr__txn_unref(t); /* the reference the index held */
@@ -118,14 +160,6 @@ static void txn_arm(sr__txn *t) {
       timeval_min(&tr->ict_context->timer_d_start, &best);
     }
     break;
-  case NICT:
-    if (tr->state == NICT_TRYING || tr->state == NICT_PROCEEDING) {
-      timeval_min(&tr->nict_context->timer_e_start, &best);
-      timeval_min(&tr->nict_context->timer_f_start, &best);
-    } else if (tr->state == NICT_COMPLETED) {
-      timeval_min(&tr->nict_context->timer_k_start, &best);
-    }
-    break;
   case IST:
     if (tr->state == IST_COMPLETED) {
       timeval_min(&tr->ist_context->timer_g_start, &best);
@@ -134,9 +168,7 @@ static void txn_arm(sr__txn *t) {
       timeval_min(&tr->ist_context->timer_i_start, &best);
     }
     break;
-  case NIST:
-    if (tr->state == NIST_COMPLETED)
-      timeval_min(&tr->nist_context->timer_j_start, &best);
+  default:
     break;
   }
   if (best < 0) {
@@ -167,35 +199,6 @@ static void deliver(sr__txn *t, pending_up *up) {
   }
 }
 
-static void stub_expired(void *arg) { txn_finish(arg); }
-
-/* A non-INVITE transaction in Completed only absorbs retransmissions until
- * Timer J/K (32 s / 5 s on UDP), but libosip2's transaction is ~15 KiB
- * and keeps both messages. Keep its key, the NIST's final response bytes
- * and the timer instead. Returns 1 if the transaction was compacted. */
-static int compact(sr__txn *t) {
-  osip_transaction_t *tr = t->tr;
-  struct timeval *end;
-  if (tr->ctx_type == NIST && tr->state == NIST_COMPLETED && t->stub)
-    end = &tr->nist_context->timer_j_start;
-  else if (tr->ctx_type == NICT && tr->state == NICT_COMPLETED)
-    end = &tr->nict_context->timer_k_start;
-  else
-    return 0;
-  if (end->tv_sec == -1) return 0;
-  struct timeval now;
-  osip_gettimeofday(&now, NULL);
-  long delay = (long)(end->tv_sec - now.tv_sec) * 1000 +
-               (end->tv_usec - now.tv_usec) / 1000 + 1;
-  osip_transaction_free(tr);
-  t->tr = NULL;
-  sr__txn_detach(t);
-  sr__timer_stop(t->ua, &t->timer);
-  sr__timer_init(&t->timer, stub_expired, t);
-  sr__timer_start(t->ua, &t->timer, delay);
-  return 1;
-}
-
 /* The one place events reach libosip2. */
 static void txn_exec(sr__txn *t, osip_event_t *evt) {
   if (!t->tr) {
@@ -213,8 +216,8 @@ static void txn_exec(sr__txn *t, osip_event_t *evt) {
   t->in_exec--;
   t->up = saved;
   if (up.kind != UP_NONE) deliver(t, &up);
-  if (t->killed) txn_finish(t);
-  else if (t->tr && !compact(t)) txn_arm(t);
+  if (t->killed) sr__txn_finish(t);
+  else if (t->tr) txn_arm(t);
   sr__txn_unref(t);
 }
 
@@ -223,16 +226,8 @@ static void txn_exec(sr__txn *t, osip_event_t *evt) {
  * doubling up to T2 (RFC 3261 §17.1.2.2, §17.2.1). */
 static void respace(sr__txn *t, int prev) {
   int t2 = t->ua->opt.t2_ms, next = 2 * prev < t2 ? 2 * prev : t2;
-  struct timeval *start;
-  int *len;
-  if (t->tr->ctx_type == NICT) {
-    len = &t->tr->nict_context->timer_e_length;
-    start = &t->tr->nict_context->timer_e_start;
-    if (t->tr->state == NICT_PROCEEDING) next = t2;
-  } else {
-    len = &t->tr->ist_context->timer_g_length;
-    start = &t->tr->ist_context->timer_g_start;
-  }
+  struct timeval *start = &t->tr->ist_context->timer_g_start;
+  int *len = &t->tr->ist_context->timer_g_length;
   if (*len <= 0 || start->tv_sec == -1) return; /* stopped (reliable) */
   *len = next;
   osip_gettimeofday(start, NULL);
@@ -251,33 +246,23 @@ static void txn_timer(void *arg) {
     need[1] = (void *)__osip_ict_need_timer_b_event;
     need[2] = (void *)__osip_ict_need_timer_d_event;
     break;
-  case NICT:
-    need[0] = (void *)__osip_nict_need_timer_e_event;
-    need[1] = (void *)__osip_nict_need_timer_f_event;
-    need[2] = (void *)__osip_nict_need_timer_k_event;
-    break;
   case IST:
     need[0] = (void *)__osip_ist_need_timer_g_event;
     need[1] = (void *)__osip_ist_need_timer_h_event;
     need[2] = (void *)__osip_ist_need_timer_i_event;
     break;
-  case NIST:
-    need[0] = (void *)__osip_nist_need_timer_j_event;
+  default:
     break;
   }
   sr__txn_ref(t);
   int fired = 0;
   for (int i = 0; i < 3 && need[i] && t->tr; i++) {
-    void *ctx = tr->ctx_type == ICT    ? (void *)t->tr->ict_context
-                : tr->ctx_type == NICT ? (void *)t->tr->nict_context
-                : tr->ctx_type == IST  ? (void *)t->tr->ist_context
-                                       : (void *)t->tr->nist_context;
+    void *ctx = tr->ctx_type == ICT ? (void *)t->tr->ict_context
+                                    : (void *)t->tr->ist_context;
     osip_event_t *e = need[i](ctx, t->tr->state, t->tr->transactionid);
     if (!e) continue;
     fired = 1;
-    int prev = i == 0 && tr->ctx_type == NICT ? t->tr->nict_context->timer_e_length
-               : i == 0 && tr->ctx_type == IST ? t->tr->ist_context->timer_g_length
-                                               : 0;
+    int prev = i == 0 && tr->ctx_type == IST ? t->tr->ist_context->timer_g_length : 0;
     txn_exec(t, e);
     if (prev > 0 && t->tr) respace(t, prev);
   }
@@ -351,15 +336,7 @@ static int cb_send(osip_transaction_t *tr, osip_message_t *m, char *host,
   size_t len = 0;
   if (!t || osip_message_to_str(m, &buf, &len) != 0 || !buf) return -1;
   int rc = sr__transport_send(t->ua, &t->peer, buf, len);
-  if (tr->ctx_type == NIST && MSG_IS_RESPONSE(m) && m->status_code >= 200 &&
-      t->peer.tp == SR_TRANSPORT_UDP) {
-    /* kept to answer retransmissions once compacted */
-    osip_free(t->stub);
-    t->stub = buf;
-    t->stub_len = len;
-  } else {
-    osip_free(buf);
-  }
+  osip_free(buf);
   return rc == 0 ? 0 : -1;
 }
 
@@ -399,7 +376,7 @@ int sr__txn_system_init(sr_ua *ua) {
 void sr__txn_system_free(sr_ua *ua) {
   /* Kill every transaction: owners are released, nothing is sent. */
   for (size_t i = 0; i < ua->txns.nbuckets; i++)
-    while (ua->txns.buckets[i]) txn_finish(ua->txns.buckets[i]);
+    while (ua->txns.buckets[i]) sr__txn_finish(ua->txns.buckets[i]);
   sr__hash_free(&ua->txns);
   if (ua->osip) osip_release(ua->osip);
   ua->osip = NULL;
@@ -427,49 +404,46 @@ static void apply_timers(sr_ua *ua, osip_transaction_t *tr) {
     RESTART(tr->ict_context->timer_d_length, tr->ict_context->timer_d_start,
             64 * t1 > 32000 ? 64 * t1 : (t1 < 500 ? 64 * t1 : 32000));
     break;
-  case NICT:
-    RESTART(tr->nict_context->timer_e_length, tr->nict_context->timer_e_start, t1);
-    RESTART(tr->nict_context->timer_f_length, tr->nict_context->timer_f_start, 64 * t1);
-    RESTART(tr->nict_context->timer_k_length, tr->nict_context->timer_k_start, t4);
-    break;
   case IST:
     RESTART(tr->ist_context->timer_g_length, tr->ist_context->timer_g_start, t1);
     RESTART(tr->ist_context->timer_h_length, tr->ist_context->timer_h_start, 64 * t1);
     RESTART(tr->ist_context->timer_i_length, tr->ist_context->timer_i_start, t4);
     break;
-  case NIST:
-    RESTART(tr->nist_context->timer_j_length, tr->nist_context->timer_j_start, 64 * t1);
+  default:
     break;
   }
 #undef RESTART
 }
 
-/* `key` (taken; NULL: made here) is the index key the caller computed. */
+/* `key` is the index key the caller computed (copied). INVITE
+ * transactions get libosip2's state machine; m is then libosip2's. */
 static sr__txn *txn_new(sr_ua *ua, osip_fsm_type_t type, osip_message_t *m,
-                        int server, const sr__peer *peer, char *key) {
+                        int server, const sr__peer *peer, const char *key) {
   sr__txn *t = calloc(1, sizeof *t);
-  if (!t) {
-    free(key);
-    return NULL;
-  }
-  t->key = key ? key : make_key(server, m, NULL);
-  if (!t->key || osip_transaction_init(&t->tr, type, ua->osip, m) != 0) {
+  if (!t) return NULL;
+  t->kind = type;
+  t->key = strdup(key);
+  if (!t->key || ((type == ICT || type == IST) &&
+                  osip_transaction_init(&t->tr, type, ua->osip, m) != 0)) {
     free(t->key);
     free(t);
     return NULL;
   }
-  /* osip_transaction_init appended it to a libosip2 list that is walked
-   * end to end on every add and remove; we never use those lists (our own
-   * index finds transactions), so keeping them empty keeps both O(1). */
-  osip_remove_transaction(ua->osip, t->tr);
   t->ua = ua;
   t->refs = 1;
   t->server = server;
   t->peer = *peer;
-  sr__timer_init(&t->timer, txn_timer, t);
   t->indexed = 1;
-  osip_transaction_set_your_instance(t->tr, t);
-  apply_timers(ua, t->tr);
+  if (t->tr) {
+    /* osip_transaction_init appended it to a libosip2 list that is walked
+     * end to end on every add and remove; we never use those lists (our
+     * own index finds transactions), so keeping them empty keeps both
+     * O(1). */
+    osip_remove_transaction(ua->osip, t->tr);
+    sr__timer_init(&t->timer, txn_timer, t);
+    osip_transaction_set_your_instance(t->tr, t);
+    apply_timers(ua, t->tr);
+  }
   sr__hash_insert(&ua->txns, TXN_NEXT, txn_key, t);
   ua->ntxns++;
   return t;
@@ -483,7 +457,10 @@ int sr__txn_send_request(sr_ua *ua, osip_message_t *req, const sr__peer *to,
     return SR_ECLOSED;
   }
   osip_fsm_type_t type = MSG_IS_INVITE(req) ? ICT : NICT;
-  sr__txn *t = txn_new(ua, type, req, 0, to, NULL);
+  char kb[KEY_BUF];
+  char *key = make_key(0, req, NULL, kb, sizeof kb);
+  sr__txn *t = key ? txn_new(ua, type, req, 0, to, key) : NULL;
+  free_key(key, kb);
   if (!t) {
     osip_message_free(req);
     return SR_ENOMEM;
@@ -492,11 +469,15 @@ int sr__txn_send_request(sr_ua *ua, osip_message_t *req, const sr__peer *to,
   t->owner_ops = ops;
   if (ops && ops->ref) ops->ref(owner);
   if (out) *out = sr__txn_ref(t);
+  if (type == NICT) {
+    sr__ntxn_send(t, req);
+    return 0;
+  }
   osip_event_t *evt = osip_new_outgoing_sipmessage(req);
   if (!evt) {
     osip_message_free(req);
     t->killed = 1;
-    txn_finish(t);
+    sr__txn_finish(t);
     return SR_ENOMEM;
   }
   txn_exec(t, evt);
@@ -504,6 +485,7 @@ int sr__txn_send_request(sr_ua *ua, osip_message_t *req, const sr__peer *to,
 }
 
 int sr__txn_respond(sr__txn *t, osip_message_t *resp) {
+  if (t && t->kind == NIST) return sr__ntxn_respond(t, resp);
   if (!t || !t->tr) {
     osip_message_free(resp);
     return SR_ECLOSED;
@@ -555,7 +537,7 @@ void sr__txn_conn_lost(sr_ua *ua, uint64_t conn) {
     sr__txn *hit = NULL;
     for (size_t i = 0; i < ua->txns.nbuckets && !hit; i++)
       for (sr__txn *t = ua->txns.buckets[i]; t; t = t->hnext)
-        if (!t->server && t->tr && t->peer.tp == SR_TRANSPORT_TCP &&
+        if (client_live(t) && t->peer.tp == SR_TRANSPORT_TCP &&
             t->peer.conn == conn && !t->in_exec) {
           hit = t;
           break;
@@ -565,42 +547,45 @@ void sr__txn_conn_lost(sr_ua *ua, uint64_t conn) {
     pending_up up = {UP_FAILURE, 503, NULL};
     deliver(hit, &up);
     hit->killed = 1;
-    txn_finish(hit);
+    sr__txn_finish(hit);
     sr__txn_unref(hit);
   }
 }
 
 sr__txn *sr__txn_find_invite(sr_ua *ua, osip_message_t *cancel) {
-  char *key = make_key(1, cancel, "INVITE");
+  char kb[KEY_BUF];
+  char *key = make_key(1, cancel, "INVITE", kb, sizeof kb);
   sr__txn *t = key ? sr__hash_find(&ua->txns, TXN_NEXT, txn_key, key) : NULL;
-  free(key);
-  return t && t->tr ? t : NULL;
+  free_key(key, kb);
+  return t && t->kind == IST && t->tr ? t : NULL;
 }
 
 void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from) {
   osip_message_t *m = evt->sip;
   int server = MSG_IS_REQUEST(m);
-  char *key = make_key(server, m, NULL);
+  char kb[KEY_BUF];
+  char *key = make_key(server, m, NULL, kb, sizeof kb);
   sr__txn *t = key ? sr__hash_find(&ua->txns, TXN_NEXT, txn_key, key) : NULL;
-  if (t || !server || MSG_IS_ACK(m)) {
-    free(key);
-    key = NULL;
-  }
-  if (t && !t->tr) {
-    /* A compacted transaction: answer a retransmitted request again,
-     * swallow a retransmitted response. */
-    if (server && t->stub) sr__transport_send(ua, &t->peer, t->stub, t->stub_len);
-    osip_message_free(m);
-    osip_free(evt);
-    return;
-  }
   if (t) {
+    free_key(key, kb);
     /* Keep TCP responses on the connection the latest request used. */
     if (server && from->tp == SR_TRANSPORT_TCP) t->peer.conn = from->conn;
-    txn_exec(t, evt);
+    if (invite_kind(t)) {
+      txn_exec(t, evt);
+      return;
+    }
+    osip_free(evt);
+    sr__ntxn_receive(t, m, 0);
     return;
   }
-  if (!server || MSG_IS_ACK(m)) {
+  if (!server || MSG_IS_ACK(m) || !key) {
+    free_key(key, kb);
+    if (server && !MSG_IS_ACK(m)) { /* no Via or CSeq to key it by */
+      sr__log(ua, SR_LOG_ERROR, "cannot create a server transaction");
+      osip_message_free(m);
+      osip_free(evt);
+      return;
+    }
     /* ACK for a 2xx, a 2xx retransmitted after its ICT ended, or a stray
      * response: the session layer decides. */
     sr__ua_on_stray(ua, m, from);
@@ -610,12 +595,19 @@ void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from) {
   }
   sr__peer rp;
   response_peer(m, from, &rp);
-  t = txn_new(ua, MSG_IS_INVITE(m) ? IST : NIST, m, 1, &rp, key);
+  int invite = MSG_IS_INVITE(m);
+  t = txn_new(ua, invite ? IST : NIST, m, 1, &rp, key);
+  free_key(key, kb);
   if (!t) {
     sr__log(ua, SR_LOG_ERROR, "cannot create a server transaction");
     osip_message_free(m);
     osip_free(evt);
     return;
   }
-  txn_exec(t, evt);
+  if (invite) {
+    txn_exec(t, evt);
+    return;
+  }
+  osip_free(evt);
+  sr__ntxn_receive(t, m, 1);
 }

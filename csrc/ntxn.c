@@ -1,0 +1,212 @@
+/*
+ * ntxn.c — non-INVITE transactions (RFC 3261 §17.1.2 client, §17.2.2
+ * server).
+ *
+ * A transfer runs six of them (REFER, NOTIFYs, BYEs) against two INVITE
+ * transactions. libosip2's version of each is a 15 KiB object that keeps
+ * both messages for Timer J/K (up to 32 s) and serialises the request
+ * again on every retransmission. These need only the request until the
+ * final response, the bytes last sent, and one loop timer, so they are
+ * ours; the INVITE transactions stay libosip2's (txn.c).
+ *
+ * Upcalls run after the state has moved, with a reference held, so a
+ * handler may respond, or send, from inside them. The request stays
+ * valid until the upcall that saw it returns.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+static int reliable(const sr__txn *t) { return t->peer.tp != SR_TRANSPORT_UDP; }
+
+static void arm_at(sr__txn *t, uint64_t due) {
+  uint64_t now = sr__now_ms();
+  sr__timer_start(t->ua, &t->timer, due > now ? (int64_t)(due - now) : 0);
+}
+
+static void set_wire(sr__txn *t, char *buf, size_t len) {
+  osip_free(t->wire);
+  t->wire = buf;
+  t->wire_len = len;
+}
+
+static void drop_request(sr__txn *t) {
+  if (t->req && !t->in_exec) {
+    osip_message_free(t->req);
+    t->req = NULL;
+  }
+}
+
+static int serialise(osip_message_t *m, char **buf, size_t *len) {
+  *buf = NULL;
+  *len = 0;
+  return osip_message_to_str(m, buf, len) == 0 && *buf ? 0 : SR_ENOMEM;
+}
+
+/* Completed absorbs retransmissions for Timer J/K, or not at all on a
+ * reliable transport (§17.1.2.2, §17.2.2). */
+static void complete(sr__txn *t, int linger_ms) {
+  t->state = SR__N_COMPLETED;
+  drop_request(t);
+  sr__txn_detach(t); /* the owner has its final answer */
+  if (reliable(t) || linger_ms <= 0) {
+    sr__txn_finish(t);
+    return;
+  }
+  arm_at(t, sr__now_ms() + (uint64_t)linger_ms);
+}
+
+/* ---------------- client ---------------- */
+
+static void client_fail(sr__txn *t, int code) {
+  t->state = SR__N_TERMINATED;
+  sr__timer_stop(t->ua, &t->timer);
+  sr__txn_ref(t);
+  t->in_exec++;
+  if (t->owner && t->owner_ops->on_failure)
+    t->owner_ops->on_failure(t->owner, t, code);
+  t->in_exec--;
+  sr__txn_finish(t);
+  sr__txn_unref(t);
+}
+
+static void client_arm(sr__txn *t) {
+  uint64_t due = t->f_due;
+  if (t->e_due && t->e_due < due) due = t->e_due;
+  arm_at(t, due);
+}
+
+static void client_timer(void *arg) {
+  sr__txn *t = arg;
+  if (t->state >= SR__N_COMPLETED) { /* Timer K */
+    sr__txn_finish(t);
+    return;
+  }
+  uint64_t now = sr__now_ms();
+  if (now >= t->f_due) { /* Timer F */
+    client_fail(t, 408);
+    return;
+  }
+  if (t->e_due && now >= t->e_due) { /* Timer E: T2 once a 1xx came */
+    int t2 = t->ua->opt.t2_ms;
+    t->e_ms = t->state == SR__N_PROCEEDING || 2 * t->e_ms > t2 ? t2 : 2 * t->e_ms;
+    t->e_due = now + (uint64_t)t->e_ms;
+    if (sr__transport_send(t->ua, &t->peer, t->wire, t->wire_len) < 0) {
+      client_fail(t, 503);
+      return;
+    }
+  }
+  client_arm(t);
+}
+
+void sr__ntxn_send(sr__txn *t, osip_message_t *req) {
+  char *buf;
+  size_t len;
+  int t1 = t->ua->opt.t1_ms;
+  t->req = req;
+  t->state = SR__N_TRYING;
+  sr__timer_init(&t->timer, client_timer, t);
+  if (serialise(req, &buf, &len) < 0) {
+    client_fail(t, 503);
+    return;
+  }
+  uint64_t now = sr__now_ms();
+  t->f_due = now + 64 * (uint64_t)t1;
+  if (!reliable(t)) {
+    t->e_ms = t1;
+    t->e_due = now + (uint64_t)t1;
+  }
+  client_arm(t);
+  int rc = sr__transport_send(t->ua, &t->peer, buf, len);
+  if (reliable(t)) {
+    osip_free(buf); /* never retransmitted */
+  } else {
+    set_wire(t, buf, len);
+  }
+  if (rc < 0) {
+    sr__log(t->ua, SR_LOG_WARNING, "cannot send %s: %s", req->sip_method,
+            sr_strerror(rc));
+    client_fail(t, 503);
+  }
+}
+
+static void client_receive(sr__txn *t, osip_message_t *resp) {
+  if (t->state >= SR__N_COMPLETED) { /* a retransmitted final: absorbed */
+    osip_message_free(resp);
+    return;
+  }
+  int final = resp->status_code >= 200;
+  if (final) {
+    t->state = SR__N_COMPLETED;
+    sr__timer_stop(t->ua, &t->timer);
+    set_wire(t, NULL, 0);
+  } else {
+    t->state = SR__N_PROCEEDING;
+  }
+  sr__txn_ref(t);
+  t->in_exec++;
+  if (t->owner && t->owner_ops->on_response)
+    t->owner_ops->on_response(t->owner, t, resp);
+  t->in_exec--;
+  osip_message_free(resp);
+  if (final && t->indexed) complete(t, t->ua->opt.t4_ms);
+  sr__txn_unref(t);
+}
+
+/* ---------------- server ---------------- */
+
+static void server_timer(void *arg) { sr__txn_finish(arg); } /* Timer J */
+
+int sr__ntxn_respond(sr__txn *t, osip_message_t *resp) {
+  if (t->state >= SR__N_COMPLETED || !t->indexed) {
+    osip_message_free(resp);
+    return SR_ECLOSED;
+  }
+  char *buf;
+  size_t len;
+  int final = resp->status_code >= 200;
+  int rc = serialise(resp, &buf, &len);
+  osip_message_free(resp);
+  if (rc < 0) return rc;
+  rc = sr__transport_send(t->ua, &t->peer, buf, len);
+  if (reliable(t)) {
+    osip_free(buf);
+  } else {
+    set_wire(t, buf, len); /* answers a retransmitted request */
+  }
+  if (rc < 0) {
+    sr__log(t->ua, SR_LOG_WARNING, "cannot send a response: %s",
+            sr_strerror(rc));
+    t->state = SR__N_TERMINATED;
+    drop_request(t);
+    sr__txn_finish(t);
+    return 0;
+  }
+  if (final) complete(t, 64 * t->ua->opt.t1_ms);
+  else t->state = SR__N_PROCEEDING;
+  return 0;
+}
+
+static void server_receive(sr__txn *t, osip_message_t *req, int created) {
+  if (!created) {
+    /* A retransmission: answered with the last response, if any. */
+    if (t->wire && t->state != SR__N_TRYING)
+      sr__transport_send(t->ua, &t->peer, t->wire, t->wire_len);
+    osip_message_free(req);
+    return;
+  }
+  t->req = req;
+  t->state = SR__N_TRYING;
+  sr__timer_init(&t->timer, server_timer, t);
+  sr__txn_ref(t);
+  t->in_exec++;
+  sr__ua_on_request(t->ua, t, req);
+  t->in_exec--;
+  if (t->state >= SR__N_COMPLETED) drop_request(t);
+  sr__txn_unref(t);
+}
+
+void sr__ntxn_receive(sr__txn *t, osip_message_t *m, int created) {
+  if (t->server) server_receive(t, m, created);
+  else client_receive(t, m);
+}
