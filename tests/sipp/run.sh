@@ -611,6 +611,24 @@ shutdown_notify() {
   expect_rc "sipp referrer (final NOTIFY, then BYE)" $? 0
 }
 
+# The same without --ladder (the message hook is set only at shutdown),
+# the final NOTIFY answered late: the BYE waits for that answer.
+shutdown_notify_quiet() {
+  local tp=$1
+  render referrer_shutdown_slow.xml referrer.xml \
+    REFER_HEADERS="Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"$REFERRED_BY"
+  start_agent agent --on-refer accept || return
+  sipp_bg referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  wait_grep "$D/referrer.msg" "Subscription-State: *active" ||
+    why "no active NOTIFY before the signal"
+  kill -TERM "$APID"
+  wait_pid "$APID"
+  expect_rc "agent after SIGTERM" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp referrer (late answer to the final NOTIFY, then BYE)" $? 0
+}
+
 # --on-invite reject:CODE and ignore.
 invite_reject() {
   local tp=$1
@@ -708,6 +726,7 @@ for tp in u1 t1; do
   t "two-refers-$x" two_refers "$tp"
   t "referrer-hangs-up-$x" referrer_hangup "$tp"
   t "sigterm-final-notify-$x" shutdown_notify "$tp"
+  [[ $tp == t1 ]] && t "sigterm-final-notify-quiet-$x" shutdown_notify_quiet "$tp"
   t "on-invite-reject-$x" invite_reject "$tp"
   t "on-invite-ignore-$x" invite_ignore "$tp"
   t "script-follow-$x" script_follow "$tp"
