@@ -44,6 +44,10 @@ void sr__io_del(sr_ua *ua, sr__io *io);
 /* sr_ua_close: drops the application's fd watches. */
 void sr__watch_close_all(sr_ua *ua);
 
+/* pool.c: libosip2's allocator (free lists by size class), installed
+ * at load time; idempotent. */
+void sr__pool_install(void);
+
 /* ---------------- transport ---------------- */
 
 /* Where a message came from or goes to. conn is a TCP connection id

@@ -54,6 +54,7 @@ static void ua_free_memory(sr_ua *ua) {
 
 int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   if (!out || !opts || !opts->uri) return SR_EINVAL;
+  sr__pool_install();
   osip_uri_t *id = NULL;
   if (osip_uri_init(&id) != 0) return SR_ENOMEM;
   if (osip_uri_parse(id, opts->uri) != 0 || !id->scheme || !id->host ||
