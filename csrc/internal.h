@@ -66,6 +66,10 @@ typedef struct sr__listener {
   int family;
   char host[64]; /* numeric, no brackets */
   int port;
+  /* Made once at listen time (snprintf costs ~2,000 instructions a
+   * call, and every request and response needs one of these). */
+  char via_prefix[112]; /* "SIP/2.0/UDP host:port;branch=z9hG4bK" */
+  char contact[256];    /* "<sip:user@host:port[;transport=tcp]>" */
 } sr__listener;
 
 typedef struct sr__conn sr__conn;

@@ -29,21 +29,32 @@ char *sr__sdp_default(const char *ip, unsigned long session_id) {
                (c >= 'A' && c <= 'Z') || c == '.' || c == '-'))
       return NULL;
   }
-  const char *fam = v6 ? "IP6" : "IP4";
-  const char *fmt = "v=0\r\n"
-                    "o=- %lu %lu IN %s %.*s\r\n"
-                    "s=-\r\n"
-                    "c=IN %s %.*s\r\n"
-                    "t=0 0\r\n"
-                    "m=audio 9 RTP/AVP 0\r\n"
-                    "a=rtpmap:0 PCMU/8000\r\n"
-                    "a=sendrecv\r\n";
-  int len = snprintf(NULL, 0, fmt, session_id, session_id, fam, (int)n, ip,
-                     fam, (int)n, ip);
-  if (len < 0) return NULL;
-  char *out = malloc((size_t)len + 1);
+  /* Concatenated: snprintf would cost more than the rest of this. */
+  const char *fam = v6 ? " IN IP6 " : " IN IP4 ";
+  char id[24];
+  size_t idn = 0;
+  do id[sizeof id - 1 - idn++] = (char)('0' + session_id % 10);
+  while ((session_id /= 10) && idn < sizeof id);
+  const char *idp = id + sizeof id - idn;
+  static const char head[] = "v=0\r\no=- ", mid[] = "\r\ns=-\r\nc=",
+                    tail[] = "\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
+                             "a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
+  size_t len = (sizeof head - 1) + 2 * idn + 1 + 8 + n + (sizeof mid - 1) +
+               7 + n + (sizeof tail - 1);
+  char *out = malloc(len + 1), *p = out;
+#define PUT(s, k) (memcpy(p, (s), (k)), p += (k))
   if (!out) return NULL;
-  snprintf(out, (size_t)len + 1, fmt, session_id, session_id, fam, (int)n, ip,
-           fam, (int)n, ip);
+  PUT(head, sizeof head - 1);
+  PUT(idp, idn);
+  PUT(" ", 1);
+  PUT(idp, idn);
+  PUT(fam, 8);
+  PUT(ip, n);
+  PUT(mid, sizeof mid - 1);
+  PUT(fam + 1, 7);
+  PUT(ip, n);
+  PUT(tail, sizeof tail - 1);
+#undef PUT
+  *p = 0;
   return out;
 }

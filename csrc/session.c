@@ -186,19 +186,19 @@ int sr__add_via(sr_ua *ua, osip_message_t *m, sr_transport tp, int family) {
   sr__listener *l = sr__transport_listener_for(ua, tp, family);
   if (!l) l = sr__transport_listener_for(ua, tp, 0);
   if (!l) return SR_ETRANSPORT;
-  char branch[24], via[160];
+  char branch[24], via[sizeof l->via_prefix + sizeof branch + 8];
   sr__random_token(ua, branch, sizeof branch);
-  int v6 = l->family == AF_INET6;
-  snprintf(via, sizeof via, "SIP/2.0/%s %s%s%s:%d;branch=z9hG4bK%s;rport",
-           tp == SR_TRANSPORT_TCP ? "TCP" : "UDP", v6 ? "[" : "", l->host,
-           v6 ? "]" : "", l->port, branch);
+  size_t a = strlen(l->via_prefix), b = strlen(branch);
+  memcpy(via, l->via_prefix, a);
+  memcpy(via + a, branch, b);
+  memcpy(via + a + b, ";rport", 7);
   return osip_message_append_via(m, via) == 0 ? 0 : SR_ENOMEM;
 }
 
 int sr__add_common(sr_ua *ua, osip_message_t *m, sr_transport tp, int family,
                    int contact) {
   if (contact) {
-    char c[200];
+    char c[sizeof ua->listeners[0]->contact];
     if (sr__contact_for(ua, tp, family, c, sizeof c) < 0) return SR_ETRANSPORT;
     if (osip_message_set_contact(m, c) != 0) return SR_ENOMEM;
   }

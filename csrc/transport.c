@@ -611,6 +611,21 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
   addr_format(&bound, l->host, sizeof l->host, &l->port);
   if (strcmp(l->host, "0.0.0.0") == 0) strcpy(l->host, "127.0.0.1");
   if (strcmp(l->host, "::") == 0) strcpy(l->host, "::1");
+  const char *user = ua->identity->username;
+  int v6 = l->family == AF_INET6;
+  snprintf(l->via_prefix, sizeof l->via_prefix, "SIP/2.0/%s %s%s%s:%d;branch=z9hG4bK",
+           tp == SR_TRANSPORT_TCP ? "TCP" : "UDP", v6 ? "[" : "", l->host,
+           v6 ? "]" : "", l->port);
+  int cn = snprintf(l->contact, sizeof l->contact, "<sip:%s%s%s%s%s:%d%s>",
+                    user ? user : "", user ? "@" : "", v6 ? "[" : "", l->host,
+                    v6 ? "]" : "", l->port,
+                    tp == SR_TRANSPORT_TCP ? ";transport=tcp" : "");
+  if (cn < 0 || (size_t)cn >= sizeof l->contact) {
+    sr__log(ua, SR_LOG_ERROR, "the UA's user name is too long for a Contact");
+    close(fd);
+    free(l);
+    return SR_EINVAL;
+  }
   if (sr__io_add(ua, &l->io, EPOLLIN) < 0) {
     close(fd);
     free(l);

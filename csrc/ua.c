@@ -205,11 +205,9 @@ int sr__contact_for(sr_ua *ua, sr_transport tp, int family, char *out,
   sr__listener *l = sr__transport_listener_for(ua, tp, family);
   if (!l) l = sr__transport_listener_for(ua, tp, 0);
   if (!l) return SR_ETRANSPORT;
-  const char *user = ua->identity->username;
-  int v6 = l->family == AF_INET6;
-  snprintf(out, n, "<sip:%s%s%s%s%s:%d%s>", user ? user : "", user ? "@" : "",
-           v6 ? "[" : "", l->host, v6 ? "]" : "", l->port,
-           tp == SR_TRANSPORT_TCP ? ";transport=tcp" : "");
+  size_t len = strlen(l->contact);
+  if (len >= n) return SR_ETOOBIG;
+  memcpy(out, l->contact, len + 1);
   return 0;
 }
 

@@ -240,6 +240,12 @@ static void test_sdp_default(void) {
   s = sr__sdp_default("[::1]", 1);
   CHECK(s && strstr(s, "c=IN IP6 ::1\r\n") != NULL);
   free(s);
+  s = sr__sdp_default("10.0.0.1", 0);
+  CHECK(s && strstr(s, "o=- 0 0 IN IP4 10.0.0.1\r\n") != NULL);
+  free(s);
+  s = sr__sdp_default("10.0.0.1", 18446744073709551615UL);
+  CHECK(s && strstr(s, "o=- 18446744073709551615 18446744073709551615 IN") != NULL);
+  free(s);
   CHECK(sr__sdp_default(NULL, 1) == NULL);
   CHECK(sr__sdp_default("", 1) == NULL);
   CHECK(sr__sdp_default("1.2.3.4\r\na=evil", 1) == NULL);
