@@ -305,6 +305,8 @@ struct sr_session {
   /* Invitation */
   sr__txn *ist;
   struct sr_request request;
+  char *request_raw;      /* the INVITE's bytes until the view is asked for */
+  size_t request_raw_len;
   osip_message_t *answer;   /* 2xx being retransmitted until ACK */
   sr__timer rexmit;
   int rexmit_interval;

@@ -75,7 +75,12 @@ void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
   if (b && b->body) s->remote_body = strdup(b->body);
   s->tp = t->peer.tp;
   s->peer = t->peer;
-  if (ua->cur_data) sr__request_init(&s->request, ua->cur_data, ua->cur_len);
+  /* The view is parsed when first asked for: most programs never do. */
+  if (ua->cur_data && (s->request_raw = malloc(ua->cur_len + 1))) {
+    memcpy(s->request_raw, ua->cur_data, ua->cur_len);
+    s->request_raw[ua->cur_len] = 0;
+    s->request_raw_len = ua->cur_len;
+  }
   s->ist = sr__txn_ref(t);
   t->app = s;
   s->replaces = replaced;
@@ -200,7 +205,15 @@ int sr_invitation_reject(sr_session *s, const sr_response_options *o) {
 }
 
 const sr_request *sr_invitation_get_request(const sr_session *s) {
-  return s && s->role == SR_ROLE_INVITATION ? &s->request : NULL;
+  if (!s || s->role != SR_ROLE_INVITATION) return NULL;
+  if (s->request_raw) {
+    /* Not const underneath: the view is filled in on first use. */
+    sr_session *w = (sr_session *)s;
+    sr__request_init(&w->request, w->request_raw, w->request_raw_len);
+    free(w->request_raw);
+    w->request_raw = NULL;
+  }
+  return &s->request;
 }
 
 sr_session *sr_invitation_get_replaced(const sr_session *s) {

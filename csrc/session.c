@@ -62,6 +62,7 @@ static void session_free(sr_session *s) {
     ua->ndialogs--;
   }
   sr__request_clear(&s->request);
+  free(s->request_raw);
   if (s->referred_session) {
     if (s->referred_session->referral_inviter == s)
       s->referred_session->referral_inviter = NULL;
