@@ -78,14 +78,13 @@ agent_call *agent_add_call(agent *ag, sr_session *s, int counted) {
 static void on_invite(sr_ua *ua, sr_session *inv, void *ud) {
   agent *ag = ud;
   sr_response_options ro;
-  const sr_request *req = sr_invitation_get_request(inv);
   (void)ua;
   sr_response_options_init(&ro);
+  /* A Replaces naming no dialog of ours was refused before this. */
   agent_log(ag, SR_LOG_INFO, "INVITE from %s%s",
             sr_session_remote_identity(inv) ? sr_session_remote_identity(inv)
                                             : "?",
-            sr_request_header_count(req, "Replaces") > 0 ? " with Replaces"
-                                                          : "");
+            sr_invitation_get_replaced(inv) ? " with Replaces" : "");
   if (ag->shutdown ||
       (ag->o.max_calls && ag->calls_started >= ag->o.max_calls)) {
     ro.status_code = 503;
