@@ -14,6 +14,7 @@
  * valid until the upcall that saw it returns.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -24,10 +25,22 @@ static void arm_at(sr__txn *t, uint64_t due) {
   sr__timer_start(t->ua, &t->timer, due > now ? (int64_t)(due - now) : 0);
 }
 
+/* Keeps bytes to send again. osip_message_to_str's buffer has room for
+ * 8,000 bytes whatever the message's size, and a completed server
+ * transaction keeps its bytes for 32 s: keep an exact copy instead. */
 static void set_wire(sr__txn *t, char *buf, size_t len) {
   osip_free(t->wire);
-  t->wire = buf;
-  t->wire_len = len;
+  t->wire = NULL;
+  t->wire_len = 0;
+  if (!buf) return;
+  char *copy = osip_malloc(len + 1);
+  if (copy) {
+    memcpy(copy, buf, len);
+    copy[len] = 0;
+    t->wire = copy;
+    t->wire_len = len;
+  }
+  osip_free(buf);
 }
 
 static void drop_request(sr__txn *t) {
