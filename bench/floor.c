@@ -12,6 +12,8 @@
  *              rebuild: libosip2 otherwise hands back the parsed text).
  * With --io, also the socket calls over loopback UDP: sendto of each sent
  * message and recvfrom of each received one, timed one call at a time.
+ * With --pool, libosip2 allocates from the library's free lists
+ * (csrc/pool.c), as it does inside the agent.
  *
  * Output: one JSON object on stdout. CPU time is the thread's own
  * (CLOCK_THREAD_CPUTIME_ID), as the agent's is its own user+sys time.
@@ -32,6 +34,8 @@
 #include <unistd.h>
 
 #include <osipparser2/osip_parser.h>
+
+#include "internal.h" /* sr__pool_install */
 
 #define MAX_MSGS 256
 
@@ -219,7 +223,7 @@ static int udp_pair(int *tx, int *rx) {
 
 static void usage(void) {
   fprintf(stderr,
-          "Usage: bench_floor [--seconds S] [--io] [--count N] "
+          "Usage: bench_floor [--seconds S] [--io] [--pool] [--count N] "
           "TRANSFER.pcap\n"
           "Parses (and serialises the sent) SIP messages of one transfer\n"
           "with libosip2 in a loop; prints CPU microseconds per transfer "
@@ -229,7 +233,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
   double seconds = 2.0;
   long count = -1;
-  int io = 0;
+  int io = 0, pool = 0;
   const char *path = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
@@ -238,6 +242,8 @@ int main(int argc, char **argv) {
       count = atol(argv[++i]);
     } else if (strcmp(argv[i], "--io") == 0) {
       io = 1;
+    } else if (strcmp(argv[i], "--pool") == 0) {
+      pool = 1;
     } else if (argv[i][0] == '-') {
       usage();
       return 2;
@@ -249,6 +255,11 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
+  /* Linked with the library, this program got its allocator at load time
+   * (pool.c), before anything was allocated: the plain floor is libosip2
+   * with malloc. */
+  if (pool) sr__pool_install();
+  else osip_set_allocators(NULL, NULL, NULL);
   if (load_pcap(path) < 0) return 1;
   if (g_n == 0) {
     fprintf(stderr, "bench_floor: %s: no UDP packets\n", path);

@@ -96,11 +96,15 @@ def write_markdown(res: dict, path: Path) -> None:
               f"{f['messages']} messages ({f['received']} received, "
               f"{f['sent']} sent, {f['bytes']:,} bytes) of one captured "
               "transfer (`transfer.pcap`).", "",
-              "| parse all | serialise sent | floor | socket calls | floor + sockets |",
-              "|---|---|---|---|---|",
+              "| parse all | serialise sent | floor | socket calls | floor + sockets | floor, library's allocator |",
+              "|---|---|---|---|---|---|",
               f"| {_fmt(f['parse_us'])} µs | {_fmt(f['serialise_us'])} µs | "
               f"{_fmt(f['floor_us'])} µs | {_fmt(f.get('io_us'))} µs | "
-              f"{_fmt(f.get('floor_with_io_us'))} µs |", ""]
+              f"{_fmt(f.get('floor_with_io_us'))} µs | "
+              f"{_fmt(f.get('floor_pool_us'))} µs |", "",
+              "The targets compare with the floor as defined (libosip2 on "
+              "malloc); the last column is the same loop with libosip2 on "
+              "the library's allocator (`csrc/pool.c`), as in the agent.", ""]
     mod = res.get("moderate")
     if mod:
         L += [f"## Moderate rate: {mod['rate']:g} transfers/s", "",
@@ -131,6 +135,9 @@ def write_markdown(res: dict, path: Path) -> None:
               "| | instructions/transfer | vs floor | vs C agent |",
               "|---|---|---|---|",
               f"| libosip2 floor | {ins['floor_ir']:,} | 1.00x | |"]
+        if ins.get("floor_pool_ir"):
+            L.append(f"| ... on the library's allocator | {ins['floor_pool_ir']:,} | "
+                     f"{ins['floor_pool_ir'] / ins['floor_ir']:.2f}x | |")
         for kind, name in (("c", "C agent"), ("lua", "Lua policy"),
                            ("python", "Python twin + policy.py"),
                            ("python-flags", "Python twin, flags only")):

@@ -238,7 +238,16 @@ def part_floor(build: Path, pcap: Path, seconds: float) -> dict:
                          timeout=seconds * 4 + 60)
     if out.returncode != 0:
         raise BenchError(f"bench_floor failed: {out.stderr.strip()}")
-    return json.loads(out.stdout)
+    res = json.loads(out.stdout)
+    # The same with libosip2 on the library's allocator (csrc/pool.c), as
+    # inside the agent: the stricter comparison, reported next to it.
+    out = subprocess.run([str(exe), "--pool", "--seconds", f"{seconds:g}",
+                          str(pcap)], capture_output=True, text=True,
+                         timeout=seconds * 4 + 60)
+    if out.returncode != 0:
+        raise BenchError(f"bench_floor --pool failed: {out.stderr.strip()}")
+    res["floor_pool_us"] = json.loads(out.stdout)["floor_us"]
+    return res
 
 
 def capture_one_transfer(kinds: Kinds, workdir: Path) -> Path:
@@ -279,17 +288,19 @@ def part_instructions(build: Path, workdir: Path, pcap: Path, kinds_avail,
     base_n = 5
     out = {"transfers": transfers, "rate": rate}
     exe = build / "bench" / "bench_floor"
-    counts = {}
-    for n in (0, 100):
-        f = wd / f"floor-{n}.out"
-        r = subprocess.run(["valgrind", "--tool=callgrind",
-                            f"--callgrind-out-file={f}", str(exe),
-                            "--count", str(n), str(pcap)],
-                           capture_output=True, text=True, timeout=600)
-        if r.returncode != 0:
-            raise BenchError(f"bench_floor under callgrind: {r.stderr[-300:]}")
-        counts[n] = callgrind_total(f)
-    out["floor_ir"] = round((counts[100] - counts[0]) / 100)
+    for key, opts in (("floor_ir", []), ("floor_pool_ir", ["--pool"])):
+        counts = {}
+        for n in (0, 100):
+            f = wd / f"floor{''.join(opts)}-{n}.out"
+            r = subprocess.run(["valgrind", "--tool=callgrind",
+                                f"--callgrind-out-file={f}", str(exe), *opts,
+                                "--count", str(n), str(pcap)],
+                               capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise BenchError("bench_floor under callgrind: "
+                                 f"{r.stderr[-300:]}")
+            counts[n] = callgrind_total(f)
+        out[key] = round((counts[100] - counts[0]) / 100)
     for kind in kinds_avail:
         totals = {}
         try:
@@ -548,12 +559,15 @@ def main(argv: list[str]) -> int:
                       for _ in range(a.reps)]
             res["floor"] = {k: median([f[k] for f in floors])
                             for k in ("parse_us", "serialise_us", "floor_us",
-                                      "io_us", "floor_with_io_us")}
+                                      "io_us", "floor_with_io_us",
+                                      "floor_pool_us")}
             res["floor"].update({k: floors[0][k] for k in
                                  ("messages", "received", "sent", "bytes")})
             res["floor"]["runs"] = floors
             log(f"floor: {res['floor']['floor_us']:.1f} us/transfer "
-                f"(+ socket calls: {res['floor']['floor_with_io_us']:.1f})")
+                f"(+ socket calls: {res['floor']['floor_with_io_us']:.1f}; "
+                f"on the library's allocator: "
+                f"{res['floor']['floor_pool_us']:.1f})")
 
         if "moderate" in parts:
             calls = max(3, int(a.rate * a.seconds))
