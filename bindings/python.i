@@ -6,9 +6,14 @@
  * core's log routed to Python. %included by sipreferral.i for Python only.
  *
  * Callback handlers. A handler (sr_py_handler) ties one C object (a UA,
- * a session, a referrer, or a UA's message hook) to one Python callable,
- * which is called as fn(event_name, *args). While installed it holds a
- * reference on the callable and on the C object. It is uninstalled after
+ * a session, a referrer) to its Python wrapper, or a UA's message hook to
+ * its callable. An event calls the wrapper's callback attribute
+ * (wrapper.on_state(state)) or, when it brings a new C object to wrap, a
+ * method (wrapper._ev_invite(ptr)): see sr_py_event. While installed a
+ * handler holds a reference on the C object, a weak one on the wrapper (a
+ * strong one too while the wrapper must live for its callbacks: see
+ * sr_py_handler_keep), or the hook's callable; its hold on the wrapper is
+ * no Python reference cycle. It is uninstalled after
  * the object's closed event (session Terminated, referrer on_closed) or by
  * sr_py_ua_release() (after sr_ua_close, which fires no callback). Handlers
  * are reference counted apart from that: installed + one per Python holder,
@@ -24,8 +29,8 @@
 
 %{
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum sr_py_kind {
   SR_PY_UA, SR_PY_SESSION, SR_PY_REFERRER, SR_PY_HOOK
@@ -38,7 +43,9 @@ typedef struct sr_py_handler {
   unsigned flags;     /* which optional delegate members are set */
   sr_ua *ua;          /* for sr_ua_callback_error and release */
   void *obj;          /* the C object, referenced while installed */
-  PyObject *fn;       /* NULL once uninstalled */
+  PyObject *fn;       /* a message hook's callable */
+  PyObject *ref;      /* others: a weak reference to the Python wrapper */
+  PyObject *keep;     /* the wrapper itself while it must stay alive */
   struct sr_py_handler *prev, *next;
 } sr_py_handler;
 
@@ -106,17 +113,32 @@ static PyObject *sr_py_ptr(void *p, swig_type_info *ty) {
 
 static void sr_py_handler_unref(sr_py_handler *h);
 
+/* A handler for obj's events; keep: hold obj strongly too. */
 static sr_py_handler *sr_py_handler_new(sr_py_kind kind, sr_ua *ua,
-                                        PyObject *fn, int refs) {
+                                        PyObject *obj, int keep, int refs) {
+  PyObject *ref = kind == SR_PY_HOOK ? NULL : PyWeakref_NewRef(obj, NULL);
+  if (kind != SR_PY_HOOK && !ref) return NULL;
   sr_py_handler *h = calloc(1, sizeof *h);
-  if (!h) return NULL;
+  if (!h) {
+    Py_XDECREF(ref);
+    PyErr_NoMemory();
+    return NULL;
+  }
   sr_py_nhandlers++;
   h->refs = refs;
   h->installed = 1;
   h->kind = kind;
   h->ua = ua;
-  h->fn = fn;
-  Py_INCREF(fn);
+  if (kind == SR_PY_HOOK) {
+    h->fn = obj;
+    Py_INCREF(obj);
+  } else {
+    h->ref = ref;
+    if (keep) {
+      h->keep = obj;
+      Py_INCREF(obj);
+    }
+  }
   h->next = sr_py_handlers;
   if (sr_py_handlers) sr_py_handlers->prev = h;
   sr_py_handlers = h;
@@ -130,9 +152,17 @@ static void sr_py_handler_unref(sr_py_handler *h) {
   }
 }
 
+/* Drops one Python reference of an uninstalled handler: parked in the
+ * graveyard when there is one, so no Python code (a wrapper's finalizer)
+ * runs while the caller walks the handler list. */
+static void sr_py_bury(PyObject *o, PyObject *grave) {
+  if (!o) return;
+  if (grave && PyList_Append(grave, o) < 0) PyErr_Clear();
+  Py_DECREF(o);
+}
+
 /* Uninstalls h: clears the C delegate, drops the C reference and the
- * callable. With a graveyard list the callable is parked there instead of
- * released, so no Python code runs while the caller walks the list. */
+ * Python objects. */
 static void sr_py_uninstall(sr_py_handler *h, PyObject *grave) {
   if (!h->installed) return;
   h->installed = 0;
@@ -158,40 +188,136 @@ static void sr_py_uninstall(sr_py_handler *h, PyObject *grave) {
     break;
   }
   h->obj = NULL;
-  PyObject *fn = h->fn;
-  h->fn = NULL;
-  if (grave && PyList_Append(grave, fn) < 0) PyErr_Clear();
-  Py_DECREF(fn);
+  PyObject *fn = h->fn, *ref = h->ref, *keep = h->keep;
+  h->fn = h->ref = h->keep = NULL;
+  sr_py_bury(fn, grave);
+  sr_py_bury(ref, grave);
+  sr_py_bury(keep, grave);
   sr_py_handler_unref(h);
 }
 
-/* Calls h's callable with args (stolen; NULL means building them failed).
- * Returns the result (new reference) or NULL after storing the error and
- * stopping the loop. Any error already set by the caller is kept aside. */
-static PyObject *sr_py_dispatch(sr_py_handler *h, PyObject *args) {
+/* A callback failed: its exception is queued, the loop stops. */
+static void sr_py_fail(sr_py_handler *h) {
+  sr_py_store_error();
+  sr_ua_callback_error(h->ua);
+}
+
+/* The wrapper a handler calls (new reference), or NULL when it is gone or
+ * the handler was uninstalled. */
+static PyObject *sr_py_target(sr_py_handler *h) {
+  if (h->keep) {
+    Py_INCREF(h->keep);
+    return h->keep;
+  }
+  if (!h->ref) return NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject *o = NULL;
+  if (PyWeakref_GetRef(h->ref, &o) < 0) PyErr_Clear();
+  return o;
+#else
+  PyObject *o = PyWeakref_GetObject(h->ref); /* borrowed */
+  if (!o || o == Py_None) return NULL;
+  Py_INCREF(o);
+  return o;
+#endif
+}
+
+/* How an event reaches Python. One that brings a new C object calls a
+ * method of the wrapper, which wraps it: obj._ev_invite(ptr). The others
+ * call the user's callback attribute itself, obj.on_state(state), or
+ * nothing when it is None: no Python frame of ours in between. A result
+ * that may be awaitable goes to obj._settle(result) (a coroutine becomes
+ * an asyncio task). */
+typedef enum sr_py_ev {
+  SR_PY_EV_INVITE, SR_PY_EV_REFER, SR_PY_EV_POLICY, /* methods */
+  SR_PY_EV_STATE, SR_PY_EV_RESPONSE, SR_PY_EV_BYE,  /* callbacks */
+  SR_PY_EV_ACCEPT, SR_PY_EV_REJECT, SR_PY_EV_NOTIFY, SR_PY_EV_CLOSED,
+  SR_PY_EV_SETTLE, SR_PY_NEV
+} sr_py_ev;
+
+static const char *const sr_py_ev_names[SR_PY_NEV] = {
+    "_ev_invite", "_ev_refer", "_ev_policy", "on_state",  "on_response",
+    "on_bye",     "on_accept", "on_reject",  "on_notify", "on_closed",
+    "_settle"};
+static PyObject *sr_py_ev_str[SR_PY_NEV]; /* interned on first use */
+static PyObject *sr_py_states;            /* SessionState members by value */
+
+static PyObject *sr_py_name(sr_py_ev ev) {
+  if (!sr_py_ev_str[ev])
+    sr_py_ev_str[ev] = PyUnicode_InternFromString(sr_py_ev_names[ev]);
+  return sr_py_ev_str[ev];
+}
+
+/* A session state as the SessionState member (a plain int before the
+ * package registered them). */
+static PyObject *sr_py_state(int st) {
+  if (sr_py_states && st >= 0 && st < PyTuple_GET_SIZE(sr_py_states)) {
+    PyObject *o = PyTuple_GET_ITEM(sr_py_states, st);
+    Py_INCREF(o);
+    return o;
+  }
+  return PyLong_FromLong(st);
+}
+
+/* Results that are surely not awaitable: no need to ask Python. */
+static int sr_py_plain(PyObject *r) {
+  return r == Py_None || PyBool_Check(r) || PyLong_CheckExact(r) ||
+         PyUnicode_CheckExact(r);
+}
+
+/* Calls obj.<callback>(*args) for ev, if set, and settles its result. */
+static PyObject *sr_py_callback(PyObject *obj, sr_py_ev ev, PyObject **args,
+                                size_t n) {
+  PyObject *cb = PyObject_GetAttr(obj, sr_py_ev_str[ev]);
+  if (!cb || cb == Py_None) return cb;
+  PyObject *r = PyObject_Vectorcall(cb, args, n, NULL);
+  Py_DECREF(cb);
+  if (!r || sr_py_plain(r)) return r;
+  PyObject *name = sr_py_name(SR_PY_EV_SETTLE), *argv[2] = {obj, r};
+  PyObject *s = name ? PyObject_VectorcallMethod(name, argv, 2, NULL) : NULL;
+  Py_DECREF(r);
+  return s;
+}
+
+/* Delivers ev to h's wrapper with argv[1..n] (references stolen; a NULL
+ * one means building it failed; argv[0] is the slot for the wrapper).
+ * Returns the result (new reference), None when the wrapper is gone, or
+ * NULL after queueing the error and stopping the loop. Any error already
+ * set by the caller is kept aside. */
+static PyObject *sr_py_event(sr_py_handler *h, sr_py_ev ev, PyObject **argv,
+                             size_t n) {
   PyObject *st, *sv, *stb, *r = NULL;
+  for (size_t i = 1; i <= n; i++)
+    if (!argv[i]) { /* its error is the current one */
+      for (size_t j = 1; j <= n; j++) Py_XDECREF(argv[j]);
+      sr_py_fail(h);
+      return NULL;
+    }
   PyErr_Fetch(&st, &sv, &stb);
-  if (args && h->fn) {
-    PyObject *fn = h->fn;
-    Py_INCREF(fn); /* the callable may uninstall its own handler */
-    r = PyObject_CallObject(fn, args);
-    Py_DECREF(fn);
-  } else if (args) {
-    r = Py_None;
-    Py_INCREF(r);
+  if (sr_py_name(ev)) {
+    PyObject *obj = sr_py_target(h); /* it may uninstall its own handler */
+    if (!obj) {
+      r = Py_None;
+      Py_INCREF(r);
+    } else if (ev <= SR_PY_EV_POLICY) {
+      argv[0] = obj;
+      r = PyObject_VectorcallMethod(sr_py_ev_str[ev], argv, n + 1, NULL);
+    } else {
+      r = sr_py_callback(obj, ev, argv + 1, n);
+    }
+    Py_XDECREF(obj);
   }
-  Py_XDECREF(args);
-  if (!r) {
-    sr_py_store_error();
-    sr_ua_callback_error(h->ua);
-  }
+  for (size_t i = 1; i <= n; i++) Py_XDECREF(argv[i]);
+  if (!r) sr_py_fail(h);
   PyErr_Restore(st, sv, stb);
   return r;
 }
 
-/* Dispatch for callbacks whose result does not matter. */
-static void sr_py_notify(sr_py_handler *h, PyObject *args) {
-  Py_XDECREF(sr_py_dispatch(h, args));
+/* An event whose result does not matter, with up to three arguments. */
+static void sr_py_notify(sr_py_handler *h, sr_py_ev ev, size_t n, PyObject *a,
+                         PyObject *b, PyObject *c) {
+  PyObject *argv[4] = {NULL, a, b, c};
+  Py_XDECREF(sr_py_event(h, ev, argv, n));
 }
 
 /* ---------------- trampolines: UA ---------------- */
@@ -201,8 +327,8 @@ static void sr_py_ua_on_invite(sr_ua *ua, sr_session *inv, void *ud) {
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  sr_py_notify(h, Py_BuildValue("(sN)", "invite",
-                                sr_py_ptr(inv, SWIGTYPE_p_sr_session)));
+  sr_py_notify(h, SR_PY_EV_INVITE, 1, sr_py_ptr(inv, SWIGTYPE_p_sr_session),
+               NULL, NULL);
   sr_py_handler_unref(h);
   PyGILState_Release(g);
 }
@@ -212,8 +338,8 @@ static void sr_py_ua_on_refer(sr_ua *ua, sr_referral *r, void *ud) {
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  sr_py_notify(h, Py_BuildValue("(sN)", "refer",
-                                sr_py_ptr(r, SWIGTYPE_p_sr_referral)));
+  sr_py_notify(h, SR_PY_EV_REFER, 1, sr_py_ptr(r, SWIGTYPE_p_sr_referral),
+               NULL, NULL);
   sr_py_handler_unref(h);
   PyGILState_Release(g);
 }
@@ -225,25 +351,26 @@ static int sr_py_ua_on_policy(sr_ua *ua, sr_referral *r, void *ud) {
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  PyObject *res = sr_py_dispatch(
-      h, Py_BuildValue("(sN)", "policy", sr_py_ptr(r, SWIGTYPE_p_sr_referral)));
+  PyObject *argv[2] = {NULL, sr_py_ptr(r, SWIGTYPE_p_sr_referral)};
+  PyObject *res = sr_py_event(h, SR_PY_EV_POLICY, argv, 1);
   if (res) {
+    PyObject *st, *sv, *stb;
+    PyErr_Fetch(&st, &sv, &stb);
     if (res == Py_None) {
       code = 0;
     } else {
       long v = PyLong_AsLong(res);
       if (v == -1 && PyErr_Occurred()) {
-        sr_py_store_error();
-        sr_ua_callback_error(h->ua);
+        sr_py_fail(h);
       } else if (v == 0 || (v >= 300 && v <= 699)) {
         code = (int)v;
       } else {
         PyErr_Format(PyExc_ValueError,
                      "on_refer_policy returned %ld: not 0/None or 300-699", v);
-        sr_py_store_error();
-        sr_ua_callback_error(h->ua);
+        sr_py_fail(h);
       }
     }
+    PyErr_Restore(st, sv, stb);
     Py_DECREF(res);
   }
   sr_py_handler_unref(h);
@@ -265,7 +392,7 @@ static void sr_py_s_on_state(sr_session *s, sr_session_state st, void *ud) {
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  sr_py_notify(h, Py_BuildValue("(si)", "state", (int)st));
+  sr_py_notify(h, SR_PY_EV_STATE, 1, sr_py_state((int)st), NULL, NULL);
   if (st == SR_SESSION_TERMINATED) sr_py_uninstall(h, NULL); /* closed */
   sr_py_handler_unref(h);
   PyGILState_Release(g);
@@ -277,7 +404,8 @@ static void sr_py_s_on_response(sr_session *s, int code, const char *reason,
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  sr_py_notify(h, Py_BuildValue("(siN)", "response", code, sr_py_text(reason)));
+  sr_py_notify(h, SR_PY_EV_RESPONSE, 2, PyLong_FromLong(code),
+               sr_py_text(reason), NULL);
   sr_py_handler_unref(h);
   PyGILState_Release(g);
 }
@@ -287,8 +415,8 @@ static void sr_py_s_on_refer(sr_session *s, sr_referral *r, void *ud) {
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  sr_py_notify(h, Py_BuildValue("(sN)", "refer",
-                                sr_py_ptr(r, SWIGTYPE_p_sr_referral)));
+  sr_py_notify(h, SR_PY_EV_REFER, 1, sr_py_ptr(r, SWIGTYPE_p_sr_referral),
+               NULL, NULL);
   sr_py_handler_unref(h);
   PyGILState_Release(g);
 }
@@ -298,7 +426,7 @@ static void sr_py_s_on_bye(sr_session *s, void *ud) {
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  sr_py_notify(h, Py_BuildValue("(s)", "bye"));
+  sr_py_notify(h, SR_PY_EV_BYE, 0, NULL, NULL, NULL);
   sr_py_handler_unref(h);
   PyGILState_Release(g);
 }
@@ -318,49 +446,40 @@ static void sr_py_r_adopt(sr_py_handler *h, sr_referrer *r) {
   if (h->installed && !h->obj) h->obj = sr_referrer_ref(r);
 }
 
-static void sr_py_r_on_accept(sr_referrer *r, int code, const char *reason,
-                              void *ud) {
+static void sr_py_r_event(sr_referrer *r, sr_py_ev ev, size_t n, int code,
+                          const char *reason, const char *sub_state,
+                          void *ud) {
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
   sr_py_r_adopt(h, r);
-  sr_py_notify(h, Py_BuildValue("(siN)", "accept", code, sr_py_text(reason)));
+  if (n == 0)
+    sr_py_notify(h, ev, 0, NULL, NULL, NULL);
+  else
+    sr_py_notify(h, ev, n, PyLong_FromLong(code), sr_py_text(reason),
+                 n > 2 ? sr_py_text(sub_state) : NULL);
+  if (ev == SR_PY_EV_CLOSED) sr_py_uninstall(h, NULL); /* nothing follows */
   sr_py_handler_unref(h);
   PyGILState_Release(g);
+}
+
+static void sr_py_r_on_accept(sr_referrer *r, int code, const char *reason,
+                              void *ud) {
+  sr_py_r_event(r, SR_PY_EV_ACCEPT, 2, code, reason, NULL, ud);
 }
 
 static void sr_py_r_on_reject(sr_referrer *r, int code, const char *reason,
                               void *ud) {
-  PyGILState_STATE g = PyGILState_Ensure();
-  sr_py_handler *h = ud;
-  h->refs++;
-  sr_py_r_adopt(h, r);
-  sr_py_notify(h, Py_BuildValue("(siN)", "reject", code, sr_py_text(reason)));
-  sr_py_handler_unref(h);
-  PyGILState_Release(g);
+  sr_py_r_event(r, SR_PY_EV_REJECT, 2, code, reason, NULL, ud);
 }
 
 static void sr_py_r_on_notify(sr_referrer *r, int code, const char *reason,
                               const char *sub_state, void *ud) {
-  PyGILState_STATE g = PyGILState_Ensure();
-  sr_py_handler *h = ud;
-  h->refs++;
-  sr_py_r_adopt(h, r);
-  sr_py_notify(h, Py_BuildValue("(siNN)", "notify", code, sr_py_text(reason),
-                                sr_py_text(sub_state)));
-  sr_py_handler_unref(h);
-  PyGILState_Release(g);
+  sr_py_r_event(r, SR_PY_EV_NOTIFY, 3, code, reason, sub_state, ud);
 }
 
 static void sr_py_r_on_closed(sr_referrer *r, void *ud) {
-  PyGILState_STATE g = PyGILState_Ensure();
-  sr_py_handler *h = ud;
-  h->refs++;
-  sr_py_r_adopt(h, r);
-  sr_py_notify(h, Py_BuildValue("(s)", "closed"));
-  sr_py_uninstall(h, NULL); /* closed: no callback follows */
-  sr_py_handler_unref(h);
-  PyGILState_Release(g);
+  sr_py_r_event(r, SR_PY_EV_CLOSED, 0, 0, NULL, NULL, ud);
 }
 
 static const sr_referrer_delegate sr_py_referrer_delegate = {
@@ -376,19 +495,30 @@ static int sr_py_on_message(int outgoing, sr_transport tp, const char *local,
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  PyObject *res = sr_py_dispatch(
-      h, Py_BuildValue("(NiNNy#)", PyBool_FromLong(outgoing), (int)tp,
-                       sr_py_text(local), sr_py_text(remote), data,
-                       (Py_ssize_t)len));
+  PyObject *st, *sv, *stb, *res = NULL;
+  PyErr_Fetch(&st, &sv, &stb);
+  PyObject *args = Py_BuildValue("(NiNNy#)", PyBool_FromLong(outgoing),
+                                 (int)tp, sr_py_text(local),
+                                 sr_py_text(remote), data, (Py_ssize_t)len);
+  if (args && h->fn) {
+    PyObject *fn = h->fn;
+    Py_INCREF(fn); /* the hook may remove itself */
+    res = PyObject_CallObject(fn, args);
+    Py_DECREF(fn);
+  } else if (args) {
+    res = Py_None;
+    Py_INCREF(res);
+  }
+  Py_XDECREF(args);
   if (res) {
     drop = PyObject_IsTrue(res);
-    if (drop < 0) {
-      drop = 0;
-      sr_py_store_error();
-      sr_ua_callback_error(h->ua);
-    }
     Py_DECREF(res);
   }
+  if (!res || drop < 0) {
+    drop = 0;
+    sr_py_fail(h);
+  }
+  PyErr_Restore(st, sv, stb);
   sr_py_handler_unref(h);
   PyGILState_Release(g);
   return drop;
@@ -409,6 +539,39 @@ static void sr_py_on_log(int level, const char *msg, void *ud) {
     PyErr_Restore(st, sv, stb);
   }
   PyGILState_Release(g);
+}
+
+/* ---------------- the loop's wait ---------------- */
+
+/* The GIL is released around the one blocking system call of
+ * sr_ua_run_once (sr_ua_set_wait_hooks): the wait and the turn are one
+ * call. Any thread may drive a UA, hence a thread state per thread; the
+ * pair never nests (no callback runs between the two). */
+static _Thread_local PyThreadState *sr_py_wait_ts;
+
+static void sr_py_wait_before(void *ud) {
+  (void)ud;
+  sr_py_wait_ts = PyEval_SaveThread();
+}
+
+static void sr_py_wait_after(void *ud) {
+  (void)ud;
+  PyThreadState *ts = sr_py_wait_ts;
+  sr_py_wait_ts = NULL;
+  PyEval_RestoreThread(ts);
+}
+
+/* A signal wake-up descriptor (signal.set_wakeup_fd) only ends the wait:
+ * its bytes are read here, the signal's Python handler runs once
+ * run_once returns. One read per turn: it stays readable while more
+ * bytes wait. A closed or broken one is dropped rather than spun on. */
+static void sr_py_drain(sr_ua *ua, int fd, void *ud) {
+  (void)ud;
+  char buf[64];
+  ssize_t n = read(fd, buf, sizeof buf);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                 errno != EINTR))
+    sr_ua_unwatch_fd(ua, fd);
 }
 
 /* ---------------- option dicts ---------------- */
@@ -646,7 +809,10 @@ int sr_py_ua_new(sr_ua **out, const sr_ua_options *opts) {
   else o = *opts;
   o.log_fn = sr_py_on_log;
   o.log_user_data = NULL;
-  return sr_ua_new(out, &o);
+  int rc = sr_ua_new(out, &o);
+  if (rc == 0) sr_ua_set_wait_hooks(*out, sr_py_wait_before, sr_py_wait_after,
+                                    NULL);
+  return rc;
 }
 
 /** The callable fn(level, message) that receives every UA's log lines. */
@@ -661,20 +827,24 @@ void sr_py_set_log_handler(PyObject *fn) {
 }
 
 /**
- * Installs fn as the UA's handler: fn("invite", invitation_ptr),
- * fn("refer", referral_ptr), fn("policy", referral_ptr) -> None/0/300-699.
- * flags (SR_PY_UA_*) select the members set; the others keep the C
- * defaults. Returns the handler (one reference for the caller), or None.
+ * Installs the UA's handler, which calls methods of the wrapper obj (held
+ * weakly): obj._ev_invite(invitation_ptr), obj._ev_refer(referral_ptr),
+ * obj._ev_policy(referral_ptr) -> None/0/300-699. flags (SR_PY_UA_*)
+ * select the members set; the others keep the C defaults. Returns the
+ * handler (one reference for the caller), or None.
  */
-sr_py_handler *sr_py_ua_set_handler(sr_ua *ua, PyObject *fn, int flags) {
+sr_py_handler *sr_py_ua_set_handler(sr_ua *ua, PyObject *obj, int flags) {
   if (!ua || sr_ua_fd(ua) < 0) return NULL;
   for (sr_py_handler *h = sr_py_handlers; h; h = h->next)
     if (h->kind == SR_PY_UA && h->obj == ua) {
       sr_py_uninstall(h, NULL);
       break;
     }
-  sr_py_handler *h = sr_py_handler_new(SR_PY_UA, ua, fn, 2);
-  if (!h) return NULL;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_UA, ua, obj, 0, 2);
+  if (!h) {
+    PyErr_Clear();
+    return NULL;
+  }
   h->obj = sr_ua_ref(ua);
   h->flags = (unsigned)flags;
   sr_ua_delegate d;
@@ -684,17 +854,22 @@ sr_py_handler *sr_py_ua_set_handler(sr_ua *ua, PyObject *fn, int flags) {
 }
 
 /**
- * Installs fn as the session's handler: fn("state", st),
- * fn("response", code, reason), fn("refer", referral_ptr), fn("bye").
- * Dropped after Terminated. None when the session ended or its UA closed.
+ * Installs the session's handler, which calls methods of the wrapper obj
+ * (held strongly while keep, see sr_py_handler_keep): obj._ev_state(st),
+ * obj._ev_response(code, reason), obj._ev_refer(referral_ptr),
+ * obj._ev_bye(). Dropped after Terminated. None when the session ended or
+ * its UA closed.
  */
-sr_py_handler *sr_py_session_set_handler(sr_session *s, PyObject *fn,
-                                         int flags) {
+sr_py_handler *sr_py_session_set_handler(sr_session *s, PyObject *obj,
+                                         int keep, int flags) {
   sr_ua *ua = sr_session_get_ua(s);
   if (!s || !ua || sr_session_get_state(s) == SR_SESSION_TERMINATED)
     return NULL;
-  sr_py_handler *h = sr_py_handler_new(SR_PY_SESSION, ua, fn, 2);
-  if (!h) return NULL;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_SESSION, ua, obj, keep, 2);
+  if (!h) {
+    PyErr_Clear();
+    return NULL;
+  }
   h->obj = sr_session_ref(s);
   h->flags = (unsigned)flags;
   sr_session_delegate d;
@@ -720,6 +895,34 @@ int sr_py_handler_set_flags(sr_py_handler *h, int flags) {
   return 0;
 }
 
+/**
+ * Whether the handler holds its wrapper strongly: obj (the wrapper) while
+ * its callbacks are still to fire (a live call), None when nothing else
+ * should keep it (an Inviter never invited). 0, or SR_ECLOSED once
+ * dropped (the handler holds nothing then).
+ */
+int sr_py_handler_keep(sr_py_handler *h, PyObject *obj) {
+  if (!h) return SR_EINVAL;
+  if (!h->installed) return SR_ECLOSED;
+  PyObject *old = h->keep;
+  h->keep = NULL;
+  if (obj != Py_None) {
+    Py_INCREF(obj);
+    h->keep = obj;
+  }
+  Py_XDECREF(old);
+  return 0;
+}
+
+/** The SessionState members, by value, that state events pass. */
+void sr_py_set_session_states(PyObject *states) {
+  if (!PyTuple_Check(states)) return;
+  PyObject *old = sr_py_states;
+  Py_INCREF(states);
+  sr_py_states = states;
+  Py_XDECREF(old);
+}
+
 /** 1 while the handler is installed. */
 int sr_py_handler_installed(sr_py_handler *h) { return h && h->installed; }
 
@@ -735,19 +938,31 @@ void sr_py_handler_drop(sr_py_handler *h) {
   sr_py_handler_unref(h);
 }
 
+/** What a session's wrapper leaves behind: its handler (uninstalled if
+ *  still installed, then the wrapper's reference dropped) and its
+ *  reference on the session. One call from the wrapper's finalizer. */
+void sr_py_session_release(sr_session *s, sr_py_handler *h) {
+  sr_py_handler_drop(h);
+  sr_session_unref(s);
+}
+
 /**
- * sr_session_refer / sr_session_refer_session with fn as the referrer's
- * handler: fn("accept", code, reason), fn("reject", code, reason),
- * fn("notify", code, reason, subscription_state), fn("closed").
+ * sr_session_refer / sr_session_refer_session with a handler that calls
+ * methods of the wrapper obj, held until the referrer closes:
+ * obj._ev_accept(code, reason), obj._ev_reject(code, reason),
+ * obj._ev_notify(code, reason, subscription_state), obj._ev_closed().
  */
 int sr_py_session_refer(sr_session *s, const char *target,
-                        const sr_refer_options *opts, PyObject *fn,
+                        const sr_refer_options *opts, PyObject *obj,
                         sr_referrer **out) {
   sr_ua *ua = sr_session_get_ua(s);
   if (!s || !target) return SR_EINVAL;
   if (!ua) return SR_ECLOSED;
-  sr_py_handler *h = sr_py_handler_new(SR_PY_REFERRER, ua, fn, 1);
-  if (!h) return SR_ENOMEM;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_REFERRER, ua, obj, 1, 1);
+  if (!h) {
+    PyErr_Clear();
+    return SR_ENOMEM;
+  }
   h->refs++; /* ours for the call */
   sr_referrer *r = NULL;
   int rc = sr_session_refer(s, target, opts, &sr_py_referrer_delegate, h, &r);
@@ -759,13 +974,16 @@ int sr_py_session_refer(sr_session *s, const char *target,
 }
 
 int sr_py_session_refer_session(sr_session *s, sr_session *other,
-                                const sr_refer_options *opts, PyObject *fn,
+                                const sr_refer_options *opts, PyObject *obj,
                                 sr_referrer **out) {
   sr_ua *ua = sr_session_get_ua(s);
   if (!s || !other) return SR_EINVAL;
   if (!ua) return SR_ECLOSED;
-  sr_py_handler *h = sr_py_handler_new(SR_PY_REFERRER, ua, fn, 1);
-  if (!h) return SR_ENOMEM;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_REFERRER, ua, obj, 1, 1);
+  if (!h) {
+    PyErr_Clear();
+    return SR_ENOMEM;
+  }
   h->refs++;
   sr_referrer *r = NULL;
   int rc = sr_session_refer_session(s, other, opts, &sr_py_referrer_delegate,
@@ -790,8 +1008,11 @@ int sr_py_ua_set_message_hook(sr_ua *ua, PyObject *fn) {
     }
   if (fn == Py_None) return 0;
   if (sr_ua_fd(ua) < 0) return SR_ECLOSED;
-  sr_py_handler *h = sr_py_handler_new(SR_PY_HOOK, ua, fn, 1);
-  if (!h) return SR_ENOMEM;
+  sr_py_handler *h = sr_py_handler_new(SR_PY_HOOK, ua, fn, 0, 1);
+  if (!h) {
+    PyErr_Clear();
+    return SR_ENOMEM;
+  }
   h->obj = sr_ua_ref(ua);
   sr_ua_set_message_hook(ua, sr_py_on_message, h);
   return 0;
@@ -819,32 +1040,32 @@ void sr_py_ua_release(sr_ua *ua) {
  * One turn of the loop: waits up to timeout_ms (-1: until something
  * happens) with the GIL released, then handles what arrived and the due
  * timers. Returns the number of events, a negative code, or raises the
- * exception a callback raised.
+ * exception a callback (or, after a wait, a signal handler) raised.
  */
 PyObject *sr_py_ua_run_once(sr_ua *ua, int timeout_ms) {
   if (sr_py_restore_pending()) return NULL;
-  int fd = sr_ua_fd(ua);
-  if (!ua) return PyLong_FromLong(SR_EINVAL);
-  if (fd < 0) return PyLong_FromLong(SR_ECLOSED);
-  int wait = timeout_ms, next = sr_ua_next_timeout_ms(ua);
-  if (next >= 0 && (wait < 0 || next < wait)) wait = next;
-  if (wait != 0) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int n, err;
-    Py_BEGIN_ALLOW_THREADS
-    n = poll(&p, 1, wait);
-    err = errno;
-    Py_END_ALLOW_THREADS
-    if (n < 0 && err == EINTR) {
-      if (PyErr_CheckSignals() < 0) return NULL; /* e.g. KeyboardInterrupt */
-      return PyLong_FromLong(0);
-    }
-  }
-  int rc = sr_ua_run_once(ua, 0);
+  int rc = sr_ua_run_once(ua, timeout_ms);
   if (sr_py_restore_pending()) return NULL;
+  /* An interrupted wait returns 0 events: its handler's exception (e.g.
+   * KeyboardInterrupt) belongs to this call. */
+  if (timeout_ms != 0 && PyErr_CheckSignals() < 0) return NULL;
   /* SR_ECALLBACK with nothing pending: the flag of a callback that failed
    * inside an API call, whose exception that call raised already. */
   return PyLong_FromLong(rc == SR_ECALLBACK ? 0 : rc);
+}
+
+/**
+ * Watches a signal wake-up descriptor (signal.set_wakeup_fd's) in the
+ * UA's wait, reading what arrives: a signal that lands just before the
+ * wait still ends it. Errors as sr_ua_watch_fd.
+ */
+int sr_py_ua_watch_wakeup(sr_ua *ua, int fd) {
+  return sr_ua_watch_fd(ua, fd, sr_py_drain, NULL);
+}
+
+/** Stops watching a descriptor of sr_py_ua_watch_wakeup. */
+int sr_py_ua_unwatch_wakeup(sr_ua *ua, int fd) {
+  return sr_ua_unwatch_fd(ua, fd);
 }
 
 /** How many callback exceptions wait in this thread's queue: a mark taken

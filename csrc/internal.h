@@ -208,6 +208,7 @@ struct sr_ua {
   sr__timer **heap;
   size_t nheap, capheap;
   struct sr__watch *watches; /* the application's fds (sr_ua_watch_fd) */
+  struct { sr_wait_hook before, after; void *ud; } wait_hooks;
 
   /* transport */
   sr__listener *listeners[8];

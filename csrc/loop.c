@@ -220,15 +220,40 @@ static int run_timers(sr_ua *ua) {
   return n;
 }
 
+int sr_ua_set_wait_hooks(sr_ua *ua, sr_wait_hook before, sr_wait_hook after,
+                         void *user_data) {
+  if (!ua || !before != !after) return SR_EINVAL;
+  if (ua->closed) return SR_ECLOSED;
+  ua->wait_hooks.before = before;
+  ua->wait_hooks.after = after;
+  ua->wait_hooks.ud = before ? user_data : NULL;
+  return 0;
+}
+
 int sr_ua_run_once(sr_ua *ua, int timeout_ms) {
   if (!ua) return SR_EINVAL;
   if (ua->closed) return SR_ECLOSED;
   int next = sr_ua_next_timeout_ms(ua);
   if (next >= 0 && (timeout_ms < 0 || next < timeout_ms)) timeout_ms = next;
   struct epoll_event evs[64];
-  int n = epoll_wait(ua->epfd, evs, 64, timeout_ms);
+  int n, err;
+  if (timeout_ms != 0 && ua->wait_hooks.before) {
+    /* A binding unlocks its interpreter here, so the pair is read before:
+     * the UA must not be looked at again until after() has run. */
+    sr_wait_hook after = ua->wait_hooks.after;
+    void *ud = ua->wait_hooks.ud;
+    int epfd = ua->epfd;
+    ua->wait_hooks.before(ud);
+    n = epoll_wait(epfd, evs, 64, timeout_ms);
+    err = errno;
+    after(ud);
+  } else {
+    n = epoll_wait(ua->epfd, evs, 64, timeout_ms);
+    err = errno;
+  }
   if (n < 0) {
-    if (errno == EINTR) return 0;
+    errno = err;
+    if (err == EINTR) return 0;
     return SR_EIO;
   }
   ua->refs++; /* the UA survives a close/unref from inside a callback */

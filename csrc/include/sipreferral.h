@@ -294,6 +294,21 @@ SR_API int sr_ua_next_timeout_ms(sr_ua *ua);
  */
 SR_API int sr_ua_run_once(sr_ua *ua, int timeout_ms);
 
+/** A wait hook (sr_ua_set_wait_hooks). */
+typedef void (*sr_wait_hook)(void *user_data);
+/**
+ * For language bindings: @p before runs just before sr_ua_run_once blocks
+ * in its system call and @p after just after it returns (errno is kept),
+ * on the thread calling sr_ua_run_once, never when the wait is 0 ms, and
+ * nothing else runs between them: so a binding can release its
+ * interpreter lock around the wait and keep one system call per turn.
+ * Neither may call the library. Both NULL removes them. Replaces the
+ * previous pair. Errors: SR_EINVAL (no ua, or only one of the two),
+ * SR_ECLOSED. C only: not in the Python and Lua modules.
+ */
+SR_API int sr_ua_set_wait_hooks(sr_ua *ua, sr_wait_hook before,
+                                sr_wait_hook after, void *user_data);
+
 /** Called when a watched descriptor is readable (or at end/error). */
 typedef void (*sr_fd_cb)(sr_ua *ua, int fd, void *user_data);
 /**

@@ -1,15 +1,22 @@
 """Shared pieces of the package: the SWIG module, errors, enums, the
-registry that keeps one Python wrapper per C object, and callback calls."""
+registry that keeps one Python wrapper per C object, and callback calls.
+
+Callbacks run on every SIP event, so the paths they take are kept short:
+the core's functions are called without SWIG's Python shims, enum members
+come from tables, and a callback's result is looked at only when it may
+be awaitable."""
 
 from __future__ import annotations
 
 import asyncio
 import enum
 import inspect
+import types
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional, Union
 
-from . import sipreferral_core as _core
+from . import _sipreferral_core as _ext
+from . import sipreferral_core as _swig
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ua import UserAgent
@@ -18,6 +25,23 @@ __all__ = [
     "Error", "ErrorCode", "SessionState", "SessionRole", "ReferralState",
     "Transport", "NotifyMode", "Headers",
 ]
+
+
+def _direct(mod: types.ModuleType, ext: types.ModuleType) -> types.SimpleNamespace:
+    """The SWIG module with each Python shim that only passes its arguments
+    on (``def f(a): return _ext.f(a)``) replaced by the C function itself:
+    one Python call less per core call. Anything else stays as it is."""
+    ns = dict(vars(mod))
+    for name, fn in vars(mod).items():
+        code = getattr(fn, "__code__", None)
+        if (code is not None and getattr(fn, "__module__", None) == mod.__name__
+                and code.co_names == (ext.__name__.rpartition(".")[2], name)
+                and code.co_consts in ((None,), ()) and callable(getattr(ext, name, None))):
+            ns[name] = getattr(ext, name)
+    return types.SimpleNamespace(**ns)
+
+
+_core = _direct(_swig, _ext)
 
 
 class ErrorCode(enum.IntEnum):
@@ -103,6 +127,19 @@ class NotifyMode(enum.IntEnum):
     NONE = _core.SR_NOTIFY_NONE
 
 
+def _members(cls: Any) -> Dict[int, Any]:
+    return {int(m): m for m in cls}
+
+
+#: Enum members by value: a dict lookup instead of a call to the enum class.
+STATES: Dict[int, SessionState] = _members(SessionState)
+# State events pass the members themselves (values 0..n-1).
+_core.sr_py_set_session_states(tuple(STATES[i] for i in range(len(STATES))))
+ROLES: Dict[int, SessionRole] = _members(SessionRole)
+REFERRAL_STATES: Dict[int, ReferralState] = _members(ReferralState)
+TRANSPORTS: Dict[int, Transport] = _members(Transport)
+
+
 #: Extra headers: "Name: value" strings, (name, value) pairs, or a mapping.
 Headers = Union[Iterable[Union[str, "tuple[str, str]"]], Mapping[str, str], str]
 
@@ -149,97 +186,147 @@ def options(**kw: Any) -> dict:
     return {k: v for k, v in kw.items() if v is not None}
 
 
+def response_options(status_code: Optional[int], reason_phrase: Optional[str],
+                     extra_headers: "Optional[Headers]", body: Optional[str],
+                     content_type: Optional[str]) -> Optional[dict]:
+    """The options of a response (None: all defaults), built directly: a
+    response is sent several times per call."""
+    d = {} if status_code is None else {"status_code": status_code}
+    if reason_phrase is not None:
+        d["reason_phrase"] = reason_phrase
+    if extra_headers:
+        lines = header_lines(extra_headers)
+        if lines is not None:
+            d["extra_headers"] = lines
+    if body is not None:
+        d["body"] = body
+    if content_type is not None:
+        d["content_type"] = content_type
+    return d or None
+
+
+def inviter_options(extra_headers: "Optional[Headers]", body: Optional[str],
+                    content_type: Optional[str], from_display_name: Optional[str],
+                    transport: "Union[Transport, int, str, None]") -> dict:
+    """The options of a new Inviter, built directly (one per call)."""
+    d: dict = {}
+    if extra_headers:
+        lines = header_lines(extra_headers)
+        if lines is not None:
+            d["extra_headers"] = lines
+    if body is not None:
+        d["body"] = body
+    if content_type is not None:
+        d["content_type"] = content_type
+    if from_display_name is not None:
+        d["from_display_name"] = from_display_name
+    if transport is not None:
+        d["transport"] = transport_of(transport)
+    return d
+
+
 # ------------------------------------------------------------ results
 
 
-def check(rc: int, ua: "Optional[UserAgent]" = None, mark: int = 0) -> int:
-    """Raises what a callback raised during the call (queued after
-    ``mark``), then Error for a negative result; tells a serving UA that
-    its timers may have changed."""
-    if ua is not None:
+# ``ua_ref`` below: a weak reference to the UserAgent of the object the
+# call is about (or None). A UA under serve() (in SERVED) is told that its
+# timers may have changed.
+SERVED: "set[Any]" = set()
+
+
+def _touch(ua_ref: Any) -> None:
+    ua = ua_ref()
+    if ua is not None and ua._server is not None:
         ua._touch()
-    _core.sr_py_raise_pending(mark)
+
+
+def check(rc: int, ua_ref: Any = None, mark: int = 0) -> int:
+    """Raises what a callback raised during the call (queued after
+    ``mark``), then Error for a negative result."""
+    if SERVED and ua_ref is not None:
+        _touch(ua_ref)
+    _raise_pending(mark)
     if rc < 0:
         raise Error(rc)
     return rc
 
 
-def call(ua: "Optional[UserAgent]", fn: Callable[..., int], *args: Any) -> int:
+_pending_mark = _core.sr_py_pending_mark
+_raise_pending = _core.sr_py_raise_pending
+
+
+def call(ua_ref: Any, fn: Callable[..., int], *args: Any) -> int:
     """Calls a core function that may fire callbacks at once (a state
     change, a message hook): an exception they raise comes out of here."""
-    mark = _core.sr_py_pending_mark()
-    return check(fn(*args), ua, mark)
+    mark = _pending_mark()
+    rc = fn(*args)
+    if SERVED and ua_ref is not None:
+        _touch(ua_ref)
+    _raise_pending(mark)
+    if rc < 0:
+        raise Error(rc)
+    return rc
 
 
-def call_new(ua: "Optional[UserAgent]", wrap: Callable[[Any], Any],
+def call_new(ua_ref: Any, wrap: Callable[[Any], Any],
              fn: Callable[..., Any], *args: Any) -> Any:
     """Like call() for a function that returns [rc, pointer]: the pointer
     is wrapped (so never leaked) before anything is raised."""
-    mark = _core.sr_py_pending_mark()
+    mark = _pending_mark()
     rc, ptr = fn(*args)
     obj = wrap(ptr) if rc >= 0 else None
-    check(rc, ua, mark)
+    check(rc, ua_ref, mark)
     return obj
 
 
 # ------------------------------------------------------------ registry
 
-# One wrapper per C object: (kind, address) -> wrapper. A wrapper holds a
-# reference on its C object, so the address cannot be reused while the
-# entry is alive; a dead entry leaves the dict with its wrapper.
-_objects: "weakref.WeakValueDictionary[tuple, Any]" = weakref.WeakValueDictionary()
+# One wrapper per C object, a table per kind: address -> weak reference to
+# the wrapper. A wrapper holds a reference on its C object, so the address
+# cannot be reused while its entry lives; the weak reference's callback
+# removes the entry and releases the C object when the wrapper goes (one
+# callback for both, instead of a dictionary of weak values and a
+# finalizer each).
+UAS: Dict[int, Any] = {}
+SESSIONS: Dict[int, Any] = {}
+REFERRALS: Dict[int, Any] = {}
+REFERRERS: Dict[int, Any] = {}
 
 
-def lookup(kind: str, ptr: Any) -> Any:
-    """The live wrapper of a C object, or None."""
-    if ptr is None:
-        return None
-    return _objects.get((kind, int(ptr)))
-
-
-def remember(kind: str, ptr: Any, obj: Any) -> None:
-    """Records obj as the wrapper of ptr."""
-    _objects[(kind, int(ptr))] = obj
+def remember(table: Dict[int, Any], key: int, obj: Any,
+             release: Optional[Callable[..., Any]] = None, *args: Any) -> None:
+    """Records obj as the wrapper of the C object at address ``key``; when
+    obj goes, ``release(*args)`` runs (dropping its C references)."""
+    def gone(ref: Any) -> None:
+        if table.get(key) is ref:  # not a newer wrapper's entry
+            del table[key]
+        if release is not None:
+            release(*args)
+    table[key] = weakref.ref(obj, gone)
 
 
 def ua_of(ua_ptr: Any) -> "Optional[UserAgent]":
     """The UserAgent wrapper of a C UA pointer (None if closed or gone)."""
-    return lookup("ua", ua_ptr)
+    if ua_ptr is None:
+        return None
+    ref = UAS.get(int(ua_ptr))
+    return ref() if ref is not None else None
 
 
 # ------------------------------------------------------------ callbacks
 
-
-class Dispatch:
-    """The callable a C handler holds: forwards events to obj._dispatch.
-    It holds obj weakly, and strongly while ``keep`` is set (a live call
-    must keep the wrapper whose callbacks are still to fire; an Inviter
-    never invited, or a UserAgent, must not be kept by its own handler)."""
-
-    __slots__ = ("ref", "keep")
-
-    def __init__(self, obj: Any, keep: bool) -> None:
-        self.ref = weakref.ref(obj)
-        self.keep = obj if keep else None
-
-    def __call__(self, event: str, *args: Any) -> Any:
-        obj = self.ref()
-        return obj._dispatch(event, *args) if obj is not None else None
-
-
 _orphan_tasks: "set[asyncio.Future]" = set()
 
+# Results that are never awaitable: no need to ask.
+_PLAIN = frozenset({type(None), bool, int, str})
 
-def invoke(ua: "Optional[UserAgent]", cb: Optional[Callable[..., Any]], *args: Any) -> Any:
-    """Calls a user callback; a coroutine it returns becomes a task of the
-    running asyncio loop (its exception is raised from ua.serve())."""
-    if cb is None:
-        return None
-    res = cb(*args)
-    if inspect.isawaitable(res):
-        spawn(ua, res)
-        return None
-    return res
+
+def settle(ua: "Optional[UserAgent]", res: Any) -> Any:
+    """A callback's result: an awaitable becomes a task (and None)."""
+    if res.__class__ in _PLAIN or not inspect.isawaitable(res):
+        return res
+    spawn(ua, res)
+    return None
 
 
 def spawn(ua: "Optional[UserAgent]", aw: Any) -> None:

@@ -22,7 +22,6 @@ import math
 import os
 import re
 import runpy
-import select
 import signal
 import socket
 import sys
@@ -262,8 +261,18 @@ class _Hold(logging.Filter):
         return True
 
 
+_ESTABLISHED = SessionState.ESTABLISHED
+_TERMINATED = SessionState.TERMINATED
+_LIVE_REFERRAL = (ReferralState.PENDING, ReferralState.ACCEPTED)
+
+
 class Call:
-    """A call the agent holds: incoming, --call, or one following a REFER."""
+    """A call the agent holds: incoming, --call, or one following a REFER.
+    Its callbacks are the session's until it ends (then dropped, so that
+    neither keeps the other: no garbage cycle per call)."""
+
+    __slots__ = ("agent", "session", "id", "counted", "placed", "established",
+                 "ended", "bye_at", "referral")
 
     def __init__(self, agent: "Agent", session: Session, counted: bool) -> None:
         self.agent = agent
@@ -279,7 +288,8 @@ class Call:
             agent.calls_started += 1
         session.on_state = self.on_state
         session.on_response = self.on_response
-        session.on_bye = lambda: agent.log.info("call %d: BYE from the peer", self.id)
+        if agent.info:  # it only logs
+            session.on_bye = self.on_bye
         session.on_refer = agent.handle_referral
 
     def name(self) -> str:
@@ -287,24 +297,34 @@ class Call:
 
     def on_state(self, st: SessionState) -> None:
         ag = self.agent
-        ag.log.info("call %d (%s): %s", self.id, self.name(), st.name.lower())
-        if st == SessionState.ESTABLISHED:
+        if ag.info:
+            ag.log.info("call %d (%s): %s", self.id, self.name(), st.name.lower())
+        if st == _ESTABLISHED:
             self.established = True
             if ag.o.bye_after >= 0 and not ag.shutdown:
                 self.bye_at = time.monotonic() + ag.o.bye_after
                 ag.dirty = True
-        elif st == SessionState.TERMINATED:
-            self.ended = True
-            ag.dirty = True
+        elif st == _TERMINATED:
+            ag.call_ended(self)
             if self.placed and not self.established:
                 ag.placed_failed += 1
+            s = self.session  # the last event
+            s.on_state = s.on_response = s.on_bye = None
 
     def on_response(self, code: int, reason: Optional[str]) -> None:
         ag = self.agent
-        (ag.log.warning if code >= 300 else ag.log.info)(
-            "call %d: %d %s", self.id, code, reason or "")
-        if self.referral is not None and ag.script.get("on_notify"):
-            ag.script["on_notify"](self.referral, code, reason)
+        if code >= 300:
+            ag.log.warning("call %d: %d %s", self.id, code, reason or "")
+        elif ag.info:
+            ag.log.info("call %d: %d %s", self.id, code, reason or "")
+        if self.referral is not None:
+            cb = ag.script.get("on_notify")
+            if cb:
+                cb(self.referral, code, reason)
+
+    def on_bye(self) -> None:
+        if self.agent.info:
+            self.agent.log.info("call %d: BYE from the peer", self.id)
 
 
 class Agent:
@@ -313,6 +333,8 @@ class Agent:
     def __init__(self, o: argparse.Namespace) -> None:
         self.o = o
         self.log = logging.getLogger("sipreferral.agent")
+        # Info lines are off by default: their arguments are not even made.
+        self.info = self.log.isEnabledFor(logging.INFO)
         self.ua: Optional[UserAgent] = None
         self.calls: List[Call] = []
         self.referrals: List[Dict[str, Any]] = []  # {"r", "call", "final"}
@@ -325,14 +347,15 @@ class Agent:
         self.signal: Optional[str] = None
         self.wake: Optional[socket.socket] = None  # signal.set_wakeup_fd
         self.dirty = False  # a call ended or got a --bye-after time
+        self.ended: List[Call] = []  # calls ended since the last sweep
         self.next_bye: Optional[float] = None
 
     # ---------------------------------------------------- events
 
     def on_invite(self, inv: Invitation) -> None:
-        req = inv.request
-        self.log.info("INVITE from %s%s", inv.remote_identity or "?",
-                      " with Replaces" if req.header("Replaces") else "")
+        if self.info:
+            self.log.info("INVITE from %s%s", inv.remote_identity or "?",
+                          " with Replaces" if inv.request.header("Replaces") else "")
         if self.shutdown or (self.o.max_calls and self.calls_started >= self.o.max_calls):
             inv.reject(503, extra_headers=["Retry-After: 60"])
             return
@@ -350,17 +373,19 @@ class Agent:
             inv.reject(code)
 
     def handle_referral(self, r: Referral) -> None:
-        self.log.info("REFER (id %d) to %s%s%s", r.id, r.refer_to,
-                      " with Replaces" if r.replaces else "",
-                      "" if r.refer_sub else ", Refer-Sub: false")
+        if self.info:
+            self.log.info("REFER (id %d) to %s%s%s", r.id, r.refer_to,
+                          " with Replaces" if r.replaces else "",
+                          "" if r.refer_sub else ", Refer-Sub: false")
         if self.shutdown:
             r.reject(503)
             return
         if self.script.get("on_refer") and self.script["on_refer"](r) is not False:
-            if r.state in (ReferralState.PENDING, ReferralState.ACCEPTED):
+            if r.state in _LIVE_REFERRAL:
                 k = self.keep(r)  # so that a shutdown can answer it
-                follow = r.session.referral_inviter if r.session else None
-                if follow is not None and follow.referred_session is r.session and \
+                sess = r.session
+                follow = sess.referral_inviter if sess is not None else None
+                if follow is not None and follow.referred_session is sess and \
                         not any(c.session is follow for c in self.calls):
                     c = Call(self, follow, False)  # the script followed it
                     c.referral = r
@@ -411,12 +436,13 @@ class Agent:
         c.referral = r
         self.calls.append(c)
         k["call"] = c
-        self.log.info("call %d: following the REFER to %s", c.id, r.refer_to.uri)
+        if self.info:
+            self.log.info("call %d: following the REFER to %s", c.id, r.refer_to.uri)
         try:
             inv.invite()
         except Error as e:
             self.log.warning("call %d: INVITE not sent: %s", c.id, e)
-            c.ended = self.dirty = True
+            self.call_ended(c)
             self.notify_final(k, 503)
 
     def place_call(self, target: str) -> None:
@@ -428,7 +454,7 @@ class Agent:
         try:
             inv.invite()
         except Error:
-            c.ended = self.dirty = True
+            self.call_ended(c)
             self.placed_failed += 1
             raise
         finally:
@@ -436,46 +462,54 @@ class Agent:
 
     # ---------------------------------------------------- housekeeping
 
-    def sweep(self) -> Optional[float]:
+    def call_ended(self, c: Call) -> None:
+        """Marks a call ended; the next sweep forgets it."""
+        if not c.ended:
+            c.ended = self.dirty = True
+            self.ended.append(c)
+
+    def sweep(self, now: float) -> Optional[float]:
         """Forgets ended calls and finished referrals, fires --bye-after.
-        Returns seconds until the next --bye-after, or None. Walks the
-        calls only when one ended or a --bye-after is due (the loop calls
-        it on every turn)."""
-        now = time.monotonic()
+        Returns seconds until the next --bye-after, or None. Works only
+        when a call ended, got a --bye-after time or one is due (the loop
+        calls it on every turn), and walks all calls only for
+        --bye-after."""
         if not self.dirty and (self.next_bye is None or now < self.next_bye):
             return None if self.next_bye is None else self.next_bye - now
         self.dirty = False
-        self.referrals = [k for k in self.referrals if k["r"].state in
-                          (ReferralState.PENDING, ReferralState.ACCEPTED)]
-        keep, nxt = [], None
-        for c in self.calls:
-            if not c.ended and c.bye_at and c.bye_at <= now:
-                c.bye_at = 0.0
-                self.log.info("call %d: hanging up", c.id)
-                try:
-                    c.session.bye()
-                except Error:
-                    pass
-            if c.ended:
+        if self.referrals:
+            self.referrals = [k for k in self.referrals if k["r"].state in _LIVE_REFERRAL]
+        if self.ended:
+            ended, self.ended = self.ended, []
+            for c in ended:
+                self.calls.remove(c)
                 if c.counted:
                     self.calls_ended += 1
                 for k in self.referrals:
                     if k["call"] is c:
                         k["call"] = None
-                continue
-            if c.bye_at:
-                nxt = c.bye_at - now if nxt is None else min(nxt, c.bye_at - now)
-            keep.append(c)
-        self.calls = keep
-        self.next_bye = None if nxt is None else now + max(nxt, 0.0)
-        return None if nxt is None else max(nxt, 0.0)
+        if self.o.bye_after < 0:
+            return None
+        nxt = None
+        for c in self.calls:
+            if not c.ended and c.bye_at and c.bye_at <= now:
+                c.bye_at = 0.0
+                if self.info:
+                    self.log.info("call %d: hanging up", c.id)
+                try:
+                    c.session.bye()
+                except Error:
+                    pass
+            if not c.ended and c.bye_at:
+                nxt = c.bye_at if nxt is None else min(nxt, c.bye_at)
+        self.next_bye = nxt
+        return None if nxt is None else max(nxt - now, 0.0)
 
     def live_calls(self) -> int:
         return sum(1 for c in self.calls if not c.ended)
 
     def live_referrals(self) -> int:
-        return sum(1 for k in self.referrals
-                   if k["r"].state in (ReferralState.PENDING, ReferralState.ACCEPTED))
+        return sum(1 for k in self.referrals if k["r"].state in _LIVE_REFERRAL)
 
     def finish_referrals(self) -> None:
         for k in self.referrals:
@@ -503,7 +537,7 @@ class Agent:
                 if st == SessionState.INITIAL and isinstance(c.session, Invitation):
                     c.session.reject(480)
                 elif st == SessionState.INITIAL:
-                    c.ended = self.dirty = True  # an Inviter never sent
+                    self.call_ended(c)  # an Inviter never sent
                 elif st < SessionState.TERMINATING:
                     c.session.bye()
             except Error as e:
@@ -522,11 +556,26 @@ class Agent:
     # ---------------------------------------------------- the loop
 
     def run(self) -> int:
+        """The loop. Each turn waits once, in the UA's run_once: for its
+        sockets, its next timer, a signal (the wakeup fd is in the UA's
+        wait, so one arriving just before it is not missed) or the next
+        deadline of our own; then handles what came. One system call per
+        wake-up."""
         assert self.ua is not None
-        end = time.monotonic() + self.o.duration if self.o.duration > 0 else 0.0
+        run_once, monotonic = self.ua.run_once, time.monotonic
+        end = monotonic() + self.o.duration if self.o.duration > 0 else 0.0
+        # Without --duration, --max-calls and --bye-after, a turn after
+        # which no call ended and no signal came has nothing to check.
+        plain = not end and not self.o.max_calls and self.o.bye_after < 0
         while True:
-            wait = self.sweep()
-            now = time.monotonic()
+            if plain and not self.dirty and self.signal is None:
+                try:
+                    run_once(None)
+                except Exception:  # a --script callback failed: say so, go on
+                    self.log.exception("a callback raised")
+                continue
+            now = monotonic()
+            wait = self.sweep(now)
             if self.signal and not self.shutdown:
                 self.begin_shutdown(self.signal)
                 continue
@@ -556,27 +605,10 @@ class Agent:
                     return EXIT_OK
                 wait = _min(wait, (self.half_deadline if self.shutdown == 1
                                    else self.deadline) - now)
-            self.wait(wait)
-
-    def wait(self, timeout: Optional[float]) -> None:
-        """Waits for the UA's fd, its next timer, a signal (through the
-        wakeup fd, so one arriving just before the wait is not missed) or
-        timeout; then runs one turn of the loop."""
-        assert self.ua is not None
-        t = self.ua.next_timeout()
-        if t is not None:
-            timeout = _min(timeout, t)
-        fds = [self.ua.fileno()] + ([self.wake.fileno()] if self.wake else [])
-        ready, _, _ = select.select(fds, [], [], timeout)
-        if self.wake is not None and self.wake.fileno() in ready:
             try:
-                self.wake.recv(512)
-            except OSError:
-                pass
-        try:
-            self.ua.run_once(0)
-        except Exception:  # a --script callback failed: say so, go on
-            self.log.exception("a callback raised")
+                run_once(wait)
+            except Exception:  # a --script callback failed: say so, go on
+                self.log.exception("a callback raised")
 
     def on_signal(self, signum: int, frame: Any) -> None:
         if self.shutdown:
@@ -720,6 +752,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ag.wake, wake_w = socket.socketpair()
         for sock in (ag.wake, wake_w):
             sock.setblocking(False)
+        ag.ua._watch_wakeup(ag.wake.fileno())  # dropped by ua.close()
         old_wakeup = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
         old_handlers = {s: signal.signal(s, ag.on_signal)
                         for s in (signal.SIGINT, signal.SIGTERM)}

@@ -7,8 +7,8 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._base import (
-    Headers, NotifyMode, ReferralState, Transport, _core, call, call_new, header_lines,
-    invoke, lookup, options, remember, transport_of, ua_of,
+    REFERRAL_STATES, REFERRALS, REFERRERS, Headers, NotifyMode, ReferralState, Transport, _core,
+    call, call_new, inviter_options, remember, response_options, settle, ua_of,
 )
 from .session import Inviter, Session, wrap_session
 from .views import IncomingRequest, NameAddrHeader
@@ -19,16 +19,19 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Referral", "Referrer"]
 
 
-def wrap_referral(ptr: Any) -> "Optional[Referral]":
-    """The one wrapper of a C referral (ptr is borrowed)."""
+def wrap_referral(ptr: Any, ua_ref: Any = None) -> "Optional[Referral]":
+    """The one wrapper of a C referral (ptr is borrowed). ``ua_ref``: a
+    weak reference to its UserAgent when the caller has one."""
     if ptr is None:
         return None
-    obj = lookup("referral", ptr)
+    key = int(ptr)
+    ref = REFERRALS.get(key)
+    obj = ref() if ref is not None else None
     if obj is None:
         _core.sr_referral_ref(ptr)
         obj = object.__new__(Referral)
-        obj._setup(ptr)
-        remember("referral", ptr, obj)
+        obj._setup(ptr, ua_ref)
+        remember(REFERRALS, key, obj, _core.sr_referral_unref, ptr)
     return obj
 
 
@@ -42,23 +45,25 @@ class Referral:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("referrals come from Session.on_refer / UserAgent.on_refer")
 
-    def _setup(self, ptr: Any) -> None:
+    def _setup(self, ptr: Any, ua_ref: Any) -> None:
         self._ptr = ptr
-        ua = ua_of(_core.sr_referral_get_ua(ptr))
-        self._ua_ref = weakref.ref(ua) if ua is not None else None
+        if ua_ref is None:
+            ua = ua_of(_core.sr_referral_get_ua(ptr))
+            ua_ref = weakref.ref(ua) if ua is not None else None
+        self._ua_ref = ua_ref
         self._inviter: Optional[Inviter] = None
-        weakref.finalize(self, _core.sr_referral_unref, ptr)
 
     @property
     def ua(self) -> "Optional[UserAgent]":
         """The user agent, or None once it is closed or gone."""
-        ua = self._ua_ref() if self._ua_ref is not None else None
-        return None if ua is None or ua.closed else ua
+        ref = self._ua_ref
+        ua = ref() if ref is not None else None
+        return ua if ua is not None and not ua._closed else None
 
     @property
     def state(self) -> ReferralState:
         """PENDING, ACCEPTED, REJECTED or TERMINATED."""
-        return ReferralState(_core.sr_referral_get_state(self._ptr))
+        return REFERRAL_STATES[_core.sr_referral_get_state(self._ptr)]
 
     @property
     def refer_to(self) -> NameAddrHeader:
@@ -100,20 +105,16 @@ class Referral:
                content_type: Optional[str] = None) -> None:
         """Answers 2xx (202 by default), then NOTIFY 100 unless Refer-Sub:
         false. Raises Error: EINVAL (not 2xx), EALREADY, ECLOSED."""
-        call(self.ua, _core.sr_referral_accept, self._ptr, options(
-            status_code=status_code, reason_phrase=reason_phrase,
-            extra_headers=header_lines(extra_headers), body=body,
-            content_type=content_type))
+        call(self._ua_ref, _core.sr_referral_accept, self._ptr, response_options(
+            status_code, reason_phrase, extra_headers, body, content_type))
 
     def reject(self, status_code: int = 603, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                content_type: Optional[str] = None) -> None:
         """Answers 300-699 (603 by default). Raises Error: EINVAL,
         EALREADY, ECLOSED."""
-        call(self.ua, _core.sr_referral_reject, self._ptr, options(
-            status_code=status_code, reason_phrase=reason_phrase,
-            extra_headers=header_lines(extra_headers), body=body,
-            content_type=content_type))
+        call(self._ua_ref, _core.sr_referral_reject, self._ptr, response_options(
+            status_code, reason_phrase, extra_headers, body, content_type))
 
     def make_inviter(self, extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                      content_type: Optional[str] = None, *,
@@ -123,15 +124,15 @@ class Referral:
         Replaces and Referred-By added); the same object when called again.
         Call its :meth:`Inviter.invite`. Raises Error: ESTATE (rejected),
         ECLOSED."""
-        inviter = call_new(self.ua, wrap_session, _core.sr_referral_make_inviter,
-                           self._ptr, options(
-                               extra_headers=header_lines(extra_headers), body=body,
-                               content_type=content_type,
-                               from_display_name=from_display_name,
-                               transport=transport_of(transport)))
+        inviter = call_new(self._ua_ref, self._wrap_inviter, _core.sr_referral_make_inviter,
+                           self._ptr, inviter_options(extra_headers, body, content_type,
+                                                      from_display_name, transport))
         assert isinstance(inviter, Inviter)
         self._inviter = inviter  # "the same object" even after the call ends
         return inviter
+
+    def _wrap_inviter(self, ptr: Any) -> "Optional[Session]":
+        return wrap_session(ptr, False, self._ua_ref)
 
     @property
     def notify_mode(self) -> NotifyMode:
@@ -141,13 +142,13 @@ class Referral:
 
     @notify_mode.setter
     def notify_mode(self, mode: NotifyMode) -> None:
-        call(self.ua, _core.sr_referral_set_notify_mode, self._ptr, int(NotifyMode(mode)))
+        call(self._ua_ref, _core.sr_referral_set_notify_mode, self._ptr, int(NotifyMode(mode)))
         self._notify_mode = NotifyMode(mode)
 
     def notify(self, status_code: int, reason_phrase: Optional[str] = None) -> None:
         """Sends a NOTIFY with sipfrag "SIP/2.0 code reason"; a final code
         ends the subscription. Raises Error: ESTATE, ECLOSED, EINVAL."""
-        call(self.ua, _core.sr_referral_notify, self._ptr, status_code, reason_phrase)
+        call(self._ua_ref, _core.sr_referral_notify, self._ptr, status_code, reason_phrase)
 
     def __repr__(self) -> str:
         return f"<Referral {self.state.name} to {str(self.refer_to)!r}>"
@@ -186,19 +187,13 @@ class Referrer:
 
     def _attach(self, ptr: Any) -> None:
         self._ptr = ptr  # owned: sr_session_refer's reference
-        weakref.finalize(self, _release_referrer, ptr)
-        remember("referrer", ptr, self)
+        remember(REFERRERS, int(ptr), self, _release_referrer, ptr)
 
-    def _dispatch(self, event: str, *args: Any) -> None:
-        ua = self._ua_ref() if self._ua_ref is not None else None
-        if event == "accept":
-            invoke(ua, self.on_accept, *args)
-        elif event == "reject":
-            invoke(ua, self.on_reject, *args)
-        elif event == "notify":
-            invoke(ua, self.on_notify, *args)
-        elif event == "closed":
-            invoke(ua, self.on_closed)
+    # The C handler calls on_accept, on_reject, on_notify and on_closed
+    # itself; a result that may be awaitable comes here.
+
+    def _settle(self, res: Any) -> None:
+        settle(self._ua_ref() if self._ua_ref is not None else None, res)
 
     @property
     def session(self) -> Session:

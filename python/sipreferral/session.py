@@ -7,8 +7,8 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._base import (
-    Dispatch, Headers, SessionRole, SessionState, _core, call, call_new, header_lines, invoke,
-    lookup, options, remember, ua_of,
+    ROLES, SESSIONS, STATES, Headers, SessionRole, SessionState, _core, call, call_new,
+    header_lines, options, remember, response_options, settle, ua_of,
 )
 from .views import IncomingRequest
 
@@ -19,30 +19,48 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Session", "Inviter", "Invitation"]
 
 
-def _release(ptr: Any, handler: Any) -> None:
-    # Installed still only if nothing kept the wrapper for its callbacks
-    # (an Inviter never invited): nobody can observe them now.
-    _core.sr_py_handler_drop(handler)
-    _core.sr_session_unref(ptr)
+_INVITER = _core.SR_ROLE_INVITER
+_INITIAL = _core.SR_SESSION_INITIAL
+_session_ref = _core.sr_session_ref
+_session_unref = _core.sr_session_unref
+_get_role = _core.sr_session_get_role
+_get_state = _core.sr_session_get_state
+_set_handler = _core.sr_py_session_set_handler
+# When a wrapper goes: its handler (installed still only if nothing kept
+# the wrapper for its callbacks, an Inviter never invited: nobody can
+# observe them now) and its reference on the session.
+_release = _core.sr_py_session_release
+_referral_mod: Any = None  # .referral, imported at first use (it imports us)
 
 
-def wrap_session(ptr: Any, owned: bool = False) -> "Optional[Session]":
+def wrap_session(ptr: Any, owned: bool = False, ua_ref: Any = None) -> "Optional[Session]":
     """The one wrapper of a C session. ``owned``: ptr carries a reference
-    the wrapper takes over (else it is borrowed and gets one)."""
+    the wrapper takes over (else it is borrowed and gets one). ``ua_ref``:
+    a weak reference to its UserAgent when the caller has one."""
     if ptr is None:
         return None
-    obj = lookup("session", ptr)
-    if obj is not None:
-        if owned:
-            _core.sr_session_unref(ptr)
-        return obj
+    key = int(ptr)
+    ref = SESSIONS.get(key)
+    if ref is not None:
+        obj = ref()
+        if obj is not None:
+            if owned:
+                _session_unref(ptr)
+            return obj
     if not owned:
-        _core.sr_session_ref(ptr)
-    role = _core.sr_session_get_role(ptr)
-    cls = Inviter if role == _core.SR_ROLE_INVITER else Invitation
-    obj = object.__new__(cls)
-    obj._setup(ptr)
-    remember("session", ptr, obj)
+        _session_ref(ptr)
+    role = _get_role(ptr)
+    obj = object.__new__(Inviter if role == _INVITER else Invitation)
+    # (its callbacks start as the class's None)
+    obj._ptr = ptr
+    if ua_ref is None:
+        ua = ua_of(_core.sr_session_get_ua(ptr))
+        ua_ref = weakref.ref(ua) if ua is not None else None
+    obj._ua_ref = ua_ref
+    # The handler keeps the wrapper until the session terminates or its UA
+    # closes; an Inviter not yet invited only from invite() on.
+    h = obj._handler = _set_handler(ptr, obj, role != _INVITER or _get_state(ptr) != _INITIAL, 0)
+    remember(SESSIONS, key, obj, _release, ptr, h)
     return obj
 
 
@@ -65,43 +83,31 @@ class Session:
     asyncio (:meth:`UserAgent.serve`).
     """
 
-    on_state: Optional[Callable[[SessionState], Any]]
-    on_response: Optional[Callable[[int, str], Any]]
-    on_bye: Optional[Callable[[], Any]]
+    on_state: Optional[Callable[[SessionState], Any]] = None
+    on_response: Optional[Callable[[int, str], Any]] = None
+    on_bye: Optional[Callable[[], Any]] = None
+    _on_refer: "Optional[Callable[[Referral], Any]]" = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("sessions come from UserAgent.make_inviter(), "
                         "UserAgent.on_invite or Referral.make_inviter()")
 
-    def _setup(self, ptr: Any) -> None:
-        self._ptr = ptr
-        ua = ua_of(_core.sr_session_get_ua(ptr))
-        self._ua_ref = weakref.ref(ua) if ua is not None else None
-        self.on_state = None
-        self.on_response = None
-        self.on_bye = None
-        self._on_refer: Optional[Callable[["Referral"], Any]] = None
-        # The handler keeps this wrapper until the session terminates or
-        # its UA closes; an Inviter not yet invited only from invite() on.
-        initial_inviter = (_core.sr_session_get_role(ptr) == _core.SR_ROLE_INVITER
-                           and _core.sr_session_get_state(ptr) == _core.SR_SESSION_INITIAL)
-        self._dispatcher = Dispatch(self, keep=not initial_inviter)
-        self._handler = _core.sr_py_session_set_handler(ptr, self._dispatcher, 0)
-        self._finalizer = weakref.finalize(self, _release, ptr, self._handler)
-
     # -------------------------------------------------------- events
+    # The C handler calls on_state, on_response and on_bye itself; these
+    # are for what it cannot do.
 
-    def _dispatch(self, event: str, *args: Any) -> None:
-        ua = self.ua
-        if event == "state":
-            invoke(ua, self.on_state, SessionState(args[0]))
-        elif event == "response":
-            invoke(ua, self.on_response, args[0], args[1])
-        elif event == "refer":
-            from .referral import wrap_referral
-            invoke(ua, self._on_refer, wrap_referral(args[0]))
-        elif event == "bye":
-            invoke(ua, self.on_bye)
+    def _ev_refer(self, ptr: Any) -> None:
+        cb = self._on_refer
+        if cb is not None:
+            global _referral_mod
+            if _referral_mod is None:
+                from . import referral as _referral_mod
+            res = cb(_referral_mod.wrap_referral(ptr, self._ua_ref))
+            if res is not None:
+                settle(self.ua, res)
+
+    def _settle(self, res: Any) -> None:
+        settle(self.ua, res)
 
     @property
     def on_refer(self) -> "Optional[Callable[[Referral], Any]]":
@@ -121,18 +127,19 @@ class Session:
     @property
     def ua(self) -> "Optional[UserAgent]":
         """The user agent, or None once it is closed or gone."""
-        ua = self._ua_ref() if self._ua_ref is not None else None
-        return None if ua is None or ua.closed else ua
+        ref = self._ua_ref
+        ua = ref() if ref is not None else None
+        return ua if ua is not None and not ua._closed else None
 
     @property
     def state(self) -> SessionState:
         """The current :class:`SessionState`."""
-        return SessionState(_core.sr_session_get_state(self._ptr))
+        return STATES[_get_state(self._ptr)]
 
     @property
     def role(self) -> SessionRole:
         """INVITER or INVITATION."""
-        return SessionRole(_core.sr_session_get_role(self._ptr))
+        return ROLES[_get_role(self._ptr)]
 
     @property
     def call_id(self) -> Optional[str]:
@@ -180,7 +187,7 @@ class Session:
         """Ends the session: BYE when established, CANCEL for an unanswered
         Inviter. Raises Error (ESTATE before the INVITE, ECLOSED once
         ended)."""
-        call(self.ua, _core.sr_session_bye, self._ptr)
+        call(self._ua_ref, _core.sr_session_bye, self._ptr)
 
     def refer(self, target_or_session: "Union[str, Session]",
               on_notify: Optional[Callable[[int, Optional[str], Optional[str]], Any]] = None,
@@ -208,7 +215,7 @@ class Session:
             fn, target = _core.sr_py_session_refer_session, target_or_session._ptr
         else:
             fn, target = _core.sr_py_session_refer, str(target_or_session)
-        call_new(self.ua, ref._attach, fn, self._ptr, target, opts, ref._dispatch)
+        call_new(self._ua_ref, ref._attach, fn, self._ptr, target, opts, ref)
         return ref
 
     def __repr__(self) -> str:
@@ -223,25 +230,22 @@ class Inviter(Session):
     def invite(self) -> None:
         """Sends the INVITE. Raises Error (ESTATE if sent already,
         ETRANSPORT, ECLOSED)."""
-        self._dispatcher.keep = self  # from now on its callbacks will fire
+        h = self._handler
+        _handler_keep(h, self)  # from now on its callbacks will fire
         try:
-            call(self.ua, _core.sr_inviter_invite, self._ptr)
+            call(self._ua_ref, _inviter_invite, self._ptr)
         finally:
-            if self.state == SessionState.INITIAL:
-                self._dispatcher.keep = None
+            if _get_state(self._ptr) == _INITIAL:
+                _handler_keep(h, None)
 
     def cancel(self) -> None:
         """Cancels the INVITE while it has no final response. Raises Error
         (ESTATE, ECLOSED)."""
-        call(self.ua, _core.sr_inviter_cancel, self._ptr)
+        call(self._ua_ref, _core.sr_inviter_cancel, self._ptr)
 
 
-def _response(status_code: Optional[int], reason_phrase: Optional[str],
-              extra_headers: Optional[Headers], body: Optional[str],
-              content_type: Optional[str]) -> dict:
-    return options(status_code=status_code, reason_phrase=reason_phrase,
-                   extra_headers=header_lines(extra_headers), body=body,
-                   content_type=content_type)
+_inviter_invite = _core.sr_inviter_invite
+_handler_keep = _core.sr_py_handler_keep
 
 
 class Invitation(Session):
@@ -251,22 +255,22 @@ class Invitation(Session):
                  extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                  content_type: Optional[str] = None) -> None:
         """Sends a provisional response (180 by default, 101-199)."""
-        call(self.ua, _core.sr_invitation_progress, self._ptr,
-             _response(status_code, reason_phrase, extra_headers, body, content_type))
+        call(self._ua_ref, _core.sr_invitation_progress, self._ptr,
+             response_options(status_code, reason_phrase, extra_headers, body, content_type))
 
     def accept(self, status_code: int = 200, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                content_type: Optional[str] = None) -> None:
         """Answers 2xx with ``body`` or a minimal SDP answer."""
-        call(self.ua, _core.sr_invitation_accept, self._ptr,
-             _response(status_code, reason_phrase, extra_headers, body, content_type))
+        call(self._ua_ref, _core.sr_invitation_accept, self._ptr,
+             response_options(status_code, reason_phrase, extra_headers, body, content_type))
 
     def reject(self, status_code: int = 480, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                content_type: Optional[str] = None) -> None:
         """Answers with a final 300-699 (480 by default)."""
-        call(self.ua, _core.sr_invitation_reject, self._ptr,
-             _response(status_code, reason_phrase, extra_headers, body, content_type))
+        call(self._ua_ref, _core.sr_invitation_reject, self._ptr,
+             response_options(status_code, reason_phrase, extra_headers, body, content_type))
 
     @property
     def request(self) -> IncomingRequest:

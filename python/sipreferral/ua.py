@@ -11,8 +11,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _log
 from ._base import (
-    Dispatch, Error, ErrorCode, Headers, NotifyMode, Transport, _core, call_new, header_lines,
-    invoke, options, remember, transport_of,
+    SERVED, TRANSPORTS, UAS, Error, ErrorCode, Headers, NotifyMode, Transport, _core, call_new,
+    inviter_options, options, remember, settle, transport_of,
 )
 from .referral import Referral, wrap_referral
 from .session import Invitation, Inviter, wrap_session
@@ -46,6 +46,9 @@ def _drop_handler(box: list) -> None:
     if box[0] is not None:
         _core.sr_py_handler_release(box[0])
         box[0] = None
+
+
+_run_once = _core.sr_py_ua_run_once
 
 
 def _ms(timeout: Optional[float]) -> int:
@@ -96,6 +99,7 @@ class UserAgent:
             raise Error(rc, f"cannot create a user agent for {uri!r}: "
                             f"{_core.sr_strerror(rc)}")
         self._ptr = ptr
+        self._self_ref = weakref.ref(self)  # for the objects it makes
         self._closed = False
         self._server: Optional[_Server] = None
         self._tasks: "set[asyncio.Future]" = set()
@@ -105,9 +109,9 @@ class UserAgent:
         self._on_refer_policy: Optional[Callable[[Referral], Optional[int]]] = None
         self._message_hook: Optional[Callable[..., Any]] = None
         # Weak: dropping the last reference to a UserAgent closes it.
-        self._handler = [_core.sr_py_ua_set_handler(ptr, Dispatch(self, keep=False), 0)]
+        self._handler = [_core.sr_py_ua_set_handler(ptr, self, 0)]
         self._finalizer = weakref.finalize(self, _release, ptr, self._handler)
-        remember("ua", ptr, self)
+        remember(UAS, int(ptr), self)
         try:
             for spec in [listen] if isinstance(listen, str) else list(listen):
                 self.listen(spec)
@@ -183,26 +187,38 @@ class UserAgent:
             fn: Any = None
         else:
             def fn(outgoing: bool, tp: int, local: str, remote: str, data: bytes) -> Any:
-                return cb(outgoing, Transport(tp), local, remote, data)
+                return cb(outgoing, TRANSPORTS[tp], local, remote, data)
         rc = _core.sr_py_ua_set_message_hook(self._ptr, fn)
         if rc < 0:
             raise Error(rc)
         self._message_hook = cb
 
-    def _dispatch(self, event: str, *args: Any) -> Any:
-        if event == "invite":
-            invoke(self, self._on_invite, wrap_session(args[0]))
-        elif event == "refer":
-            invoke(self, self._on_refer, wrap_referral(args[0]))
-        elif event == "policy":
-            cb = self._on_refer_policy
-            res = cb(wrap_referral(args[0])) if cb is not None else None
-            if inspect.isawaitable(res):
-                if inspect.iscoroutine(res):
-                    res.close()
-                raise TypeError("on_refer_policy must answer at once, not be a coroutine")
-            return None if res is None else int(res)
-        return None
+    # Called by the C handler, one method per event.
+
+    def _ev_invite(self, ptr: Any) -> None:
+        cb = self._on_invite
+        if cb is not None:
+            res = cb(wrap_session(ptr, False, self._self_ref))
+            if res is not None:
+                settle(self, res)
+
+    def _ev_refer(self, ptr: Any) -> None:
+        cb = self._on_refer
+        if cb is not None:
+            res = cb(wrap_referral(ptr, self._self_ref))
+            if res is not None:
+                settle(self, res)
+
+    def _ev_policy(self, ptr: Any) -> Optional[int]:
+        cb = self._on_refer_policy
+        res = cb(wrap_referral(ptr, self._self_ref)) if cb is not None else None
+        if res is None:
+            return None
+        if inspect.isawaitable(res):
+            if inspect.iscoroutine(res):
+                res.close()
+            raise TypeError("on_refer_policy must answer at once, not be a coroutine")
+        return int(res)
 
     # -------------------------------------------------------- identity
 
@@ -254,14 +270,15 @@ class UserAgent:
                      transport: Union[Transport, str, None] = None) -> Inviter:
         """An Inviter to ``target`` (a SIP URI); call its invite(). Raises
         Error: EINVAL (bad target), ECLOSED, ELIMIT."""
-        inviter = call_new(self, lambda ptr: wrap_session(ptr, owned=True),
-                           _core.sr_ua_make_inviter, self._ptr, target, options(
-                               extra_headers=header_lines(extra_headers), body=body,
-                               content_type=content_type,
-                               from_display_name=from_display_name,
-                               transport=transport_of(transport)))
+        inviter = call_new(self._self_ref, self._wrap_own,
+                           _core.sr_ua_make_inviter, self._ptr, target,
+                           inviter_options(extra_headers, body, content_type,
+                                           from_display_name, transport))
         assert isinstance(inviter, Inviter)
         return inviter
+
+    def _wrap_own(self, ptr: Any) -> Any:
+        return wrap_session(ptr, True, self._self_ref)
 
     # -------------------------------------------------------- the loop
 
@@ -282,14 +299,33 @@ class UserAgent:
         """Waits up to ``timeout`` seconds (None: until something happens,
         0: not at all; the GIL is released meanwhile), then handles what
         arrived and the due timers, firing callbacks. Returns the number of
-        events handled. Raises what a callback raised, or Error (ECLOSED)."""
-        self._raise_task_errors()
+        events handled. Raises what a callback (or, while waiting, a signal
+        handler: KeyboardInterrupt) raised, or Error (ECLOSED)."""
+        if self._errors:
+            raise self._errors.pop(0)
         if self._closed:
             raise Error(ErrorCode.ECLOSED)
-        rc = _core.sr_py_ua_run_once(self._ptr, _ms(timeout))
+        rc = _run_once(self._ptr, -1 if timeout is None else _ms(timeout))
+        if rc < 0:
+            if rc == ErrorCode.ECLOSED and self._closed:
+                return 0
+            raise Error(rc)
+        return rc
+
+    def _watch_wakeup(self, fd: int) -> None:
+        """Also ends the wait of run_once when ``fd`` (a non-blocking
+        signal.set_wakeup_fd descriptor) becomes readable, reading what
+        arrives: a signal that lands just before the wait still ends it.
+        Unwatch it (or close the UA) before closing fd."""
+        rc = _core.sr_py_ua_watch_wakeup(self._ptr, fd)
+        if rc < 0:
+            raise Error(rc)
+
+    def _unwatch_wakeup(self, fd: int) -> None:
+        """Stops watching a descriptor of :meth:`_watch_wakeup`."""
+        rc = _core.sr_py_ua_unwatch_wakeup(self._ptr, fd)
         if rc < 0 and not (rc == ErrorCode.ECLOSED and self._closed):
             raise Error(rc)
-        return max(rc, 0)
 
     def run(self, timeout: Optional[float] = None,
             until: Optional[Callable[[], Any]] = None) -> bool:
@@ -322,12 +358,14 @@ class UserAgent:
             raise Error(ErrorCode.ESTATE, "the user agent is served already")
         self._raise_task_errors()
         server = self._server = _Server(self, asyncio.get_running_loop())
+        SERVED.add(self)
         try:
             await server.done
         finally:
             server.stop()
             if self._server is server:
                 self._server = None
+                SERVED.discard(self)
 
     def _touch(self) -> None:
         # A call may have armed a timer: the asyncio timer must follow.

@@ -221,3 +221,40 @@ def test_transfer_under_asyncio(net):
     assert rr.codes() == [100, 180, 200]
     assert rr.notifies[-1][2] == "terminated;reason=noresource"
     decided.clear()
+
+
+def test_every_callback_may_be_a_coroutine(net):
+    # The binding calls on_response, on_bye and a referrer's callbacks
+    # itself; a coroutine any of them returns still becomes a task.
+    from parties import Party
+    alice, bob, carol = (Party(net, n) for n in ("alice", "bob", "carol"))
+    log = []
+
+    def recorder(name):
+        async def cb(*args):
+            await asyncio.sleep(0)
+            log.append((name,) + args)
+        return cb
+
+    async def main():
+        servers = [asyncio.ensure_future(p.ua.serve()) for p in (alice, bob, carol)]
+        a = alice.ua.make_inviter(bob.ua.contact_uri("bob"))
+        a.on_response = recorder("response")
+        a.on_bye = recorder("bye")
+        a.invite()
+        await until(lambda: a.state == S.ESTABLISHED and bob.calls)
+        b = bob.last_call()
+        ref = b.refer(carol.ua.contact_uri("carol"), on_notify=recorder("notify"),
+                      on_accept=recorder("accept"), on_closed=recorder("closed"))
+        await until(lambda: ("closed",) in log)
+        b.bye()
+        await until(lambda: ("bye",) in log)
+        assert ref.closed
+        for p in (alice, bob, carol):
+            p.ua.close()
+        await asyncio.gather(*servers)
+
+    run(main())
+    assert ("response", 200, "OK") in log
+    assert [e[0] for e in log if e[0] in ("accept", "closed")] == ["accept", "closed"]
+    assert [e[1] for e in log if e[0] == "notify"] == [100, 180, 200]
