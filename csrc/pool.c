@@ -54,10 +54,13 @@ _Static_assert(sizeof(hdr) % 16 == 0, "the header keeps malloc's alignment");
 typedef struct cache {
   union hdr *head[NCLASS]; /* each kept block links to the next */
   uint32_t n[NCLASS];
-  int registered;
 } cache;
 
-static __thread cache tc;
+/* Initial-exec: in the dlopen'd Python module the default model calls
+ * __tls_get_addr on every access (~70 k instructions per transfer). The
+ * static TLS space a dlopen'd library may take is small, so the thread
+ * has a pointer there and its cache on the heap. */
+static __thread cache *tcp __attribute__((tls_model("initial-exec")));
 static pthread_key_t drain_key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -70,17 +73,18 @@ static void drain(void *arg) {
       c->head[i] = *(hdr **)(h + 1);
       free(h);
     }
-    c->n[i] = 0;
   }
-  c->registered = 0; /* a later free (another destructor) registers again */
+  if (tcp == c) tcp = NULL; /* a later free (another destructor) starts anew */
+  free(c);
 }
 
 static void *pool_malloc(size_t size) {
   uint32_t cls = size ? (uint32_t)((size + STEP - 1) / STEP) : 1;
-  if (cls < NCLASS && tc.head[cls]) {
-    hdr *h = tc.head[cls];
-    tc.head[cls] = *(hdr **)(h + 1);
-    tc.n[cls]--;
+  cache *c = tcp;
+  if (c && cls < NCLASS && c->head[cls]) {
+    hdr *h = c->head[cls];
+    c->head[cls] = *(hdr **)(h + 1);
+    c->n[cls]--;
     return h + 1;
   }
   size_t cap = cls < NCLASS ? (size_t)cls * STEP : size;
@@ -102,14 +106,17 @@ __attribute__((noinline)) static void free_slow(void *p) {
     return;
   }
   uint32_t cls = h->h.cls;
-  if (POOL_KEEP && cls < NCLASS && tc.n[cls] * cls < KEEP_BYTES / STEP) {
-    /* The thread's first kept block: the destructor runs for non-NULL
-     * values only. */
-    tc.registered = 1;
-    pthread_setspecific(drain_key, &tc);
-    *(hdr **)p = tc.head[cls];
-    tc.head[cls] = h;
-    tc.n[cls]++;
+  cache *c = tcp;
+  if (POOL_KEEP && !c && cls < NCLASS && (c = calloc(1, sizeof *c))) {
+    /* The thread's first kept block: its cache, freed by drain() when
+     * the thread ends. */
+    tcp = c;
+    pthread_setspecific(drain_key, c);
+  }
+  if (POOL_KEEP && c && cls < NCLASS && c->n[cls] * cls < KEEP_BYTES / STEP) {
+    *(hdr **)p = c->head[cls];
+    c->head[cls] = h;
+    c->n[cls]++;
     return;
   }
   h->h.magic = 0;
@@ -120,11 +127,12 @@ static void pool_free(void *p) {
   if (!p) return;
   hdr *h = (hdr *)p - 1;
   uint32_t cls = h->h.cls;
-  if (POOL_KEEP && tc.registered && h->h.magic == MAGIC && cls < NCLASS &&
-      tc.n[cls] * cls < KEEP_BYTES / STEP) {
-    *(hdr **)p = tc.head[cls];
-    tc.head[cls] = h; /* the block's start: "still reachable" to valgrind */
-    tc.n[cls]++;
+  cache *c = tcp;
+  if (POOL_KEEP && c && h->h.magic == MAGIC && cls < NCLASS &&
+      c->n[cls] * cls < KEEP_BYTES / STEP) {
+    *(hdr **)p = c->head[cls];
+    c->head[cls] = h; /* the block's start: "still reachable" to valgrind */
+    c->n[cls]++;
     return;
   }
   free_slow(p);
