@@ -93,7 +93,7 @@ sr__listener *sr__transport_listener_for(sr_ua *ua, sr_transport tp,
 void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
                      size_t len);
 
-/* ---------------- txn: libosip2 transactions ---------------- */
+/* ------ txn: transactions (INVITE: libosip2 FSMs, txn.c; others: ntxn.c) ------ */
 
 typedef struct sr__txn sr__txn;
 
