@@ -71,14 +71,21 @@ static void complete(sr__txn *t, int linger_ms) {
 
 /* ---------------- client ---------------- */
 
+/* Tells the owner of a response (resp) or of a failure (code); the
+ * caller holds a reference. */
+static void to_owner(sr__txn *t, osip_message_t *resp, int code) {
+  const sr__txn_owner *ops = t->owner_ops;
+  t->in_exec++;
+  if (t->owner && resp && ops->on_response) ops->on_response(t->owner, t, resp);
+  if (t->owner && !resp && ops->on_failure) ops->on_failure(t->owner, t, code);
+  t->in_exec--;
+}
+
 static void client_fail(sr__txn *t, int code) {
   t->state = SR__N_TERMINATED;
   sr__timer_stop(t->ua, &t->timer);
   sr__txn_ref(t);
-  t->in_exec++;
-  if (t->owner && t->owner_ops->on_failure)
-    t->owner_ops->on_failure(t->owner, t, code);
-  t->in_exec--;
+  to_owner(t, NULL, code);
   sr__txn_finish(t);
   sr__txn_unref(t);
 }
@@ -157,10 +164,7 @@ static void client_receive(sr__txn *t, osip_message_t *resp) {
     t->state = SR__N_PROCEEDING;
   }
   sr__txn_ref(t);
-  t->in_exec++;
-  if (t->owner && t->owner_ops->on_response)
-    t->owner_ops->on_response(t->owner, t, resp);
-  t->in_exec--;
+  to_owner(t, resp, 0);
   osip_message_free(resp);
   if (final && t->indexed) complete(t, t->ua->opt.t4_ms);
   sr__txn_unref(t);

@@ -194,6 +194,13 @@ def response_options(status_code: Optional[int], reason_phrase: Optional[str],
     d = {} if status_code is None else {"status_code": status_code}
     if reason_phrase is not None:
         d["reason_phrase"] = reason_phrase
+    _put_message(d, extra_headers, body, content_type)
+    return d or None
+
+
+def _put_message(d: dict, extra_headers: "Optional[Headers]",
+                 body: Optional[str], content_type: Optional[str]) -> None:
+    """Adds the extra headers and body a response or a request carries."""
     if extra_headers:
         lines = header_lines(extra_headers)
         if lines is not None:
@@ -202,7 +209,6 @@ def response_options(status_code: Optional[int], reason_phrase: Optional[str],
         d["body"] = body
     if content_type is not None:
         d["content_type"] = content_type
-    return d or None
 
 
 def inviter_options(extra_headers: "Optional[Headers]", body: Optional[str],
@@ -210,14 +216,7 @@ def inviter_options(extra_headers: "Optional[Headers]", body: Optional[str],
                     transport: "Union[Transport, int, str, None]") -> dict:
     """The options of a new Inviter, built directly (one per call)."""
     d: dict = {}
-    if extra_headers:
-        lines = header_lines(extra_headers)
-        if lines is not None:
-            d["extra_headers"] = lines
-    if body is not None:
-        d["body"] = body
-    if content_type is not None:
-        d["content_type"] = content_type
+    _put_message(d, extra_headers, body, content_type)
     if from_display_name is not None:
         d["from_display_name"] = from_display_name
     if transport is not None:
