@@ -99,6 +99,10 @@ void sr__referral_finish(sr_referral *r, sr_referral_state st) {
   uncount_pending(r);
   r->sub_active = 0;
   r->nqueue = 0;
+  /* No NOTIFY goes any more: an out-of-dialog subscription's dialog goes
+   * now, not with the last handle (see drop_protocol_state in session.c). */
+  if (r->dlg) osip_dialog_free(r->dlg);
+  r->dlg = NULL;
   unlink_referral(r);
   /* Nothing is left to report: the Inviter lets go of the referral, or
    * the two would hold each other forever when it is never sent. */

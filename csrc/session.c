@@ -158,6 +158,26 @@ static void stop_timers(sr_session *s) {
   sr__timer_stop(s->ua, &s->ack_wait);
 }
 
+/* An ended session keeps only what its getters return. The dialog and the
+ * messages kept for retransmission (INVITE, ACK, 2xx: dozens of blocks
+ * each) go now, not when the last handle does: a handle held by a
+ * garbage-collected binding (Lua) may outlive the call by many calls.
+ * Nothing needs them once TERMINATED: the session is out of the index, an
+ * in-dialog request finds no dialog (SR_ESTATE), and no 2xx is
+ * retransmitted any more (the callee waits for the ACK before a BYE,
+ * RFC 3261 §15). */
+static void drop_protocol_state(sr_session *s) {
+  if (s->invite) osip_message_free(s->invite);
+  if (s->ack) osip_message_free(s->ack);
+  if (s->answer) osip_message_free(s->answer);
+  s->invite = s->ack = s->answer = NULL;
+  if (s->dialog) {
+    osip_dialog_free(s->dialog);
+    s->dialog = NULL;
+    s->ua->ndialogs--;
+  }
+}
+
 void sr__session_set_state(sr_session *s, sr_session_state st) {
   if (s->state == st || s->state == SR_SESSION_TERMINATED) return;
   s->state = st;
@@ -168,7 +188,10 @@ void sr__session_set_state(sr_session *s, sr_session_state st) {
   }
   if (s->delegate.on_state && !s->ua->closed)
     s->delegate.on_state(s, st, s->user_data);
-  if (st == SR_SESSION_TERMINATED) sr__session_unindex(s);
+  if (st == SR_SESSION_TERMINATED) {
+    sr__session_unindex(s);
+    drop_protocol_state(s);
+  }
   sr_session_unref(s);
 }
 
@@ -178,6 +201,7 @@ void sr__session_close_for_ua(sr_session *s) {
   stop_timers(s);
   sr__referral_session_ended(s);
   sr__session_unindex(s);
+  drop_protocol_state(s);
   sr_session_unref(s);
 }
 

@@ -164,6 +164,17 @@ static void basic_call(sr_transport tp, int v6) {
   CHECK_INT(bob.states[0], SR_SESSION_ESTABLISHING);
   CHECK_INT(bob.states[1], SR_SESSION_ESTABLISHED);
   CHECK_INT(bob.states[2], SR_SESSION_TERMINATED);
+  /* An ended session held by a handle keeps its identity, not its dialog. */
+  sr_ua_get_stats(A, &st);
+  CHECK_INT(st.dialogs, 0);
+  sr_ua_get_stats(B, &st);
+  CHECK_INT(st.dialogs, 0);
+  CHECK_STR(sr_session_call_id(alice.s), sr_session_call_id(bob.s));
+  CHECK_STR(sr_session_local_tag(alice.s), sr_session_remote_tag(bob.s));
+  CHECK_STR(sr_session_remote_tag(alice.s), sr_session_local_tag(bob.s));
+  CHECK(sr_session_remote_target(alice.s) != NULL);
+  CHECK(sr_session_remote_body(alice.s) != NULL);
+  CHECK_STR(sr_request_method(sr_invitation_get_request(bob.s)), "INVITE");
   /* handles of ended sessions answer with errors */
   CHECK_INT(sr_session_bye(alice.s), SR_ECLOSED);
   CHECK_INT(sr_invitation_accept(bob.s, NULL), SR_ECLOSED);

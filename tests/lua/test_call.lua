@@ -77,6 +77,13 @@ local function basic(tp)
   t.raises(function() s:bye() end, sr.ECLOSED, "Session:bye")
   t.raises(function() rec.inv:accept() end, sr.ECLOSED)
   t.eq(rec.inv.request.method, "INVITE", "view of an ended session")
+  -- Held by Lua until collected, an ended session keeps its identity but
+  -- not its dialog.
+  t.eq(alice:stats().dialogs, 0, "Alice's dialog gone")
+  t.eq(bob:stats().dialogs, 0, "Bob's dialog gone")
+  t.eq(s.call_id, rec.inv.call_id, "Call-ID of an ended session")
+  t.eq(s.remote_tag, rec.inv.local_tag, "tags of an ended session")
+  t.check(s.remote_body:find("v=0"), "SDP of an ended session")
 end
 
 t.test("call over udp", function() basic("udp") end)
