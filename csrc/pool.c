@@ -6,9 +6,13 @@
  * glibc's malloc most of them miss its small per-thread cache (seven
  * blocks per size) and take the slow path, which was a fifth of the
  * agent's CPU. Here a freed block goes onto its thread's list for its
- * size class (16-byte steps up to 1 KiB, at most 64 KiB kept per class)
- * and the next allocation of that class pops it. Larger blocks, and
- * blocks beyond the cap, go to malloc/free.
+ * size class (16-byte steps up to 1 KiB, then 1 KiB steps up to 8 KiB,
+ * at most 64 KiB kept per class) and the next allocation of that class
+ * pops it. The 1–8 KiB classes are for the message buffers: every
+ * osip_message_to_str starts with 8000 bytes, and an INVITE with its SDP
+ * is over 1 KiB; glibc serves those from its bins, not its cache, and
+ * consolidates its fast bins to do it. Larger blocks, and blocks beyond
+ * the cap, go to malloc/free.
  *
  * Every block carries a 16-byte header (its class, a magic number and
  * its capacity), so a block may be freed on any thread, and a block that
@@ -37,7 +41,21 @@
 #define POOL_KEEP 1
 #endif
 
-enum { STEP = 16, NCLASS = 64, KEEP_BYTES = 64 * 1024 };
+/* Classes 1..SMALL: 16-byte steps to 1 KiB; SMALL+1..NCLASS-1: 1 KiB
+ * steps to 8 KiB. */
+enum { STEP = 16, SMALL = 64, BIG_STEP = 1024, NCLASS = SMALL + 8,
+       KEEP_BYTES = 64 * 1024 };
+
+static inline uint32_t class_of(size_t size) {
+  if (size <= SMALL * STEP) return size ? (uint32_t)((size + STEP - 1) / STEP) : 1;
+  if (size <= (NCLASS - SMALL) * BIG_STEP)
+    return SMALL + (uint32_t)((size - 1) / BIG_STEP);
+  return NCLASS;
+}
+
+static inline size_t class_bytes(uint32_t cls) {
+  return cls <= SMALL ? (size_t)cls * STEP : (size_t)(cls - SMALL + 1) * BIG_STEP;
+}
 
 typedef union hdr {
   struct {
@@ -79,7 +97,7 @@ static void drain(void *arg) {
 }
 
 static void *pool_malloc(size_t size) {
-  uint32_t cls = size ? (uint32_t)((size + STEP - 1) / STEP) : 1;
+  uint32_t cls = class_of(size);
   cache *c = tcp;
   if (c && cls < NCLASS && c->head[cls]) {
     hdr *h = c->head[cls];
@@ -87,11 +105,11 @@ static void *pool_malloc(size_t size) {
     c->n[cls]--;
     return h + 1;
   }
-  size_t cap = cls < NCLASS ? (size_t)cls * STEP : size;
+  size_t cap = cls < NCLASS ? class_bytes(cls) : size;
   if (cap > SIZE_MAX - sizeof(hdr)) return NULL;
   hdr *h = malloc(sizeof(hdr) + cap);
   if (!h) return NULL;
-  h->h.cls = cls < NCLASS ? cls : NCLASS;
+  h->h.cls = cls;
   h->h.magic = MAGIC;
   h->h.cap = cap;
   return h + 1;
@@ -113,7 +131,7 @@ __attribute__((noinline)) static void free_slow(void *p) {
     tcp = c;
     pthread_setspecific(drain_key, c);
   }
-  if (POOL_KEEP && c && cls < NCLASS && c->n[cls] * cls < KEEP_BYTES / STEP) {
+  if (POOL_KEEP && c && cls < NCLASS && c->n[cls] * h->h.cap < KEEP_BYTES) {
     *(hdr **)p = c->head[cls];
     c->head[cls] = h;
     c->n[cls]++;
@@ -129,7 +147,7 @@ static void pool_free(void *p) {
   uint32_t cls = h->h.cls;
   cache *c = tcp;
   if (POOL_KEEP && c && h->h.magic == MAGIC && cls < NCLASS &&
-      c->n[cls] * cls < KEEP_BYTES / STEP) {
+      c->n[cls] * h->h.cap < KEEP_BYTES) {
     *(hdr **)p = c->head[cls];
     c->head[cls] = h; /* the block's start: "still reachable" to valgrind */
     c->n[cls]++;

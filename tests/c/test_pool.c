@@ -1,11 +1,11 @@
 /*
  * test_pool.c — the allocator libosip2 uses (csrc/pool.c): installed at
  * load time; a freed block is reused for the next allocation of its
- * size class; realloc keeps the bytes; large blocks, blocks freed on
- * another thread (whose kept blocks go back at its end), and a plain
- * malloc'd block handed to osip_free all work. Run under ASan and
- * valgrind as well (nothing is kept under ASan; the reuse checks are
- * skipped there).
+ * size class, message buffers (1-8 KiB) included; realloc keeps the
+ * bytes; large blocks, blocks freed on another thread (whose kept blocks
+ * go back at its end), and a plain malloc'd block handed to osip_free
+ * all work. Run under ASan and valgrind as well (nothing is kept under
+ * ASan; the reuse checks are skipped there).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -64,6 +64,34 @@ static void test_realloc(void) {
   char *t = osip_realloc(NULL, 10);
   CHECK(t != NULL);
   osip_free(t);
+}
+
+static void test_buffer_classes(void) {
+  /* Message buffers (1-8 KiB) are kept too: osip_message_to_str starts
+   * with 8000 bytes. */
+  char *p = osip_malloc(8000);
+  REQUIRE(p);
+  memset(p, 'b', 8000);
+  osip_free(p);
+  char *q = osip_malloc(7200); /* the same 8 KiB class */
+  REQUIRE(q);
+  if (KEEPS) CHECK(q == p);
+  memset(q, 'c', 7200);
+  char *r = osip_malloc(1500); /* the 2 KiB class */
+  REQUIRE(r);
+  CHECK(r != q);
+  memset(r, 'd', 1500);
+  char *s = osip_realloc(r, 2048); /* fits its class */
+  if (KEEPS) CHECK(s == r);
+  char *t = osip_realloc(s, 2049); /* the next class: moved, bytes kept */
+  REQUIRE(t);
+  CHECK(t[0] == 'd' && t[1499] == 'd');
+  osip_free(q);
+  osip_free(t);
+  char *big = osip_malloc(8193); /* past the classes: malloc's */
+  REQUIRE(big);
+  memset(big, 1, 8193);
+  osip_free(big);
 }
 
 static void test_zero_and_large(void) {
@@ -132,6 +160,7 @@ int main(void) {
   RUN(test_installed);
   RUN(test_reuse_by_class);
   RUN(test_realloc);
+  RUN(test_buffer_classes);
   RUN(test_zero_and_large);
   RUN(test_other_thread);
   RUN(test_foreign_block);
