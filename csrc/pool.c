@@ -6,13 +6,14 @@
  * glibc's malloc most of them miss its small per-thread cache (seven
  * blocks per size) and take the slow path, which was a fifth of the
  * agent's CPU. Here a freed block goes onto its thread's list for its
- * size class (16-byte steps up to 1 KiB, then 1 KiB steps up to 8 KiB,
+ * size class (16-byte steps up to 1 KiB, then 1 KiB steps up to 16 KiB,
  * at most 64 KiB kept per class) and the next allocation of that class
- * pops it. The 1–8 KiB classes are for the message buffers: every
- * osip_message_to_str starts with 8000 bytes, and an INVITE with its SDP
- * is over 1 KiB; glibc serves those from its bins, not its cache, and
- * consolidates its fast bins to do it. Larger blocks, and blocks beyond
- * the cap, go to malloc/free.
+ * pops it. The 1–16 KiB classes are for message buffers (every
+ * osip_message_to_str starts with 8000 bytes; an INVITE with its SDP is
+ * over 1 KiB) and libosip2's INVITE transactions (15 KiB each): glibc
+ * serves those from its bins, not its cache, and consolidates its fast
+ * bins to do it. Larger blocks, and blocks beyond the cap, go to
+ * malloc/free.
  *
  * Every block carries a 16-byte header (its class, a magic number and
  * its capacity), so a block may be freed on any thread, and a block that
@@ -42,8 +43,8 @@
 #endif
 
 /* Classes 1..SMALL: 16-byte steps to 1 KiB; SMALL+1..NCLASS-1: 1 KiB
- * steps to 8 KiB. */
-enum { STEP = 16, SMALL = 64, BIG_STEP = 1024, NCLASS = SMALL + 8,
+ * steps to 16 KiB. */
+enum { STEP = 16, SMALL = 64, BIG_STEP = 1024, NCLASS = SMALL + 16,
        KEEP_BYTES = 64 * 1024 };
 
 static inline uint32_t class_of(size_t size) {

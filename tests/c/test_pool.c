@@ -1,11 +1,11 @@
 /*
  * test_pool.c — the allocator libosip2 uses (csrc/pool.c): installed at
  * load time; a freed block is reused for the next allocation of its
- * size class, message buffers (1-8 KiB) included; realloc keeps the
- * bytes; large blocks, blocks freed on another thread (whose kept blocks
- * go back at its end), and a plain malloc'd block handed to osip_free
- * all work. Run under ASan and valgrind as well (nothing is kept under
- * ASan; the reuse checks are skipped there).
+ * size class, message buffers and transactions (1-16 KiB) included;
+ * realloc keeps the bytes; large blocks, blocks freed on another thread
+ * (whose kept blocks go back at its end), and a plain malloc'd block
+ * handed to osip_free all work. Run under ASan and valgrind as well
+ * (nothing is kept under ASan; the reuse checks are skipped there).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -67,8 +67,9 @@ static void test_realloc(void) {
 }
 
 static void test_buffer_classes(void) {
-  /* Message buffers (1-8 KiB) are kept too: osip_message_to_str starts
-   * with 8000 bytes. */
+  /* Message buffers and transactions (1-16 KiB) are kept too:
+   * osip_message_to_str starts with 8000 bytes, osip_transaction_init
+   * takes 15 KiB. */
   char *p = osip_malloc(8000);
   REQUIRE(p);
   memset(p, 'b', 8000);
@@ -88,9 +89,16 @@ static void test_buffer_classes(void) {
   CHECK(t[0] == 'd' && t[1499] == 'd');
   osip_free(q);
   osip_free(t);
-  char *big = osip_malloc(8193); /* past the classes: malloc's */
+  char *tr = osip_malloc(15184); /* osip_transaction_t */
+  REQUIRE(tr);
+  memset(tr, 0, 15184);
+  osip_free(tr);
+  char *tr2 = osip_malloc(15360); /* the same 15 KiB class */
+  if (KEEPS) CHECK(tr2 == tr);
+  osip_free(tr2);
+  char *big = osip_malloc(16385); /* past the classes: malloc's */
   REQUIRE(big);
-  memset(big, 1, 8193);
+  memset(big, 1, 16385);
   osip_free(big);
 }
 
