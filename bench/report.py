@@ -212,11 +212,12 @@ def write_markdown(res: dict, path: Path) -> None:
     if bi:
         L += ["## Policy in a script (binding overhead)", "",
               "| policy | CPU µs/transfer | ratio to C | completed | failed |",
-              "|---|---|---|---|---|",
-              f"| C flags (`--on-refer follow`) | "
-              f"{_fmt(_get(res, 'moderate', 'cpu_us_per_transfer'))} | 1.00 | "
-              f"{_get(res, 'moderate', 'completed')} | "
-              f"{_get(res, 'moderate', 'failed')} |"]
+              "|---|---|---|---|---|"]
+        c = bi.get("c") if "cpu_us_per_transfer" in bi.get("c", {}) else \
+            res.get("moderate", {})
+        L.append(f"| C flags (`--on-refer follow`) | "
+                 f"{_fmt(c.get('cpu_us_per_transfer'))} | 1.00 | "
+                 f"{c.get('completed')} | {c.get('failed')} |")
         for kind, name in (("lua", "Lua (`--script bench/policy.lua`)"),
                            ("python", "Python twin (`--script bench/policy.py`)"),
                            ("python-flags", "Python twin, flags only")):
@@ -228,7 +229,10 @@ def write_markdown(res: dict, path: Path) -> None:
                 L.append(f"| {name} | {_fmt(b.get('cpu_us_per_transfer'))} | "
                          f"{_fmt(b.get('ratio_to_c'), 2)} | {b['completed']} "
                          f"| {b['failed']} |")
-        L.append("")
+        L += ["", "Each round runs the C agent and every script agent back "
+              "to back, at the moderate rate; a ratio is the median of "
+              "the per-round ratios (the machine drifts more between "
+              "parts of the run than within a round).", ""]
     mem = res.get("memory")
     if mem:
         s, r = mem["sessions"], mem["referrals"]

@@ -263,11 +263,74 @@ def summarize_runs(runs: list[dict]) -> dict:
     keys = ("cpu_us_per_transfer", "user_us_per_transfer",
             "sys_us_per_transfer", "achieved_rate", "agent_busy")
     s = {k: median([r.get(k) for r in runs]) for k in keys}
+    s = {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
     s["completed"] = sum(r["completed"] for r in runs)
     s["failed"] = sum(r["failed"] for r in runs)
     s["retransmissions"] = sum(r["retransmissions"] for r in runs)
     s["runs"] = runs
     return s
+
+
+def part_bindings(kinds: Kinds, workdir: Path, base: float, a) -> dict:
+    """The policy in Lua and in Python against the C agent, in rounds:
+    each round runs the C agent and every script agent back to back
+    (the order turning from round to round), and a kind's ratio is the
+    median of its per-round ratios. This machine drifts by more than the
+    differences measured between runs minutes apart."""
+    out: dict = {}
+    script_kinds = []
+    for kind in ("lua", "python", "python-flags"):
+        why = kinds.unavailable(kind, workdir)
+        if why:
+            log(f"{kind} policy agent: not measured ({why})")
+            out[kind] = {"not_measured": why}
+        else:
+            script_kinds.append(kind)
+    bases = {"c": base}
+    for kind in script_kinds:
+        bases[kind] = startup_cost(kinds, kind, workdir)
+    calls = max(3, int(a.rate * a.round_seconds))
+    order = ["c"] + script_kinds
+    runs = {k: [] for k in order}
+    errors: dict = {}
+    for i in range(a.rounds):
+        rnd = {}
+        for kind in order[i % len(order):] + order[:i % len(order)]:
+            if kind in errors:
+                continue
+            try:
+                rnd[kind] = transfer_run(kinds, kind, a.rate, calls, workdir,
+                                         bases[kind])
+            except BenchError as e:
+                log(f"{kind} policy agent: failed ({e})")
+                errors[kind] = str(e)
+                continue
+            runs[kind].append(rnd[kind])
+        c = rnd.get("c", {}).get("cpu_us_per_transfer")
+        for kind in script_kinds:
+            v = rnd.get(kind, {}).get("cpu_us_per_transfer")
+            if c and v:
+                rnd[kind]["ratio_to_c"] = round(v / c, 3)
+        log(f"bindings round {i + 1}: " + ", ".join(
+            f"{k} {r.get('cpu_us_per_transfer')} us"
+            + (f" ({r['ratio_to_c']:.2f}x)" if "ratio_to_c" in r else "")
+            for k, r in rnd.items()))
+    out["c"] = summarize_runs(runs["c"]) if runs["c"] else {
+        "error": errors.get("c", "no run")}
+    for kind in script_kinds:
+        if kind in errors or not runs[kind]:
+            out[kind] = {"error": errors.get(kind, "no run")}
+            continue
+        s = summarize_runs(runs[kind])
+        s["startup_cpu_s"] = bases[kind]
+        ratios = [r["ratio_to_c"] for r in runs[kind] if "ratio_to_c" in r]
+        if ratios:
+            s["ratio_to_c"] = round(median(ratios), 3)
+            s["ratios_by_round"] = ratios
+        out[kind] = s
+        log(f"{kind} policy agent: {s.get('cpu_us_per_transfer')} "
+            f"us/transfer, ratio {s.get('ratio_to_c')}")
+    return out
 
 
 def callgrind_total(path: Path) -> int:
@@ -500,6 +563,10 @@ def parse_args(argv):
                    help="length of each moderate-rate run (default 20)")
     p.add_argument("--reps", type=int, default=3,
                    help="moderate-rate runs and floor runs (median; 3)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="rounds of the binding comparison (default 5)")
+    p.add_argument("--round-seconds", type=float, default=10,
+                   help="length of each run in a round (default 10)")
     p.add_argument("--sweep", default="50,100,200,400,800",
                    help="rates of the sweep (default 50,100,200,400,800)")
     p.add_argument("--sweep-seconds", type=float, default=8)
@@ -530,9 +597,11 @@ def main(argv: list[str]) -> int:
         "instructions"}
     if a.smoke:
         a.rate, a.seconds, a.reps = 5, 1, 1
+        a.rounds, a.round_seconds = 1, 1
         parts = {"floor", "moderate", "bindings"}
     elif a.quick:
         a.seconds, a.reps, a.sweep_seconds = 6, 1, 4
+        a.rounds, a.round_seconds = 2, 6
         a.sweep, a.sessions = "100,400", 2000
     for tool in ("sipp",) + (("dumpcap",) if "sweep" in parts else ()):
         if not shutil.which(tool):
@@ -606,31 +675,7 @@ def main(argv: list[str]) -> int:
                 2 if a.quick else 3, a.max_cap)
 
         if "bindings" in parts:
-            res["bindings"] = {}
-            c_cost = (res.get("moderate") or {}).get("cpu_us_per_transfer")
-            for kind in ("lua", "python", "python-flags"):
-                why = kinds.unavailable(kind, workdir)
-                if why:
-                    log(f"{kind} policy agent: not measured ({why})")
-                    res["bindings"][kind] = {"not_measured": why}
-                    continue
-                try:
-                    kbase = startup_cost(kinds, kind, workdir)
-                    calls = max(3, int(a.rate * a.seconds))
-                    runs = [transfer_run(kinds, kind, a.rate, calls, workdir,
-                                         kbase) for _ in range(a.reps)]
-                except BenchError as e:
-                    log(f"{kind} policy agent: failed ({e})")
-                    res["bindings"][kind] = {"error": str(e)}
-                    continue
-                s = summarize_runs(runs)
-                s["startup_cpu_s"] = kbase
-                if c_cost and s.get("cpu_us_per_transfer"):
-                    s["ratio_to_c"] = round(s["cpu_us_per_transfer"] /
-                                            c_cost, 3)
-                res["bindings"][kind] = s
-                log(f"{kind} policy agent: {s.get('cpu_us_per_transfer')} "
-                    f"us/transfer, ratio {s.get('ratio_to_c')}")
+            res["bindings"] = part_bindings(kinds, workdir, base, a)
 
         if "instructions" in parts:
             if not shutil.which("valgrind"):
