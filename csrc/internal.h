@@ -22,11 +22,18 @@
 /* ---------------- loop: timers and the epoll set ---------------- */
 
 typedef struct sr__timer {
-  uint64_t when;      /* monotonic ms */
   size_t slot;        /* index in the heap + 1; 0 when not armed */
   void (*fn)(void *arg);
   void *arg;
 } sr__timer;
+
+typedef struct sr__heap_entry {
+  uint64_t when;      /* monotonic ms */
+  sr__timer *t;
+} sr__heap_entry;
+
+/* Delays from SR__COARSE_MS on expire on a multiple of SR__TICK_MS. */
+enum { SR__COARSE_MS = 1000, SR__TICK_MS = 64 };
 
 /* What an epoll event points at. */
 typedef struct sr__io {
@@ -38,6 +45,8 @@ uint64_t sr__now_ms(void);
 void sr__timer_init(sr__timer *t, void (*fn)(void *), void *arg);
 void sr__timer_start(sr_ua *ua, sr__timer *t, int64_t delay_ms);
 void sr__timer_stop(sr_ua *ua, sr__timer *t);
+/* The monotonic ms at which a timer armed at `now` for delay_ms expires. */
+uint64_t sr__timer_deadline(uint64_t now, int64_t delay_ms);
 int sr__io_add(sr_ua *ua, sr__io *io, uint32_t events);
 int sr__io_mod(sr_ua *ua, sr__io *io, uint32_t events);
 void sr__io_del(sr_ua *ua, sr__io *io);
@@ -205,7 +214,7 @@ struct sr_ua {
   void *hook_data;
 
   /* loop */
-  sr__timer **heap;
+  sr__heap_entry *heap;
   size_t nheap, capheap;
   struct sr__watch *watches; /* the application's fds (sr_ua_watch_fd) */
   struct { sr_wait_hook before, after; void *ud; } wait_hooks;

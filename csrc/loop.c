@@ -1,7 +1,8 @@
 /*
  * loop.c — the one event loop: an epoll set (so a host loop can watch a
  * single fd) and a binary min-heap of timers embedded in their owners
- * (arming a timer allocates nothing). The application may add descriptors
+ * (arming a timer allocates nothing; timeouts of a second or more are
+ * rounded up to a 64 ms tick so that they expire together). The application may add descriptors
  * of its own (sr_ua_watch_fd) to wait on everything in one system call.
  */
 #include <errno.h>
@@ -31,40 +32,48 @@ uint64_t sr__now_ms(void) {
 }
 
 void sr__timer_init(sr__timer *t, void (*fn)(void *), void *arg) {
-  t->when = 0;
   t->slot = 0;
   t->fn = fn;
   t->arg = arg;
 }
 
-static void heap_set(sr_ua *ua, size_t i, sr__timer *t) {
-  ua->heap[i] = t;
-  t->slot = i + 1;
+/* The heap holds each deadline next to its timer: a sift compares
+ * entries of one array instead of reading the struct of every timer on
+ * its path (thousands are armed under load, in as many owners). */
+static void heap_set(sr_ua *ua, size_t i, sr__heap_entry e) {
+  ua->heap[i] = e;
+  e.t->slot = i + 1;
 }
 
 static void sift_up(sr_ua *ua, size_t i) {
-  sr__timer *t = ua->heap[i];
+  sr__heap_entry e = ua->heap[i];
   while (i > 0) {
     size_t parent = (i - 1) / 2;
-    if (ua->heap[parent]->when <= t->when) break;
+    if (ua->heap[parent].when <= e.when) break;
     heap_set(ua, i, ua->heap[parent]);
     i = parent;
   }
-  heap_set(ua, i, t);
+  heap_set(ua, i, e);
 }
 
 static void sift_down(sr_ua *ua, size_t i) {
-  sr__timer *t = ua->heap[i];
+  sr__heap_entry e = ua->heap[i];
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
-    uint64_t mw = t->when;
-    if (l < ua->nheap && ua->heap[l]->when < mw) { m = l; mw = ua->heap[l]->when; }
-    if (r < ua->nheap && ua->heap[r]->when < mw) m = r;
+    uint64_t mw = e.when;
+    if (l < ua->nheap && ua->heap[l].when < mw) { m = l; mw = ua->heap[l].when; }
+    if (r < ua->nheap && ua->heap[r].when < mw) m = r;
     if (m == i) break;
     heap_set(ua, i, ua->heap[m]);
     i = m;
   }
-  heap_set(ua, i, t);
+  heap_set(ua, i, e);
+}
+
+/* Puts the entry at i back in order after its deadline changed. */
+static void reorder(sr_ua *ua, size_t i) {
+  if (i > 0 && ua->heap[(i - 1) / 2].when > ua->heap[i].when) sift_up(ua, i);
+  else sift_down(ua, i);
 }
 
 void sr__timer_stop(sr_ua *ua, sr__timer *t) {
@@ -73,26 +82,33 @@ void sr__timer_stop(sr_ua *ua, sr__timer *t) {
   t->slot = 0;
   ua->nheap--;
   if (i == ua->nheap) return;
-  ua->heap[i] = ua->heap[ua->nheap];
-  ua->heap[i]->slot = i + 1;
-  sift_down(ua, i);
-  sift_up(ua, ua->heap[i]->slot - 1);
+  heap_set(ua, i, ua->heap[ua->nheap]);
+  reorder(ua, i);
+}
+
+uint64_t sr__timer_deadline(uint64_t now, int64_t delay_ms) {
+  if (delay_ms < 0) delay_ms = 0;
+  uint64_t when = now + (uint64_t)delay_ms;
+  /* A timeout of a second or more needs no millisecond precision: on the
+   * next tick, the ones falling due together share a wake-up (Timer J, K,
+   * D, I... expire at 200 a second under load, each else its own). */
+  if (delay_ms >= SR__COARSE_MS)
+    when = (when + SR__TICK_MS - 1) / SR__TICK_MS * SR__TICK_MS;
+  return when;
 }
 
 void sr__timer_start(sr_ua *ua, sr__timer *t, int64_t delay_ms) {
   if (ua->closed) return;
-  if (delay_ms < 0) delay_ms = 0;
-  uint64_t when = sr__now_ms() + (uint64_t)delay_ms;
+  uint64_t when = sr__timer_deadline(sr__now_ms(), delay_ms);
   if (t->slot) {
-    t->when = when;
     size_t i = t->slot - 1;
-    sift_down(ua, i);
-    sift_up(ua, t->slot - 1);
+    ua->heap[i].when = when;
+    reorder(ua, i);
     return;
   }
   if (ua->nheap == ua->capheap) {
     size_t cap = ua->capheap ? ua->capheap * 2 : 64;
-    sr__timer **h = realloc(ua->heap, cap * sizeof *h);
+    sr__heap_entry *h = realloc(ua->heap, cap * sizeof *h);
     if (!h) {
       sr__log(ua, SR_LOG_ERROR, "timer heap: out of memory");
       return;
@@ -100,8 +116,7 @@ void sr__timer_start(sr_ua *ua, sr__timer *t, int64_t delay_ms) {
     ua->heap = h;
     ua->capheap = cap;
   }
-  t->when = when;
-  ua->heap[ua->nheap] = t;
+  ua->heap[ua->nheap] = (sr__heap_entry){when, t};
   t->slot = ua->nheap + 1;
   ua->nheap++;
   sift_up(ua, ua->nheap - 1);
@@ -200,7 +215,7 @@ int sr_ua_fd(sr_ua *ua) { return ua && !ua->closed ? ua->epfd : -1; }
 
 int sr_ua_next_timeout_ms(sr_ua *ua) {
   if (!ua || ua->closed || ua->nheap == 0) return -1;
-  uint64_t now = sr__now_ms(), when = ua->heap[0]->when;
+  uint64_t now = sr__now_ms(), when = ua->heap[0].when;
   if (when <= now) return 0;
   uint64_t d = when - now;
   return d > 0x7fffffff ? 0x7fffffff : (int)d;
@@ -210,8 +225,8 @@ int sr_ua_next_timeout_ms(sr_ua *ua) {
 static int run_timers(sr_ua *ua) {
   int n = 0;
   uint64_t now = sr__now_ms();
-  while (!ua->closed && ua->nheap && ua->heap[0]->when <= now) {
-    sr__timer *t = ua->heap[0];
+  while (!ua->closed && ua->nheap && ua->heap[0].when <= now) {
+    sr__timer *t = ua->heap[0].t;
     sr__timer_stop(ua, t);
     t->fn(t->arg);
     n++;

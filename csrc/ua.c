@@ -126,7 +126,7 @@ void sr_ua_close(sr_ua *ua) {
   sr__txn_system_free(ua);
   sr__transport_close_all(ua);
   sr__watch_close_all(ua);
-  for (size_t i = 0; i < ua->nheap; i++) ua->heap[i]->slot = 0;
+  for (size_t i = 0; i < ua->nheap; i++) ua->heap[i].t->slot = 0;
   ua->nheap = 0;
   if (ua->epfd >= 0) close(ua->epfd);
   ua->epfd = -1;
