@@ -14,7 +14,7 @@ enum { N = 300 };
 
 static sr_ua *A;
 static sr__timer timers[N];
-static uint64_t armed_at[N], deadline[N];
+static uint64_t deadline[N];
 static int fired[N], order[N], nfired;
 
 static void on_fire(void *arg) {
@@ -24,9 +24,11 @@ static void on_fire(void *arg) {
 }
 
 static void arm(int i, int64_t delay) {
-  armed_at[i] = sr__now_ms();
-  deadline[i] = sr__timer_deadline(armed_at[i], delay);
+  uint64_t before = sr__now_ms();
   sr__timer_start(A, &timers[i], delay);
+  deadline[i] = A->heap[timers[i].slot - 1].when; /* what the heap keeps */
+  CHECK(deadline[i] >= before + (uint64_t)delay);
+  CHECK(deadline[i] <= sr__now_ms() + (uint64_t)delay);
 }
 
 static int count_fired(void *want) { return nfired >= *(int *)want; }
