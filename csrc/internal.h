@@ -179,6 +179,10 @@ void sr__txn_conn_lost(sr_ua *ua, uint64_t conn);
 void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from);
 /* Sends a message outside any transaction (ACK for 2xx, stateless 400). */
 int sr__send_stateless(sr_ua *ua, osip_message_t *msg, sr__peer *to);
+/* writer.c: m's bytes, as osip_message_to_str writes them (*dest is
+ * osip_malloc'd). 0, SR_ENOMEM, or SR_EINVAL (a header libosip2 could not
+ * write either). */
+int sr__message_to_str(osip_message_t *m, char **dest, size_t *len);
 /* Builds a response to req (copies Via, From, To, Call-ID, CSeq). */
 int sr__build_response(sr_ua *ua, osip_message_t *req, int code,
                        const char *reason, const char *to_tag,

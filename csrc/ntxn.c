@@ -25,9 +25,9 @@ static void arm_at(sr__txn *t, uint64_t due) {
   sr__timer_start(t->ua, &t->timer, due > now ? (int64_t)(due - now) : 0);
 }
 
-/* Keeps bytes to send again. osip_message_to_str's buffer has room for
- * 8,000 bytes whatever the message's size, and a completed server
- * transaction keeps its bytes for 32 s: keep an exact copy instead. */
+/* Keeps bytes to send again. The writer's buffer has room to spare, and
+ * a completed server transaction keeps its bytes for 32 s: keep an exact
+ * copy instead. */
 static void set_wire(sr__txn *t, char *buf, size_t len) {
   osip_free(t->wire);
   t->wire = NULL;
@@ -53,7 +53,8 @@ static void drop_request(sr__txn *t) {
 static int serialise(osip_message_t *m, char **buf, size_t *len) {
   *buf = NULL;
   *len = 0;
-  return osip_message_to_str(m, buf, len) == 0 && *buf ? 0 : SR_ENOMEM;
+  int rc = sr__message_to_str(m, buf, len);
+  return rc < 0 ? rc : 0;
 }
 
 /* Completed absorbs retransmissions for Timer J/K, or not at all on a

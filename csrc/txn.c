@@ -334,7 +334,7 @@ static int cb_send(osip_transaction_t *tr, osip_message_t *m, char *host,
   sr__txn *t = of(tr);
   char *buf = NULL;
   size_t len = 0;
-  if (!t || osip_message_to_str(m, &buf, &len) != 0 || !buf) return -1;
+  if (!t || sr__message_to_str(m, &buf, &len) != 0) return -1;
   int rc = sr__transport_send(t->ua, &t->peer, buf, len);
   osip_free(buf);
   return rc == 0 ? 0 : -1;
@@ -343,8 +343,9 @@ static int cb_send(osip_transaction_t *tr, osip_message_t *m, char *host,
 int sr__send_stateless(sr_ua *ua, osip_message_t *msg, sr__peer *to) {
   char *buf = NULL;
   size_t len = 0;
-  if (osip_message_to_str(msg, &buf, &len) != 0 || !buf) return SR_ENOMEM;
-  int rc = sr__transport_send(ua, to, buf, len);
+  int rc = sr__message_to_str(msg, &buf, &len);
+  if (rc < 0) return rc;
+  rc = sr__transport_send(ua, to, buf, len);
   osip_free(buf);
   return rc;
 }
