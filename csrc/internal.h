@@ -102,14 +102,14 @@ sr__listener *sr__transport_listener_for(sr_ua *ua, sr_transport tp,
 void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
                      size_t len);
 
-/* ------ txn: transactions (INVITE: libosip2 FSMs, txn.c; others: ntxn.c) ------ */
+/* ------ txn: transactions (index: txn.c; INVITE: itxn.c; others: ntxn.c) ------ */
 
 typedef struct sr__txn sr__txn;
 
 /* What a client transaction reports to its owner. */
 typedef struct sr__txn_owner {
   void (*on_response)(void *owner, sr__txn *t, osip_message_t *resp);
-  /* no final response: 408 (timer B/F) or 503 (transport error) */
+  /* no final response: 408 (Timer B/F) or 503 (transport error) */
   void (*on_failure)(void *owner, sr__txn *t, int status_code);
   void (*ref)(void *owner);
   void (*unref)(void *owner);
@@ -118,9 +118,6 @@ typedef struct sr__txn_owner {
 struct sr__txn {
   sr_ua *ua;
   osip_fsm_type_t kind;   /* ICT, IST, NICT or NIST */
-  /* INVITE transactions run libosip2's FSM; NULL for non-INVITE ones,
-   * and once the transaction has ended. */
-  osip_transaction_t *tr;
   int refs;
   int server;
   sr__peer peer;          /* next hop (client) or where the request came from */
@@ -129,28 +126,51 @@ struct sr__txn {
   sr__timer timer;
   const sr__txn_owner *owner_ops;
   void *owner;
-  int in_exec, killed, indexed;
-  void *up;               /* upcall being collected during txn_exec */
+  int in_exec;            /* inside an upcall: keep req */
+  int indexed;            /* 0 once ended */
   void *app;              /* server side: the session handling the request */
-  /* Non-INVITE transactions (ntxn.c, RFC 3261 §17.1.2/§17.2.2). */
   int state;              /* SR__N_* */
   osip_message_t *req;    /* the request, until the final response */
-  char *wire;             /* client: the request's bytes; server: the last
-                           * response's bytes (answer to retransmissions) */
+  char *wire;             /* client: the request's bytes (an ICT's ACK once
+                           * Completed); server: the last response's bytes
+                           * (answer to retransmissions) */
   size_t wire_len;
-  int e_ms;               /* client: the current Timer E interval */
-  uint64_t e_due, f_due;  /* client: next retransmission, Timer F */
+  /* The retransmission timer (E, A or G): its interval and next due time;
+   * the give-up timer (F, B or H). */
+  int e_ms;
+  uint64_t e_due, f_due;
 };
 
-enum { SR__N_TRYING, SR__N_PROCEEDING, SR__N_COMPLETED, SR__N_TERMINATED };
+/* TRYING is an ICT's Calling; CONFIRMED is the IST's only. Ordered: a
+ * state >= COMPLETED has its final response. */
+enum {
+  SR__N_TRYING, SR__N_PROCEEDING, SR__N_COMPLETED, SR__N_CONFIRMED,
+  SR__N_TERMINATED
+};
 
 /* ntxn.c: the non-INVITE state machines (txn.c dispatches to them). */
 void sr__ntxn_send(sr__txn *t, osip_message_t *req);
 void sr__ntxn_receive(sr__txn *t, osip_message_t *m, int created);
 int sr__ntxn_respond(sr__txn *t, osip_message_t *resp);
-/* txn.c, for ntxn.c: ends a transaction (out of the index, owner
- * released) — takes the index's reference. */
+/* itxn.c: the INVITE state machines (RFC 3261 §17.1.1, §17.2.1). */
+void sr__itxn_send(sr__txn *t, osip_message_t *req);
+void sr__itxn_receive(sr__txn *t, osip_message_t *m, int created);
+int sr__itxn_respond(sr__txn *t, osip_message_t *resp);
+/* txn.c, for the state machines: ends a transaction (out of the index,
+ * owner released) — takes the index's reference. */
 void sr__txn_finish(sr__txn *t);
+int sr__txn_reliable(const sr__txn *t);
+/* Arms the transaction's timer at monotonic time `due` (ms). */
+void sr__txn_arm_at(sr__txn *t, uint64_t due);
+/* Keeps an exact copy of buf (len bytes) as t->wire; frees buf (NULL
+ * clears t->wire). */
+void sr__txn_set_wire(sr__txn *t, char *buf, size_t len);
+/* Frees the request unless an upcall is still looking at it. */
+void sr__txn_drop_request(sr__txn *t);
+int sr__txn_serialise(osip_message_t *m, char **buf, size_t *len);
+/* Tells the owner of a response (resp) or of a failure (code); the caller
+ * holds a reference. */
+void sr__txn_to_owner(sr__txn *t, osip_message_t *resp, int code);
 
 int sr__txn_system_init(sr_ua *ua);
 void sr__txn_system_free(sr_ua *ua);
@@ -232,7 +252,6 @@ struct sr_ua {
   char *rxbuf;
 
   /* txn */
-  osip_t *osip;
   sr__hash txns;
   int ntxns;
 

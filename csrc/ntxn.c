@@ -7,7 +7,7 @@
  * both messages for Timer J/K (up to 32 s) and serialises the request
  * again on every retransmission. These need only the request until the
  * final response, the bytes last sent, and one loop timer, so they are
- * ours; the INVITE transactions stay libosip2's (txn.c).
+ * ours, as are the INVITE ones (itxn.c).
  *
  * Upcalls run after the state has moved, with a reference held, so a
  * handler may respond, or send, from inside them. The request stays
@@ -18,75 +18,26 @@
 
 #include "internal.h"
 
-static int reliable(const sr__txn *t) { return t->peer.tp != SR_TRANSPORT_UDP; }
-
-static void arm_at(sr__txn *t, uint64_t due) {
-  uint64_t now = sr__now_ms();
-  sr__timer_start(t->ua, &t->timer, due > now ? (int64_t)(due - now) : 0);
-}
-
-/* Keeps bytes to send again. The writer's buffer has room to spare, and
- * a completed server transaction keeps its bytes for 32 s: keep an exact
- * copy instead. */
-static void set_wire(sr__txn *t, char *buf, size_t len) {
-  osip_free(t->wire);
-  t->wire = NULL;
-  t->wire_len = 0;
-  if (!buf) return;
-  char *copy = osip_malloc(len + 1);
-  if (copy) {
-    memcpy(copy, buf, len);
-    copy[len] = 0;
-    t->wire = copy;
-    t->wire_len = len;
-  }
-  osip_free(buf);
-}
-
-static void drop_request(sr__txn *t) {
-  if (t->req && !t->in_exec) {
-    osip_message_free(t->req);
-    t->req = NULL;
-  }
-}
-
-static int serialise(osip_message_t *m, char **buf, size_t *len) {
-  *buf = NULL;
-  *len = 0;
-  int rc = sr__message_to_str(m, buf, len);
-  return rc < 0 ? rc : 0;
-}
-
 /* Completed absorbs retransmissions for Timer J/K, or not at all on a
  * reliable transport (§17.1.2.2, §17.2.2). */
 static void complete(sr__txn *t, int linger_ms) {
   t->state = SR__N_COMPLETED;
-  drop_request(t);
+  sr__txn_drop_request(t);
   sr__txn_detach(t); /* the owner has its final answer */
-  if (reliable(t) || linger_ms <= 0) {
+  if (sr__txn_reliable(t) || linger_ms <= 0) {
     sr__txn_finish(t);
     return;
   }
-  arm_at(t, sr__now_ms() + (uint64_t)linger_ms);
+  sr__txn_arm_at(t, sr__now_ms() + (uint64_t)linger_ms);
 }
 
 /* ---------------- client ---------------- */
-
-/* Tells the owner of a response (resp) or of a failure (code); the
- * caller holds a reference. */
-static void to_owner(sr__txn *t, osip_message_t *resp, int code) {
-  const sr__txn_owner *ops = t->owner_ops;
-  t->in_exec++;
-  if (t->owner && resp && ops->on_response) ops->on_response(t->owner, t, resp);
-  if (t->owner && !resp && ops->on_failure) ops->on_failure(t->owner, t, code);
-  t->in_exec--;
-}
 
 static void client_fail(sr__txn *t, int code) {
   t->state = SR__N_TERMINATED;
   sr__timer_stop(t->ua, &t->timer);
   sr__txn_ref(t);
-  to_owner(t, NULL, code);
+  sr__txn_to_owner(t, NULL, code);
   sr__txn_finish(t);
   sr__txn_unref(t);
 }
@@ -94,7 +45,7 @@ static void client_fail(sr__txn *t, int code) {
 static void client_arm(sr__txn *t) {
   uint64_t due = t->f_due;
   if (t->e_due && t->e_due < due) due = t->e_due;
-  arm_at(t, due);
+  sr__txn_arm_at(t, due);
 }
 
 static void client_timer(void *arg) {
@@ -127,22 +78,22 @@ void sr__ntxn_send(sr__txn *t, osip_message_t *req) {
   t->req = req;
   t->state = SR__N_TRYING;
   sr__timer_init(&t->timer, client_timer, t);
-  if (serialise(req, &buf, &len) < 0) {
+  if (sr__txn_serialise(req, &buf, &len) < 0) {
     client_fail(t, 503);
     return;
   }
   uint64_t now = sr__now_ms();
   t->f_due = now + 64 * (uint64_t)t1;
-  if (!reliable(t)) {
+  if (!sr__txn_reliable(t)) {
     t->e_ms = t1;
     t->e_due = now + (uint64_t)t1;
   }
   client_arm(t);
   int rc = sr__transport_send(t->ua, &t->peer, buf, len);
-  if (reliable(t)) {
+  if (sr__txn_reliable(t)) {
     osip_free(buf); /* never retransmitted */
   } else {
-    set_wire(t, buf, len);
+    sr__txn_set_wire(t, buf, len);
   }
   if (rc < 0) {
     sr__log(t->ua, SR_LOG_WARNING, "cannot send %s: %s", req->sip_method,
@@ -160,12 +111,12 @@ static void client_receive(sr__txn *t, osip_message_t *resp) {
   if (final) {
     t->state = SR__N_COMPLETED;
     sr__timer_stop(t->ua, &t->timer);
-    set_wire(t, NULL, 0);
+    sr__txn_set_wire(t, NULL, 0);
   } else {
     t->state = SR__N_PROCEEDING;
   }
   sr__txn_ref(t);
-  to_owner(t, resp, 0);
+  sr__txn_to_owner(t, resp, 0);
   osip_message_free(resp);
   if (final && t->indexed) complete(t, t->ua->opt.t4_ms);
   sr__txn_unref(t);
@@ -183,20 +134,20 @@ int sr__ntxn_respond(sr__txn *t, osip_message_t *resp) {
   char *buf;
   size_t len;
   int final = resp->status_code >= 200;
-  int rc = serialise(resp, &buf, &len);
+  int rc = sr__txn_serialise(resp, &buf, &len);
   osip_message_free(resp);
   if (rc < 0) return rc;
   rc = sr__transport_send(t->ua, &t->peer, buf, len);
-  if (reliable(t)) {
+  if (sr__txn_reliable(t)) {
     osip_free(buf);
   } else {
-    set_wire(t, buf, len); /* answers a retransmitted request */
+    sr__txn_set_wire(t, buf, len); /* answers a retransmitted request */
   }
   if (rc < 0) {
     sr__log(t->ua, SR_LOG_WARNING, "cannot send a response: %s",
             sr_strerror(rc));
     t->state = SR__N_TERMINATED;
-    drop_request(t);
+    sr__txn_drop_request(t);
     sr__txn_finish(t);
     return 0;
   }
@@ -220,7 +171,7 @@ static void server_receive(sr__txn *t, osip_message_t *req, int created) {
   t->in_exec++;
   sr__ua_on_request(t->ua, t, req);
   t->in_exec--;
-  if (t->state >= SR__N_COMPLETED) drop_request(t);
+  if (t->state >= SR__N_COMPLETED) sr__txn_drop_request(t);
   sr__txn_unref(t);
 }
 

@@ -93,7 +93,6 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   if (!ua->uri || !ua->user_agent || !ua->schemes || !ua->rxbuf ||
       ua->epfd < 0 || sr__txn_system_init(ua) < 0) {
     if (ua->epfd >= 0) close(ua->epfd);
-    if (ua->osip) osip_release(ua->osip);
     ua_free_memory(ua);
     return SR_ENOMEM;
   }
