@@ -96,9 +96,24 @@ void sr__itxn_send(sr__txn *t, osip_message_t *req) {
   }
 }
 
+/* Route lines an application added as extra headers stay generic
+ * headers (unparsed); they belong in the ACK too. */
+static int copy_generic_routes(osip_message_t *from, osip_message_t *to) {
+  osip_header_t *h, *c;
+  for (int i = 0; (h = osip_list_get(&from->headers, i)); i++) {
+    if (!h->hname || osip_strcasecmp(h->hname, "route") != 0) continue;
+    if (osip_header_clone(h, &c) != 0) return -1;
+    if (osip_list_add(&to->headers, c, -1) < 0) {
+      osip_header_free(c);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* The ACK for a non-2xx final response (§17.1.1.3): the INVITE's
  * Request-URI, Call-ID, From, top Via, Route set and CSeq number, the
- * response's To. Serialised into t->wire; the request is then dropped. */
+ * response's To. Serialised into t->wire. */
 static int build_ack(sr__txn *t, osip_message_t *resp) {
   osip_message_t *req = t->req, *ack;
   if (!req || osip_message_init(&ack) != 0) return SR_ENOMEM;
@@ -112,7 +127,7 @@ static int build_ack(sr__txn *t, osip_message_t *resp) {
            osip_list_add(&ack->vias, v, -1) >= 0 &&
            osip_list_clone(&req->routes, &ack->routes,
                            (int (*)(void *, void **))osip_route_clone) == 0 &&
-           osip_cseq_init(&ack->cseq) == 0;
+           copy_generic_routes(req, ack) == 0 && osip_cseq_init(&ack->cseq) == 0;
   if (ok) {
     ack->sip_method = osip_strdup("ACK");
     ack->sip_version = osip_strdup("SIP/2.0");

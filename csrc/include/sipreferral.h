@@ -1,11 +1,12 @@
 /*
  * sipreferral.h — the one public header of libsipreferral.
  *
- * A SIP user agent core (UDP/TCP transports, libosip2 transactions and
- * dialogs, INVITE sessions) whose purpose is call transfer: an incoming REFER
- * becomes an sr_referral the application can inspect, accept, reject or
- * follow with an Inviter, while the core keeps the implicit subscription
- * (RFC 3515, 4488, 6665), Replaces (RFC 3891) and Referred-By (RFC 3892).
+ * A SIP user agent core (UDP/TCP transports, its own transactions,
+ * libosip2's parser and dialogs, INVITE sessions) whose purpose is call
+ * transfer: an incoming REFER becomes an sr_referral the application can
+ * inspect, accept, reject or follow with an Inviter, while the core keeps
+ * the implicit subscription (RFC 3515, 4488, 6665), Replaces (RFC 3891)
+ * and Referred-By (RFC 3892).
  *
  * Conventions
  * - Every function that can fail returns 0 (or a count) on success and a
@@ -358,7 +359,7 @@ typedef struct sr_stats {
   int sessions;     /**< sr_session objects alive (ended or not) */
   int referrals;    /**< sr_referral objects alive */
   int referrers;    /**< sr_referrer objects alive */
-  int transactions; /**< libosip2 transactions alive */
+  int transactions; /**< transactions alive */
   int dialogs;      /**< confirmed or early dialogs */
   int connections;  /**< TCP connections */
 } sr_stats;
