@@ -9,9 +9,9 @@
  * size class (16-byte steps up to 1 KiB, then 1 KiB steps up to 16 KiB,
  * at most 64 KiB kept per class) and the next allocation of that class
  * pops it. The 1–16 KiB classes are for message buffers (an INVITE with
- * its SDP is over 1 KiB; osip_message_to_str starts with 8000 bytes) and
- * libosip2's INVITE transactions (15 KiB each): glibc serves those from
- * its bins, not its cache, and consolidates its fast bins to do it. Larger blocks, and blocks beyond the cap, go to
+ * its SDP is over 1 KiB; osip_message_to_str starts with 8000 bytes):
+ * glibc serves those from its bins, not its cache, and consolidates its
+ * fast bins to do it. Larger blocks, and blocks beyond the cap, go to
  * malloc/free.
  *
  * Every block carries a 16-byte header (its class, a magic number and

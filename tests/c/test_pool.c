@@ -1,7 +1,7 @@
 /*
  * test_pool.c — the allocator libosip2 uses (csrc/pool.c): installed at
  * load time; a freed block is reused for the next allocation of its
- * size class, message buffers and transactions (1-16 KiB) included;
+ * size class, message buffers (1-16 KiB) included;
  * realloc keeps the bytes; large blocks, blocks freed on another thread
  * (whose kept blocks go back at its end), and a plain malloc'd block
  * handed to osip_free all work. Run under ASan and valgrind as well
@@ -67,9 +67,8 @@ static void test_realloc(void) {
 }
 
 static void test_buffer_classes(void) {
-  /* Message buffers and transactions (1-16 KiB) are kept too:
-   * osip_message_to_str starts with 8000 bytes, osip_transaction_init
-   * takes 15 KiB. */
+  /* Message buffers (1-16 KiB) are kept too: osip_message_to_str starts
+   * with 8000 bytes, a large SDP body or a multipart grows past it. */
   char *p = osip_malloc(8000);
   REQUIRE(p);
   memset(p, 'b', 8000);
@@ -89,7 +88,7 @@ static void test_buffer_classes(void) {
   CHECK(t[0] == 'd' && t[1499] == 'd');
   osip_free(q);
   osip_free(t);
-  char *tr = osip_malloc(15184); /* osip_transaction_t */
+  char *tr = osip_malloc(15184);
   REQUIRE(tr);
   memset(tr, 0, 15184);
   osip_free(tr);
