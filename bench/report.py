@@ -250,8 +250,8 @@ def write_markdown(res: dict, path: Path) -> None:
               f"{_fmt(s['rate'], 0)} calls/s. A pending referral's figure "
               "includes its REFER's server transaction (kept 64×T1 = 32 s "
               "for retransmissions) and its NOTIFY's client transaction "
-              "(T4 = 5 s): each holds a 15 KiB libosip2 "
-              "`osip_transaction_t` plus copies of its messages.", ""]
+              "(T4 = 5 s): each holds its request until the final "
+              "response and the exact bytes it may have to send again.", ""]
     path.write_text("\n".join(L) + "\n")
 
 

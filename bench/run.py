@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The benchmark of sipreferral-agent: one command runs it all.
 
-    /usr/bin/python3 bench/run.py                 # full run (~11 minutes)
+    /usr/bin/python3 bench/run.py                 # full run (~12 minutes)
     /usr/bin/python3 bench/run.py --quick         # shorter runs, same parts
     /usr/bin/python3 bench/run.py --smoke --out DIR   # a few transfers (CI)
 
