@@ -171,6 +171,10 @@ int sr__txn_serialise(osip_message_t *m, char **buf, size_t *len);
 /* Tells the owner of a response (resp) or of a failure (code); the caller
  * holds a reference. */
 void sr__txn_to_owner(sr__txn *t, osip_message_t *resp, int code);
+/* A new server transaction: keeps req, enters `state`, and hands the
+ * request to the UA (which may respond from inside). */
+void sr__txn_deliver_request(sr__txn *t, osip_message_t *req, int state,
+                             void (*timer_fn)(void *));
 
 int sr__txn_system_init(sr_ua *ua);
 void sr__txn_system_free(sr_ua *ua);

@@ -164,15 +164,7 @@ static void server_receive(sr__txn *t, osip_message_t *req, int created) {
     osip_message_free(req);
     return;
   }
-  t->req = req;
-  t->state = SR__N_TRYING;
-  sr__timer_init(&t->timer, server_timer, t);
-  sr__txn_ref(t);
-  t->in_exec++;
-  sr__ua_on_request(t->ua, t, req);
-  t->in_exec--;
-  if (t->state >= SR__N_COMPLETED) sr__txn_drop_request(t);
-  sr__txn_unref(t);
+  sr__txn_deliver_request(t, req, SR__N_TRYING, server_timer);
 }
 
 void sr__ntxn_receive(sr__txn *t, osip_message_t *m, int created) {

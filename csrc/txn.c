@@ -138,6 +138,19 @@ void sr__txn_to_owner(sr__txn *t, osip_message_t *resp, int code) {
   t->in_exec--;
 }
 
+void sr__txn_deliver_request(sr__txn *t, osip_message_t *req, int state,
+                             void (*timer_fn)(void *)) {
+  t->req = req;
+  t->state = state;
+  sr__timer_init(&t->timer, timer_fn, t);
+  sr__txn_ref(t);
+  t->in_exec++;
+  sr__ua_on_request(t->ua, t, req);
+  t->in_exec--;
+  if (t->state >= SR__N_COMPLETED) sr__txn_drop_request(t);
+  sr__txn_unref(t);
+}
+
 /* Ends a transaction: out of the index, owner released. */
 void sr__txn_finish(sr__txn *t) {
   sr_ua *ua = t->ua;

@@ -217,6 +217,17 @@ static inline const char *t_raw_recv(t_raw *r, long limit_ms) {
   return r->msglen ? r->msg : NULL;
 }
 
+/* The next message whose first line starts with `start`; the others on
+ * the way are skipped. NULL after limit_ms. */
+static inline const char *t_raw_next(t_raw *r, const char *start,
+                                     long limit_ms) {
+  long end = t_ms() + limit_ms;
+  const char *m;
+  while ((m = t_raw_recv(r, end - t_ms())))
+    if (strncmp(m, start, strlen(start)) == 0) return m;
+  return NULL;
+}
+
 /* TCP: runs until the UA closes the connection; messages before that are
  * discarded. 1 for an orderly close (recv()==0), 2 for a reset, 0 if the
  * connection is still open after limit_ms. */

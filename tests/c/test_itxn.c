@@ -61,11 +61,7 @@ static int got_code(t_raw *r) {
 
 /* The next message from A whose first line starts with `start`. */
 static const char *next_msg(const char *start, long ms) {
-  long end = t_ms() + ms;
-  const char *m;
-  while ((m = t_raw_recv(&raw, end - t_ms())))
-    if (strncmp(m, start, strlen(start)) == 0) return m;
-  return NULL;
+  return t_raw_next(&raw, start, ms);
 }
 
 static void setup(int t1_ms, int t4) {

@@ -39,11 +39,7 @@ static int no_transactions(t_raw *r) {
 
 /* The next message from A whose first line starts with `start`. */
 static const char *next_msg(const char *start, long ms) {
-  long end = t_ms() + ms;
-  const char *m;
-  while ((m = t_raw_recv(&raw, end - t_ms())))
-    if (strncmp(m, start, strlen(start)) == 0) return m;
-  return NULL;
+  return t_raw_next(&raw, start, ms);
 }
 
 /* The raw peer calls A; A answers; the peer ACKs. */
