@@ -171,6 +171,16 @@ int sr__txn_serialise(osip_message_t *m, char **buf, size_t *len);
 /* Tells the owner of a response (resp) or of a failure (code); the caller
  * holds a reference. */
 void sr__txn_to_owner(sr__txn *t, osip_message_t *resp, int code);
+/* A client transaction that failed (408 at Timer B/F, 503 when it could
+ * not be sent): its owner is told, and it ends. */
+void sr__txn_fail(sr__txn *t, int code);
+/* Arms the timer at the earlier of e_due (the next retransmission: Timer
+ * A, E or G) and f_due (giving up: Timer B, F or H). */
+void sr__txn_arm_next(sr__txn *t);
+/* A new client transaction: keeps req, serialises and sends it, and arms
+ * Timer A/E (UDP) and B/F. */
+void sr__txn_client_start(sr__txn *t, osip_message_t *req,
+                          void (*timer_fn)(void *));
 /* A new server transaction: keeps req, enters `state`, and hands the
  * request to the UA (which may respond from inside). */
 void sr__txn_deliver_request(sr__txn *t, osip_message_t *req, int state,

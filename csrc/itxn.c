@@ -24,15 +24,6 @@ static void send_wire(sr__txn *t, int *rc) {
 
 /* ---------------- client ---------------- */
 
-static void client_fail(sr__txn *t, int code) {
-  t->state = SR__N_TERMINATED;
-  sr__timer_stop(t->ua, &t->timer);
-  sr__txn_ref(t);
-  sr__txn_to_owner(t, NULL, code);
-  sr__txn_finish(t);
-  sr__txn_unref(t);
-}
-
 /* Timer D: long enough to see every retransmission of the final response
  * (32 s); a T1 shortened below its default (tests) shortens it too. */
 static int timer_d_ms(const sr__txn *t) {
@@ -50,7 +41,7 @@ static void client_timer(void *arg) {
   }
   uint64_t now = sr__now_ms();
   if (now >= t->f_due) { /* Timer B */
-    client_fail(t, 408);
+    sr__txn_fail(t, 408);
     return;
   }
   if (t->e_due && now >= t->e_due) { /* Timer A: doubling, no cap */
@@ -59,41 +50,15 @@ static void client_timer(void *arg) {
     t->e_due = now + (uint64_t)t->e_ms;
     send_wire(t, &rc);
     if (rc < 0) {
-      client_fail(t, 503);
+      sr__txn_fail(t, 503);
       return;
     }
   }
-  sr__txn_arm_at(t, t->e_due && t->e_due < t->f_due ? t->e_due : t->f_due);
+  sr__txn_arm_next(t);
 }
 
 void sr__itxn_send(sr__txn *t, osip_message_t *req) {
-  char *buf;
-  size_t len;
-  int t1 = t->ua->opt.t1_ms;
-  t->req = req;
-  t->state = SR__N_TRYING;
-  sr__timer_init(&t->timer, client_timer, t);
-  if (sr__txn_serialise(req, &buf, &len) < 0) {
-    client_fail(t, 503);
-    return;
-  }
-  uint64_t now = sr__now_ms();
-  t->f_due = now + 64 * (uint64_t)t1;
-  if (!sr__txn_reliable(t)) {
-    t->e_ms = t1;
-    t->e_due = now + (uint64_t)t1;
-  }
-  sr__txn_arm_at(t, t->e_due ? t->e_due : t->f_due);
-  int rc = sr__transport_send(t->ua, &t->peer, buf, len);
-  if (sr__txn_reliable(t)) {
-    osip_free(buf); /* never retransmitted */
-  } else {
-    sr__txn_set_wire(t, buf, len);
-  }
-  if (rc < 0) {
-    sr__log(t->ua, SR_LOG_WARNING, "cannot send INVITE: %s", sr_strerror(rc));
-    client_fail(t, 503);
-  }
+  sr__txn_client_start(t, req, client_timer);
 }
 
 /* Route lines an application added as extra headers stay generic
@@ -212,7 +177,7 @@ static void server_timer(void *arg) {
       return;
     }
   }
-  sr__txn_arm_at(t, t->e_due && t->e_due < t->f_due ? t->e_due : t->f_due);
+  sr__txn_arm_next(t);
 }
 
 int sr__itxn_respond(sr__txn *t, osip_message_t *resp) {

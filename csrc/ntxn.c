@@ -33,21 +33,6 @@ static void complete(sr__txn *t, int linger_ms) {
 
 /* ---------------- client ---------------- */
 
-static void client_fail(sr__txn *t, int code) {
-  t->state = SR__N_TERMINATED;
-  sr__timer_stop(t->ua, &t->timer);
-  sr__txn_ref(t);
-  sr__txn_to_owner(t, NULL, code);
-  sr__txn_finish(t);
-  sr__txn_unref(t);
-}
-
-static void client_arm(sr__txn *t) {
-  uint64_t due = t->f_due;
-  if (t->e_due && t->e_due < due) due = t->e_due;
-  sr__txn_arm_at(t, due);
-}
-
 static void client_timer(void *arg) {
   sr__txn *t = arg;
   if (t->state >= SR__N_COMPLETED) { /* Timer K */
@@ -56,7 +41,7 @@ static void client_timer(void *arg) {
   }
   uint64_t now = sr__now_ms();
   if (now >= t->f_due) { /* Timer F */
-    client_fail(t, 408);
+    sr__txn_fail(t, 408);
     return;
   }
   if (t->e_due && now >= t->e_due) { /* Timer E: T2 once a 1xx came */
@@ -64,42 +49,15 @@ static void client_timer(void *arg) {
     t->e_ms = t->state == SR__N_PROCEEDING || 2 * t->e_ms > t2 ? t2 : 2 * t->e_ms;
     t->e_due = now + (uint64_t)t->e_ms;
     if (sr__transport_send(t->ua, &t->peer, t->wire, t->wire_len) < 0) {
-      client_fail(t, 503);
+      sr__txn_fail(t, 503);
       return;
     }
   }
-  client_arm(t);
+  sr__txn_arm_next(t);
 }
 
 void sr__ntxn_send(sr__txn *t, osip_message_t *req) {
-  char *buf;
-  size_t len;
-  int t1 = t->ua->opt.t1_ms;
-  t->req = req;
-  t->state = SR__N_TRYING;
-  sr__timer_init(&t->timer, client_timer, t);
-  if (sr__txn_serialise(req, &buf, &len) < 0) {
-    client_fail(t, 503);
-    return;
-  }
-  uint64_t now = sr__now_ms();
-  t->f_due = now + 64 * (uint64_t)t1;
-  if (!sr__txn_reliable(t)) {
-    t->e_ms = t1;
-    t->e_due = now + (uint64_t)t1;
-  }
-  client_arm(t);
-  int rc = sr__transport_send(t->ua, &t->peer, buf, len);
-  if (sr__txn_reliable(t)) {
-    osip_free(buf); /* never retransmitted */
-  } else {
-    sr__txn_set_wire(t, buf, len);
-  }
-  if (rc < 0) {
-    sr__log(t->ua, SR_LOG_WARNING, "cannot send %s: %s", req->sip_method,
-            sr_strerror(rc));
-    client_fail(t, 503);
-  }
+  sr__txn_client_start(t, req, client_timer);
 }
 
 static void client_receive(sr__txn *t, osip_message_t *resp) {

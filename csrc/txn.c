@@ -138,6 +138,53 @@ void sr__txn_to_owner(sr__txn *t, osip_message_t *resp, int code) {
   t->in_exec--;
 }
 
+void sr__txn_fail(sr__txn *t, int code) {
+  t->state = SR__N_TERMINATED;
+  sr__timer_stop(t->ua, &t->timer);
+  sr__txn_ref(t);
+  sr__txn_to_owner(t, NULL, code);
+  sr__txn_finish(t);
+  sr__txn_unref(t);
+}
+
+void sr__txn_arm_next(sr__txn *t) {
+  uint64_t due = t->f_due;
+  if (t->e_due && t->e_due < due) due = t->e_due;
+  sr__txn_arm_at(t, due);
+}
+
+void sr__txn_client_start(sr__txn *t, osip_message_t *req,
+                          void (*timer_fn)(void *)) {
+  char *buf;
+  size_t len;
+  int t1 = t->ua->opt.t1_ms;
+  t->req = req;
+  t->state = SR__N_TRYING;
+  sr__timer_init(&t->timer, timer_fn, t);
+  if (sr__txn_serialise(req, &buf, &len) < 0) {
+    sr__txn_fail(t, 503);
+    return;
+  }
+  uint64_t now = sr__now_ms();
+  t->f_due = now + 64 * (uint64_t)t1; /* Timer B / F */
+  if (!sr__txn_reliable(t)) {         /* Timer A / E */
+    t->e_ms = t1;
+    t->e_due = now + (uint64_t)t1;
+  }
+  sr__txn_arm_next(t);
+  int rc = sr__transport_send(t->ua, &t->peer, buf, len);
+  if (sr__txn_reliable(t)) {
+    osip_free(buf); /* never retransmitted */
+  } else {
+    sr__txn_set_wire(t, buf, len);
+  }
+  if (rc < 0) {
+    sr__log(t->ua, SR_LOG_WARNING, "cannot send %s: %s", req->sip_method,
+            sr_strerror(rc));
+    sr__txn_fail(t, 503);
+  }
+}
+
 void sr__txn_deliver_request(sr__txn *t, osip_message_t *req, int state,
                              void (*timer_fn)(void *)) {
   t->req = req;
