@@ -258,13 +258,7 @@ def call(ua_ref: Any, fn: Callable[..., int], *args: Any) -> int:
     """Calls a core function that may fire callbacks at once (a state
     change, a message hook): an exception they raise comes out of here."""
     mark = _pending_mark()
-    rc = fn(*args)
-    if SERVED and ua_ref is not None:
-        _touch(ua_ref)
-    _raise_pending(mark)
-    if rc < 0:
-        raise Error(rc)
-    return rc
+    return check(fn(*args), ua_ref, mark)
 
 
 def call_new(ua_ref: Any, wrap: Callable[[Any], Any],
