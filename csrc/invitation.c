@@ -95,9 +95,14 @@ void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
     return;
   }
   sr__session_index(s);
-  sr__txn_reply(t, 100, NULL, NULL, NULL, NULL, NULL);
   if (ua->delegate.on_invite) {
+    sr__txn_ref(t);
     ua->delegate.on_invite(ua, s, ua->user_data);
+    /* RFC 3261 §17.2.1: 100 Trying only when the handler did not answer
+     * from inside the callback (one datagram less per answered call). */
+    if (sr__txn_pending(t) && !t->wire)
+      sr__txn_reply(t, 100, NULL, NULL, NULL, NULL, NULL);
+    sr__txn_unref(t);
   } else {
     sr_response_options o;
     sr_response_options_init(&o);

@@ -235,7 +235,8 @@ SR_API void sr_inviter_options_init(sr_inviter_options *opts);
 /** Events of a user agent. Any member may be NULL. */
 typedef struct sr_ua_delegate {
   /** A new INVITE (not a retransmission) arrived. With no on_invite the
-   *  Invitation is rejected with 480. */
+   *  Invitation is rejected with 480. A 100 Trying is sent when on_invite
+   *  returns without having responded (RFC 3261 §17.2.1). */
   void (*on_invite)(sr_ua *ua, sr_session *invitation, void *user_data);
   /** An out-of-dialog REFER (only when allow_out_of_dialog_refer is set). */
   void (*on_refer)(sr_ua *ua, sr_referral *referral, void *user_data);

@@ -12,7 +12,8 @@ typedef struct side {
   int states[8], nstates;
   int responses[8], nresp;
   int bye;
-  int auto_answer; /* Bob: 0 progress only, 1 progress+accept, 2 reject 486 */
+  int auto_answer; /* Bob: 0 progress only, 1 progress+accept, 2 reject 486,
+                      3 nothing in the callback */
   int unref_on_terminated;
 } side;
 
@@ -44,6 +45,7 @@ static void bob_on_invite(sr_ua *ua, sr_session *inv, void *ud) {
   (void)ud;
   bob.s = sr_session_ref(inv);
   sr_session_set_delegate(inv, &del, &bob);
+  if (bob.auto_answer == 3) return;
   CHECK_INT(sr_invitation_progress(inv, NULL), 0);
   if (bob.auto_answer == 1) CHECK_INT(sr_invitation_accept(inv, NULL), 0);
   if (bob.auto_answer == 2) {
@@ -137,12 +139,12 @@ static void basic_call(sr_transport tp, int v6) {
   CHECK_INT(sr_inviter_invite(alice.s), 0);
   CHECK_INT(sr_inviter_invite(alice.s), SR_ESTATE);
   CHECK(t_drive(both_state, &st_established, 10000));
-  /* the exchange, in order, as sent */
+  /* the exchange, in order, as sent: answered from inside on_invite, so
+   * no 100 Trying (RFC 3261 §17.2.1) */
   CHECK_STR(seen[0], "INVITE");
-  CHECK_STR(seen[1], "100");
-  CHECK_STR(seen[2], "180");
-  CHECK_STR(seen[3], "200");
-  CHECK_STR(seen[4], "ACK");
+  CHECK_STR(seen[1], "180");
+  CHECK_STR(seen[2], "200");
+  CHECK_STR(seen[3], "ACK");
   CHECK_INT(alice.nresp >= 2, 1);
   CHECK_INT(alice.responses[alice.nresp - 1], 200);
   CHECK_STR(sr_session_call_id(alice.s), sr_session_call_id(bob.s));
@@ -179,6 +181,36 @@ static void basic_call(sr_transport tp, int v6) {
   CHECK_INT(sr_session_bye(alice.s), SR_ECLOSED);
   CHECK_INT(sr_invitation_accept(bob.s, NULL), SR_ECLOSED);
   CHECK_INT(sr_inviter_invite(bob.s), SR_EROLE);
+  teardown();
+}
+
+static int alice_got_100(void *u) {
+  (void)u;
+  return alice.nresp > 0 && alice.responses[0] == 100;
+}
+
+/* A handler that answers later: the 100 Trying goes out as soon as
+ * on_invite returns, before any other response. */
+static void test_deferred_answer_gets_100(void) {
+  setup(0);
+  nseen = 0;
+  sr_ua_set_message_hook(A, hook, NULL);
+  sr_ua_set_message_hook(B, hook, NULL);
+  bob.auto_answer = 3;
+  REQUIRE(sr_ua_make_inviter(A, t_target(B, "bob", SR_TRANSPORT_UDP), NULL,
+                             &alice.s) == 0);
+  sr_session_set_delegate(alice.s, &del, &alice);
+  CHECK_INT(sr_inviter_invite(alice.s), 0);
+  CHECK(t_drive(alice_got_100, NULL, 10000));
+  REQUIRE(bob.s != NULL);
+  CHECK_INT(sr_invitation_accept(bob.s, NULL), 0);
+  CHECK(t_drive(both_state, &st_established, 10000));
+  CHECK_STR(seen[0], "INVITE");
+  CHECK_STR(seen[1], "100");
+  CHECK_STR(seen[2], "200");
+  CHECK_INT(count_seen("100"), 1);
+  CHECK_INT(sr_session_bye(alice.s), 0);
+  CHECK(t_drive(both_state, &st_terminated, 10000));
   teardown();
 }
 
@@ -322,6 +354,7 @@ static void test_bad_arguments(void) {
 
 int main(void) {
   RUN(test_udp_call);
+  RUN(test_deferred_answer_gets_100);
   RUN(test_tcp_call);
   RUN(test_udp6_call);
   RUN(test_tcp6_call);

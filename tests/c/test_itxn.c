@@ -28,7 +28,7 @@ static void on_invite(sr_ua *ua, sr_session *inv, void *ud) {
   (void)ua;
   (void)ud;
   call = sr_session_ref(inv);
-  sr_invitation_progress(inv, NULL); /* 180 after the automatic 100 */
+  sr_invitation_progress(inv, NULL); /* 180 at once: no 100 Trying */
 }
 
 static void on_log(int level, const char *msg, void *ud) {

@@ -50,7 +50,8 @@ local function basic(tp)
   t.eq(last[2], "OK", "reason")
   local codes = {}
   for i, r in ipairs(rec.a_resp) do codes[i] = r[1] end
-  t.eq(table.concat(codes, ","), "100,180,200", "responses")
+  -- answered inside on_invite: no 100 Trying (RFC 3261 §17.2.1)
+  t.eq(table.concat(codes, ","), "180,200", "responses")
   t.eq(s.call_id, rec.inv.call_id, "same Call-ID")
   t.eq(s.local_tag, rec.inv.remote_tag, "tags")
   t.eq(s.remote_tag, rec.inv.local_tag, "tags")
