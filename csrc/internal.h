@@ -94,6 +94,8 @@ int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
 /* Resolves numeric host + port into peer (no DNS: literals or "localhost"). */
 int sr__peer_set(sr__peer *peer, sr_transport tp, const char *host, int port);
 void sr__peer_format(const sr__peer *peer, char *out, size_t n);
+/* The peer's address without brackets, and its port. */
+void sr__peer_host(const sr__peer *peer, char *host, size_t n, int *port);
 /* The listener a message to peer leaves from (same family and transport). */
 sr__listener *sr__transport_listener_for(sr_ua *ua, sr_transport tp,
                                          int family);
@@ -285,6 +287,11 @@ void sr__ua_child_add(sr_ua *ua);
 void sr__ua_child_del(sr_ua *ua);
 /* Random token for tags, branches, Call-IDs. */
 void sr__random_token(sr_ua *ua, char *out, size_t n);
+/* Writers for short header values built per message (snprintf costs ~1 k
+ * instructions a call): each copies to out, terminates it, and returns
+ * the end, for the next piece. The caller sizes out. */
+char *sr__put_str(char *out, const char *s);
+char *sr__put_int(char *out, long long v);
 /* The Contact URI for a transport/family: sip:user@host:port;transport=tcp */
 int sr__contact_for(sr_ua *ua, sr_transport tp, int family, char *out,
                     size_t n);

@@ -57,23 +57,24 @@ static int build_notify(sr_referral *r, const sr__notify *n,
     *peer = &r->peer;
   }
   if (rc < 0) return rc;
-  char ev[40], state[96], body[160];
-  snprintf(ev, sizeof ev, "refer;id=%d", r->id);
+  char ev[40], state[48], body[24 + sizeof n->reason];
+  sr__put_int(sr__put_str(ev, "refer;id="), r->id);
+  const char *st = n->state;
   if (strcmp(n->state, "active") == 0) {
     uint64_t now = sr__now_ms();
     unsigned left = r->expires_at > now
                         ? (unsigned)((r->expires_at - now + 999) / 1000) : 0;
-    snprintf(state, sizeof state, "active;expires=%u", left);
-  } else {
-    snprintf(state, sizeof state, "%s", n->state);
+    sr__put_int(sr__put_str(state, "active;expires="), left);
+    st = state;
   }
   osip_message_set_header(m, "Event", ev);
-  osip_message_set_header(m, "Subscription-State", state);
+  osip_message_set_header(m, "Subscription-State", st);
   if (n->code) {
-    snprintf(body, sizeof body, "SIP/2.0 %d %s\r\n", n->code, n->reason);
+    char *e = sr__put_int(sr__put_str(body, "SIP/2.0 "), n->code);
+    sr__put_str(sr__put_str(sr__put_str(e, " "), n->reason), "\r\n");
   } else {
     /* Expired before any final status: say so with the last word we had. */
-    snprintf(body, sizeof body, "SIP/2.0 100 Trying\r\n");
+    sr__put_str(body, "SIP/2.0 100 Trying\r\n");
   }
   sr__set_body(m, body, "message/sipfrag;version=2.0");
   *out = m;

@@ -271,8 +271,9 @@ int sr__dialog_build_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
   if (rc == 0) {
     char cseq[48];
     if (strcmp(method, "ACK") != 0) d->local_cseq++;
-    snprintf(cseq, sizeof cseq, "%d %s", d->local_cseq, method);
-    rc = osip_message_set_cseq(m, cseq);
+    if (strlen(method) > 24) rc = SR_EINVAL;
+    else sr__put_str(sr__put_str(sr__put_int(cseq, d->local_cseq), " "), method);
+    if (rc == 0) rc = osip_message_set_cseq(m, cseq);
   }
   if (rc == 0) rc = sr__add_via(ua, m, tp, family);
   if (rc == 0) rc = sr__add_common(ua, m, tp, family, strcmp(method, "BYE") != 0);

@@ -65,13 +65,26 @@ int sr__peer_set(sr__peer *peer, sr_transport tp, const char *host,
   return SR_EADDR;
 }
 
+/* Dotted quad: glibc's inet_ntop does it with sprintf, and every request
+ * received is formatted once (Via received=). */
+static void ipv4_format(const struct in_addr *in, char *h) {
+  const unsigned char *b = (const unsigned char *)&in->s_addr;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = b[i];
+    if (v >= 100) *h++ = (char)('0' + v / 100);
+    if (v >= 10) *h++ = (char)('0' + v / 10 % 10);
+    *h++ = (char)('0' + v % 10);
+    *h++ = i < 3 ? '.' : '\0';
+  }
+}
+
 static void addr_format(const struct sockaddr_storage *ss, char *out,
                         size_t n, int *port) {
   char h[64] = "?";
   int p = 0;
   if (ss->ss_family == AF_INET) {
     const struct sockaddr_in *a = (const void *)ss;
-    inet_ntop(AF_INET, &a->sin_addr, h, sizeof h);
+    ipv4_format(&a->sin_addr, h);
     p = ntohs(a->sin_port);
   } else if (ss->ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const void *)ss;
@@ -112,6 +125,10 @@ static void hostport(char *out, size_t n, const char *host, int v6,
   *o++ = ':';
   while (k) *o++ = num[--k];
   *o = '\0';
+}
+
+void sr__peer_host(const sr__peer *peer, char *host, size_t n, int *port) {
+  addr_format(&peer->addr, host, n, port);
 }
 
 void sr__peer_format(const sr__peer *peer, char *out, size_t n) {

@@ -447,18 +447,7 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
   if (MSG_IS_REQUEST(m)) {
     char host[64];
     int port;
-    sr__peer_format(from, who, sizeof who);
-    /* host part of "h:p" / "[h]:p" */
-    const char *c = strrchr(who, ':');
-    size_t hl = (size_t)(c - who);
-    if (who[0] == '[') {
-      memcpy(host, who + 1, hl - 2);
-      host[hl - 2] = 0;
-    } else {
-      memcpy(host, who, hl);
-      host[hl] = 0;
-    }
-    port = atoi(c + 1);
+    sr__peer_host(from, host, sizeof host, &port);
     osip_message_fix_last_via_header(m, host, port);
   }
   ua->cur_data = data;

@@ -111,3 +111,23 @@ void sr__hash_free(sr__hash *h) {
   h->buckets = NULL;
   h->nbuckets = h->count = 0;
 }
+
+char *sr__put_str(char *out, const char *s) {
+  size_t n = strlen(s);
+  memcpy(out, s, n + 1);
+  return out + n;
+}
+
+char *sr__put_int(char *out, long long v) {
+  char d[24];
+  int k = 0;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do {
+    d[k++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *out++ = '-';
+  while (k) *out++ = d[--k];
+  *out = '\0';
+  return out;
+}

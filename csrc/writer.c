@@ -6,8 +6,8 @@
  * copies it into the message (a URI inside a From, twice); that was a
  * third of the agent's instructions. Here the headers every transfer
  * carries (Via, From, To, Route, Record-Route, Call-ID, CSeq, Contact,
- * Allow, the unknown ones, Content-Length) are written in place; the rare
- * ones (credentials, Accept*, Call-Info...), a Content-Type and the bodies
+ * Allow, Content-Type, the unknown ones, Content-Length) are written in
+ * place; the rare ones (credentials, Accept*, Call-Info...) and the bodies
  * go through libosip2's own function for that element, so nothing is
  * written differently. A multipart body is left to osip_message_to_str.
  * tests/c/test_writer.c compares the two byte for byte.
@@ -255,6 +255,29 @@ static void put_value(wbuf *b, osip_content_length_t *v) { /* Allow & co */
   puts_(b, v->value);
 }
 
+/* "type/subtype" and each parameter as "; name=value", as libosip2 writes
+ * them; a parameter without a value (which libosip2 refuses to write) and
+ * a missing part keep libosip2's own answer. */
+static void put_content_type(wbuf *b, osip_content_type_t *c) {
+  osip_list_iterator_t it;
+  osip_generic_param_t *p;
+  for (p = osip_list_get_first(&c->gen_params, &it); p; p = osip_list_get_next(&it))
+    if (!p->gname || !p->gvalue) break;
+  if (p || !c->type || !c->subtype) {
+    put_with(b, (int (*)(void *, char **))osip_content_type_to_str, c);
+    return;
+  }
+  puts_(b, c->type);
+  putc_(b, '/');
+  puts_(b, c->subtype);
+  for (p = osip_list_get_first(&c->gen_params, &it); p; p = osip_list_get_next(&it)) {
+    put(b, "; ", 2);
+    puts_(b, p->gname);
+    putc_(b, '=');
+    puts_(b, p->gvalue);
+  }
+}
+
 typedef void (*writer_fn)(wbuf *, void *);
 typedef int (*to_str_fn)(void *, char **);
 
@@ -360,7 +383,7 @@ int sr__message_to_str(osip_message_t *m, char **dest, size_t *len) {
   list(&b, "Proxy-Authorization: ", &m->proxy_authorizations, NULL,
        S(osip_authorization_to_str));
   list(&b, "Call-Info: ", &m->call_infos, NULL, S(osip_call_info_to_str));
-  header(&b, "Content-Type: ", m->content_type, NULL, S(osip_content_type_to_str));
+  header(&b, "Content-Type: ", m->content_type, W(put_content_type), NULL);
   header(&b, "Mime-Version: ", m->mime_version, W(put_value), NULL);
   list(&b, "Allow: ", &m->allows, W(put_value), NULL);
   list(&b, "Content-Encoding: ", &m->content_encodings, W(put_value), NULL);

@@ -6,7 +6,7 @@
  * "Contact: *", unknown headers, bodies (one, large, none) and a
  * multipart; for a message unchanged since parsed (its own bytes back);
  * and it refuses what libosip2 refuses (no Call-ID number, a response
- * without a reason phrase).
+ * without a reason phrase) and a Content-Type libosip2 writes broken.
  *
  * The source tree is found from $SR_ROOT, else from this file's path.
  */
@@ -113,6 +113,10 @@ static const char *const cases[] = {
     "OPTIONS tel:+15550100 SIP/2.0\r\n" HDRS "CSeq: 4 OPTIONS\r\n"
     "Contact: <sip:a@[::1]:5070;transport=tcp>, <sip:b@127.0.0.1>;q=0.5\r\n"
     "Content-Length: 0\r\n\r\n",
+    /* Content-Type parameters (quoted, several, upper case) */
+    "MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\n" HDRS "CSeq: 6 MESSAGE\r\n"
+    "Content-Type: Text/Plain ;Charset=\"utf-8\"; x=1 ;Y=two\r\n"
+    "Content-Length: 2\r\n\r\nhi",
     /* a multipart body: libosip2 writes it */
     "MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\n" HDRS "CSeq: 5 MESSAGE\r\n"
     "Mime-Version: 1.0\r\n"
@@ -194,6 +198,16 @@ static void test_refused(void) {
   m->reason_phrase = osip_strdup("OK");
   osip_free(m->call_id->number);
   m->call_id->number = NULL;
+  osip_message_force_update(m);
+  CHECK_INT(sr__message_to_str(m, &a, NULL), SR_EINVAL);
+  CHECK(a == NULL);
+  osip_message_free(m);
+  /* A Content-Type parameter without a value: libosip2 writes a broken
+   * "Content-Type: Content-Length: ..." line; ours refuses. */
+  m = parse("MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\n" HDRS
+            "CSeq: 6 MESSAGE\r\nContent-Type: text/plain;flowed\r\n"
+            "Content-Length: 2\r\n\r\nhi");
+  REQUIRE(m);
   osip_message_force_update(m);
   CHECK_INT(sr__message_to_str(m, &a, NULL), SR_EINVAL);
   CHECK(a == NULL);
