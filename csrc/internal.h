@@ -219,6 +219,8 @@ int sr__send_stateless(sr_ua *ua, osip_message_t *msg, sr__peer *to);
  * osip_malloc'd). 0, SR_ENOMEM, or SR_EINVAL (a header libosip2 could not
  * write either). */
 int sr__message_to_str(osip_message_t *m, char **dest, size_t *len);
+/* A URI's text, as osip_uri_to_str writes it (*dest osip_malloc'd). */
+int sr__uri_to_str(osip_uri_t *u, char **dest);
 /* Builds a response to req (copies Via, From, To, Call-ID, CSeq). */
 int sr__build_response(sr_ua *ua, osip_message_t *req, int code,
                        const char *reason, const char *to_tag,

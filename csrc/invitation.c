@@ -18,7 +18,7 @@ static void ack_timeout(void *arg);
 
 static char *uri_string(osip_uri_t *u) {
   char *s = NULL, *out;
-  if (!u || osip_uri_to_str(u, &s) != 0) return NULL;
+  if (!u || sr__uri_to_str(u, &s) != 0) return NULL;
   out = strdup(s);
   osip_free(s);
   return out;

@@ -279,11 +279,11 @@ static void on_invite_response(void *owner, sr__txn *t, osip_message_t *r) {
         s->remote_tag = strdup(s->dialog->remote_tag);
         char *c = NULL;
         if (s->dialog->remote_contact_uri && s->dialog->remote_contact_uri->url)
-          osip_uri_to_str(s->dialog->remote_contact_uri->url, &c);
+          sr__uri_to_str(s->dialog->remote_contact_uri->url, &c);
         s->remote_target = c ? strdup(c) : NULL;
         osip_free(c);
         char *to = NULL;
-        osip_uri_to_str(r->to->url, &to);
+        sr__uri_to_str(r->to->url, &to);
         s->remote_identity = to ? strdup(to) : NULL;
         osip_free(to);
         osip_body_t *b = osip_list_get(&r->bodies, 0);

@@ -397,6 +397,7 @@ static const char *check_content_length(osip_message_t *m, const char *data,
     if ((cl = cl * 10 + (unsigned)(*v - '0')) > len) return "Content-Length Mismatch";
   while (*v == ' ' || *v == '\t') v++;
   if (*v) return "Bad Content-Length";
+  if (cl == 0) return NULL; /* most messages: no need to find the body */
   const char *b = memmem(data, len, "\r\n\r\n", 4);
   size_t have = b ? len - (size_t)(b + 4 - data) : 0;
   if (!b && (b = memmem(data, len, "\n\n", 2))) have = len - (size_t)(b + 2 - data);

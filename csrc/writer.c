@@ -318,11 +318,28 @@ static int multipart(const osip_message_t *m) {
          osip_strcasecmp(m->content_type->type, "multipart") == 0;
 }
 
+static pthread_once_t safe_once = PTHREAD_ONCE_INIT;
+
+int sr__uri_to_str(osip_uri_t *u, char **dest) {
+  *dest = NULL;
+  if (!u) return SR_EINVAL;
+  pthread_once(&safe_once, init_safe);
+  wbuf b = {osip_malloc(128), 0, 128, 0};
+  if (!b.p) return SR_ENOMEM;
+  put_uri(&b, u);
+  if (b.err) {
+    osip_free(b.p);
+    return b.err;
+  }
+  b.p[b.n] = 0;
+  *dest = b.p;
+  return 0;
+}
+
 #define W(f) ((writer_fn)(f))
 #define S(f) ((to_str_fn)(f))
 
 int sr__message_to_str(osip_message_t *m, char **dest, size_t *len) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
   *dest = NULL;
   if (len) *len = 0;
   if (!m) return SR_EINVAL;
@@ -342,7 +359,7 @@ int sr__message_to_str(osip_message_t *m, char **dest, size_t *len) {
     if (len) *len = n;
     return 0;
   }
-  pthread_once(&once, init_safe);
+  pthread_once(&safe_once, init_safe);
   wbuf b = {osip_malloc(1024), 0, 1024, 0};
   if (!b.p) return SR_ENOMEM;
 
