@@ -158,6 +158,8 @@ int sr__ntxn_respond(sr__txn *t, osip_message_t *resp);
 void sr__itxn_send(sr__txn *t, osip_message_t *req);
 void sr__itxn_receive(sr__txn *t, osip_message_t *m, int created);
 int sr__itxn_respond(sr__txn *t, osip_message_t *resp);
+/* The same with the response's bytes (buf osip_malloc'd, taken). */
+int sr__itxn_respond_wire(sr__txn *t, int code, char *buf, size_t len);
 /* txn.c, for the state machines: ends a transaction (out of the index,
  * owner released) — takes the index's reference. */
 void sr__txn_finish(sr__txn *t);
@@ -363,7 +365,9 @@ struct sr_session {
   struct sr_request request;
   char *request_raw;      /* the INVITE's bytes until the view is asked for */
   size_t request_raw_len;
-  osip_message_t *answer;   /* 2xx being retransmitted until ACK */
+  char *answer;             /* the 2xx's bytes, sent again until the ACK */
+  size_t answer_len;
+  int answer_code;
   sr__timer rexmit;
   int rexmit_interval;
   sr__timer ack_wait;

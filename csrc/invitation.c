@@ -35,8 +35,11 @@ static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req) {
         strcmp(s->remote_tag, ftag) != 0)
       continue;
     if (s->answer) {
-      osip_message_t *copy;
-      if (osip_message_clone(s->answer, &copy) == 0) sr__txn_respond(t, copy);
+      char *copy = osip_malloc(s->answer_len + 1);
+      if (copy) {
+        memcpy(copy, s->answer, s->answer_len + 1);
+        sr__itxn_respond_wire(t, s->answer_code, copy, s->answer_len);
+      }
     } else {
       /* RFC 3261 §8.2.2.2: a request merged with one already handled. */
       sr__txn_reply(t, 482, "Merged Request", NULL, NULL, NULL, NULL);
@@ -170,17 +173,28 @@ int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
   rc = build(s, code, o, 1, sdp, &r);
   free(sdp);
   if (rc < 0) return rc;
-  /* The dialog and the copy for retransmissions come first: the IST ends
+  /* The dialog and the bytes for retransmissions come first: the IST ends
    * (and frees the INVITE) as soon as it sends a 2xx. */
-  if (osip_message_clone(r, &s->answer) != 0) s->answer = NULL;
+  char *buf;
+  size_t len;
+  if ((rc = sr__txn_serialise(r, &buf, &len)) < 0) {
+    osip_message_free(r);
+    return rc;
+  }
+  if ((s->answer = osip_malloc(len + 1))) {
+    memcpy(s->answer, buf, len + 1);
+    s->answer_len = len;
+    s->answer_code = code;
+  }
   if (osip_dialog_init_as_uas(&s->dialog, sr__txn_request(s->ist), r) == 0) {
     ua->ndialogs++;
     sr__session_update_peer(s);
   } else {
     s->dialog = NULL;
   }
+  osip_message_free(r);
   sr_session_ref(s);
-  rc = sr__txn_respond(s->ist, r);
+  rc = sr__itxn_respond_wire(s->ist, code, buf, len);
   sr__session_set_state(s, SR_SESSION_ESTABLISHING);
   if (s->tp == SR_TRANSPORT_UDP) {
     s->rexmit_interval = ua->opt.t1_ms;
@@ -241,7 +255,7 @@ void sr__session_on_ack(sr_session *s, osip_message_t *ack) {
   sr__timer_stop(s->ua, &s->ack_wait);
   /* The UAC stopped retransmitting its INVITE: the copy of our 2xx kept
    * for those can go. */
-  if (s->answer) osip_message_free(s->answer);
+  osip_free(s->answer);
   s->answer = NULL;
   sr__session_set_state(s, SR_SESSION_ESTABLISHED);
 }
@@ -257,7 +271,7 @@ void sr__session_on_cancel(sr_session *s) {
 static void rexmit_fire(void *arg) {
   sr_session *s = arg;
   if (!s->answer || s->state != SR_SESSION_ESTABLISHING) return;
-  sr__send_stateless(s->ua, s->answer, &s->ist->peer);
+  sr__transport_send(s->ua, &s->ist->peer, s->answer, s->answer_len);
   s->rexmit_interval *= 2;
   if (s->rexmit_interval > s->ua->opt.t2_ms) s->rexmit_interval = s->ua->opt.t2_ms;
   sr__timer_start(s->ua, &s->rexmit, s->rexmit_interval);

@@ -191,7 +191,15 @@ int sr__itxn_respond(sr__txn *t, osip_message_t *resp) {
   int rc = sr__txn_serialise(resp, &buf, &len);
   osip_message_free(resp);
   if (rc < 0) return rc;
-  rc = sr__transport_send(t->ua, &t->peer, buf, len);
+  return sr__itxn_respond_wire(t, code, buf, len);
+}
+
+int sr__itxn_respond_wire(sr__txn *t, int code, char *buf, size_t len) {
+  if (t->state != SR__N_PROCEEDING || !t->indexed) {
+    osip_free(buf);
+    return SR_ECLOSED;
+  }
+  int rc = sr__transport_send(t->ua, &t->peer, buf, len);
   /* Kept on any transport: a retransmitted INVITE is answered with it. */
   sr__txn_set_wire(t, buf, len);
   if (rc < 0) {

@@ -56,7 +56,7 @@ static void session_free(sr_session *s) {
   free(s->iopt_display);
   if (s->invite) osip_message_free(s->invite);
   if (s->ack) osip_message_free(s->ack);
-  if (s->answer) osip_message_free(s->answer);
+  osip_free(s->answer);
   if (s->dialog) {
     osip_dialog_free(s->dialog);
     ua->ndialogs--;
@@ -169,8 +169,9 @@ static void stop_timers(sr_session *s) {
 static void drop_protocol_state(sr_session *s) {
   if (s->invite) osip_message_free(s->invite);
   if (s->ack) osip_message_free(s->ack);
-  if (s->answer) osip_message_free(s->answer);
-  s->invite = s->ack = s->answer = NULL;
+  osip_free(s->answer);
+  s->invite = s->ack = NULL;
+  s->answer = NULL;
   if (s->dialog) {
     osip_dialog_free(s->dialog);
     s->dialog = NULL;

@@ -270,6 +270,25 @@ static void test_486_retransmitted_until_ack(void) {
   teardown();
 }
 
+/* A 2xx ends the server transaction at once; the INVITE sent again (its
+ * 2xx lost) is answered by the session with the same 2xx bytes, until
+ * the ACK comes. */
+static void test_invite_after_2xx_gets_same_2xx(void) {
+  setup(10000, 100); /* T1 10 s: no 2xx retransmission by timer meanwhile */
+  REQUIRE(invite_a(SR_TRANSPORT_UDP) && call);
+  CHECK_INT(sr_invitation_accept(call, NULL), 0);
+  const char *m = next_msg("SIP/2.0 200", 5000);
+  REQUIRE(m);
+  char ok[4096];
+  snprintf(ok, sizeof ok, "%s", m);
+  REQUIRE(t_raw_send(&raw, invite_bytes, invite_len) == 0);
+  m = next_msg("SIP/2.0 200", 5000);
+  CHECK(m && strcmp(m, ok) == 0);
+  REQUIRE(send_ack(ok) == 0);
+  CHECK(t_raw_drive(&raw, no_transactions, 5000));
+  teardown();
+}
+
 static void test_timer_h_without_ack(void) {
   setup(20, 100);
   REQUIRE(invite_a(SR_TRANSPORT_UDP) && call);
@@ -309,6 +328,7 @@ int main(void) {
   RUN(test_ack_for_486);
   RUN(test_repeated_invite_gets_last_provisional);
   RUN(test_486_retransmitted_until_ack);
+  RUN(test_invite_after_2xx_gets_same_2xx);
   RUN(test_timer_h_without_ack);
   RUN(test_tcp_ack_ends_at_once);
   return DONE();
