@@ -598,7 +598,8 @@ static const char *const list_headers[] = {
 
 static int is_list_header(const char *canon) {
   for (int i = 0; list_headers[i]; i++)
-    if (!strcmp(canon, list_headers[i])) return 1;
+    if (canon[0] == list_headers[i][0] && !strcmp(canon, list_headers[i]))
+      return 1;
   return 0;
 }
 
@@ -624,21 +625,29 @@ typedef struct {
   int cap;
 } hdr_builder;
 
-/* Appends one value (trimmed span) under a copy of @p name. */
-static int hdr_push(hdr_builder *b, const char *name, const char *v,
+/* A header's name while its values are pushed: the first value takes
+ * the malloc'd name itself, later ones (a list) a copy. */
+typedef struct {
+  char *own;         /* NULL once taken */
+  const char *canon; /* stays valid: the request then owns it */
+} hdr_name;
+
+/* Appends one value (trimmed span) under the name. */
+static int hdr_push(hdr_builder *b, hdr_name *name, const char *v,
                     size_t vn) {
   struct sr_request *req = b->req;
   if (req->nhdrs == INT_MAX) return SR_ENOMEM;
   void *a = req->hdrs;
   if (grow(&a, &b->cap, req->nhdrs + 1, sizeof(sr__hdr))) return SR_ENOMEM;
   req->hdrs = a;
-  char *nm = dupn(name, strlen(name));
+  char *nm = name->own ? name->own : dupn(name->canon, strlen(name->canon));
   char *val = dupn(v, vn);
   if (!nm || !val) {
-    free(nm);
+    if (nm != name->own) free(nm);
     free(val);
     return SR_ENOMEM;
   }
+  name->own = NULL;
   req->hdrs[req->nhdrs].name = nm;
   req->hdrs[req->nhdrs].value = val;
   req->nhdrs++;
@@ -666,7 +675,7 @@ static int list_balanced(const char *v, size_t n) {
   return !inq && !depth;
 }
 
-static int hdr_push_list(hdr_builder *b, const char *name, const char *v,
+static int hdr_push_list(hdr_builder *b, hdr_name *name, const char *v,
                          size_t n) {
   /* An unbalanced value stays one item: whoever reads it reports it
    * (a REFER's bad Refer-To gets its own 400), the rest of the request
@@ -719,17 +728,9 @@ static int hdr_push_list(hdr_builder *b, const char *name, const char *v,
   return pushed ? 0 : hdr_push(b, name, "", 0);
 }
 
-/* Adds one header line (possibly folded over several physical lines) whose
- * value spans t[vs..ve). Folding (CRLF/LF + SP/HT) becomes a single SP. */
-static int hdr_add(hdr_builder *b, const char *t, size_t ns, size_t ne,
-                   size_t vs, size_t ve) {
-  char *name = canonical_dup(t + ns, ne - ns);
-  char *val = malloc(ve - vs + 1);
-  if (!name || !val) {
-    free(name);
-    free(val);
-    return SR_ENOMEM;
-  }
+/* The value t[vs..ve) with each line fold as one SP, into val; returns
+ * its length. */
+static size_t unfold(char *val, const char *t, size_t vs, size_t ve) {
   size_t k = 0;
   for (size_t i = vs; i < ve; i++) {
     char c = t[i];
@@ -743,12 +744,31 @@ static int hdr_add(hdr_builder *b, const char *t, size_t ns, size_t ne,
     }
     val[k++] = c;
   }
-  const char *v = val;
-  size_t vn = k;
+  return k;
+}
+
+/* Adds one header line (possibly folded over several physical lines) whose
+ * value spans t[vs..ve). Folding (CRLF/LF + SP/HT) becomes a single SP. */
+static int hdr_add(hdr_builder *b, const char *t, size_t ns, size_t ne,
+                   size_t vs, size_t ve) {
+  char *canon = canonical_dup(t + ns, ne - ns);
+  if (!canon) return SR_ENOMEM;
+  hdr_name name = {canon, canon};
+  const char *v = t + vs;
+  size_t vn = ve - vs;
+  char *val = NULL;
+  if (memchr(v, '\n', vn) || memchr(v, '\r', vn)) { /* folded */
+    if (!(val = malloc(ve - vs + 1))) {
+      free(canon);
+      return SR_ENOMEM;
+    }
+    vn = unfold(val, t, vs, ve);
+    v = val;
+  }
   trim_span(&v, &vn);
-  int rc = is_list_header(name) ? hdr_push_list(b, name, v, vn)
-                                : hdr_push(b, name, v, vn);
-  free(name);
+  int rc = is_list_header(canon) ? hdr_push_list(b, &name, v, vn)
+                                 : hdr_push(b, &name, v, vn);
+  free(name.own);
   free(val);
   return rc;
 }
