@@ -186,11 +186,16 @@ def options(**kw: Any) -> dict:
     return {k: v for k, v in kw.items() if v is not None}
 
 
-def response_options(status_code: Optional[int], reason_phrase: Optional[str],
+def response_options(default: int, status_code: Optional[int], reason_phrase: Optional[str],
                      extra_headers: "Optional[Headers]", body: Optional[str],
                      content_type: Optional[str]) -> Optional[dict]:
-    """The options of a response (None: all defaults), built directly: a
-    response is sent several times per call."""
+    """The options of a response (None: all defaults, ``default`` being
+    the call's own status code), built directly: a response is sent
+    several times per call, mostly with the defaults."""
+    if (reason_phrase is None and not extra_headers and body is None
+            and content_type is None and (status_code is None or (
+                status_code.__class__ is int and status_code == default))):
+        return None
     d = {} if status_code is None else {"status_code": status_code}
     if reason_phrase is not None:
         d["reason_phrase"] = reason_phrase
@@ -213,15 +218,16 @@ def _put_message(d: dict, extra_headers: "Optional[Headers]",
 
 def inviter_options(extra_headers: "Optional[Headers]", body: Optional[str],
                     content_type: Optional[str], from_display_name: Optional[str],
-                    transport: "Union[Transport, int, str, None]") -> dict:
-    """The options of a new Inviter, built directly (one per call)."""
+                    transport: "Union[Transport, int, str, None]") -> Optional[dict]:
+    """The options of a new Inviter (None: all defaults), built directly
+    (one per call)."""
     d: dict = {}
     _put_message(d, extra_headers, body, content_type)
     if from_display_name is not None:
         d["from_display_name"] = from_display_name
     if transport is not None:
         d["transport"] = transport_of(transport)
-    return d
+    return d or None
 
 
 # ------------------------------------------------------------ results

@@ -106,7 +106,7 @@ class Referral:
         """Answers 2xx (202 by default), then NOTIFY 100 unless Refer-Sub:
         false. Raises Error: EINVAL (not 2xx), EALREADY, ECLOSED."""
         call(self._ua_ref, _core.sr_referral_accept, self._ptr, response_options(
-            status_code, reason_phrase, extra_headers, body, content_type))
+            202, status_code, reason_phrase, extra_headers, body, content_type))
 
     def reject(self, status_code: int = 603, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,
@@ -114,7 +114,7 @@ class Referral:
         """Answers 300-699 (603 by default). Raises Error: EINVAL,
         EALREADY, ECLOSED."""
         call(self._ua_ref, _core.sr_referral_reject, self._ptr, response_options(
-            status_code, reason_phrase, extra_headers, body, content_type))
+            603, status_code, reason_phrase, extra_headers, body, content_type))
 
     def make_inviter(self, extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                      content_type: Optional[str] = None, *,

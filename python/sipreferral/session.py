@@ -256,21 +256,21 @@ class Invitation(Session):
                  content_type: Optional[str] = None) -> None:
         """Sends a provisional response (180 by default, 101-199)."""
         call(self._ua_ref, _core.sr_invitation_progress, self._ptr,
-             response_options(status_code, reason_phrase, extra_headers, body, content_type))
+             response_options(180, status_code, reason_phrase, extra_headers, body, content_type))
 
     def accept(self, status_code: int = 200, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                content_type: Optional[str] = None) -> None:
         """Answers 2xx with ``body`` or a minimal SDP answer."""
         call(self._ua_ref, _core.sr_invitation_accept, self._ptr,
-             response_options(status_code, reason_phrase, extra_headers, body, content_type))
+             response_options(200, status_code, reason_phrase, extra_headers, body, content_type))
 
     def reject(self, status_code: int = 480, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                content_type: Optional[str] = None) -> None:
         """Answers with a final 300-699 (480 by default)."""
         call(self._ua_ref, _core.sr_invitation_reject, self._ptr,
-             response_options(status_code, reason_phrase, extra_headers, body, content_type))
+             response_options(480, status_code, reason_phrase, extra_headers, body, content_type))
 
     @property
     def request(self) -> IncomingRequest:
