@@ -29,7 +29,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from . import __version__
-from ._base import Error, ErrorCode, ReferralState, SessionRole, SessionState, Transport
+from ._base import Error, ErrorCode, ReferralState, SessionRole, SessionState, Transport, _core
 from ._trace import Pcap, ladder_line
 from .referral import Referral
 from .session import Invitation, Session
@@ -383,10 +383,10 @@ class Agent:
         if self.script.get("on_refer") and self.script["on_refer"](r) is not False:
             if r.state in _LIVE_REFERRAL:
                 k = self.keep(r)  # so that a shutdown can answer it
-                sess = r.session
-                follow = sess.referral_inviter if sess is not None else None
-                if follow is not None and follow.referred_session is sess and \
-                        not any(c.session is follow for c in self.calls):
+                # The Inviter the script made for it, if any (new: this is
+                # the referral's only on_refer), when the REFER came in a call.
+                follow = r._inviter
+                if follow is not None and _core.sr_referral_get_session(r._ptr) is not None:
                     c = Call(self, follow, False)  # the script followed it
                     c.referral = r
                     self.calls.append(c)
