@@ -565,8 +565,12 @@ static void sr_py_wait_after(void *ud) {
  * its bytes are read here, the signal's Python handler runs once
  * run_once returns. One read per turn: it stays readable while more
  * bytes wait. A closed or broken one is dropped rather than spun on. */
+static _Thread_local int sr_py_woken; /* a wake-up descriptor was read */
+static _Thread_local int sr_py_break; /* sr_py_loop_break() was called */
+
 static void sr_py_drain(sr_ua *ua, int fd, void *ud) {
   (void)ud;
+  sr_py_woken = 1;
   char buf[64];
   ssize_t n = read(fd, buf, sizeof buf);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -1053,6 +1057,30 @@ PyObject *sr_py_ua_run_once(sr_ua *ua, int timeout_ms) {
    * inside an API call, whose exception that call raised already. */
   return PyLong_FromLong(rc == SR_ECALLBACK ? 0 : rc);
 }
+
+/**
+ * Turns of sr_py_ua_run_once(ua, -1) in C, for a loop that has nothing to
+ * do between turns unless told: until a callback called
+ * sr_py_loop_break(), a wake-up descriptor (sr_py_ua_watch_wakeup) was
+ * read (the signal's handler has run), or a callback or signal handler
+ * raised (raised here). Returns the events handled, or a negative code.
+ */
+PyObject *sr_py_ua_run_until_break(sr_ua *ua) {
+  long total = 0;
+  sr_py_break = sr_py_woken = 0;
+  for (;;) {
+    if (sr_py_restore_pending()) return NULL;
+    int rc = sr_ua_run_once(ua, -1);
+    if (sr_py_restore_pending() || PyErr_CheckSignals() < 0) return NULL;
+    if (rc < 0 && rc != SR_ECALLBACK) return PyLong_FromLong(rc);
+    if (rc > 0) total += rc;
+    if (sr_py_break || sr_py_woken) break;
+  }
+  return PyLong_FromLong(total);
+}
+
+/** Ends sr_py_ua_run_until_break after the current turn. */
+void sr_py_loop_break(void) { sr_py_break = 1; }
 
 /**
  * Watches a signal wake-up descriptor (signal.set_wakeup_fd's) in the

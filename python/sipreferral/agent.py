@@ -33,7 +33,7 @@ from ._base import Error, ErrorCode, ReferralState, SessionRole, SessionState, T
 from ._trace import Pcap, ladder_line
 from .referral import Referral
 from .session import Invitation, Session
-from .ua import UserAgent, global_stats
+from .ua import UserAgent, _loop_break, global_stats
 
 __all__ = ["main"]
 
@@ -467,6 +467,7 @@ class Agent:
         if not c.ended:
             c.ended = self.dirty = True
             self.ended.append(c)
+            _loop_break()  # the loop has a sweep to make
 
     def sweep(self, now: float) -> Optional[float]:
         """Forgets ended calls and finished referrals, fires --bye-after.
@@ -563,14 +564,17 @@ class Agent:
         wake-up."""
         assert self.ua is not None
         run_once, monotonic = self.ua.run_once, time.monotonic
+        run_quiet = self.ua._run_until_break
         end = monotonic() + self.o.duration if self.o.duration > 0 else 0.0
         # Without --duration, --max-calls and --bye-after, a turn after
         # which no call ended and no signal came has nothing to check.
         plain = not end and not self.o.max_calls and self.o.bye_after < 0
         while True:
             if plain and not self.dirty and self.signal is None:
+                # Turns in C until a call ends (call_ended breaks) or a
+                # signal comes: nothing to check in between.
                 try:
-                    run_once(None)
+                    run_quiet()
                 except Exception:  # a --script callback failed: say so, go on
                     self.log.exception("a callback raised")
                 continue

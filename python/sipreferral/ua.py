@@ -49,6 +49,9 @@ def _drop_handler(box: list) -> None:
 
 
 _run_once = _core.sr_py_ua_run_once
+_run_until_break = _core.sr_py_ua_run_until_break
+#: Ends UserAgent._run_until_break after the current turn (from a callback).
+_loop_break = _core.sr_py_loop_break
 
 
 def _ms(timeout: Optional[float]) -> int:
@@ -309,6 +312,20 @@ class UserAgent:
         if rc < 0:
             if rc == ErrorCode.ECLOSED and self._closed:
                 return 0
+            raise Error(rc)
+        return rc
+
+    def _run_until_break(self) -> int:
+        """run_once(None) turns, without coming back to Python in between,
+        until a callback calls ``_loop_break()``, a signal arrives on the
+        :meth:`_watch_wakeup` descriptor (its handler has run) or a
+        callback raises (raised here). Returns the events handled."""
+        if self._errors:
+            raise self._errors.pop(0)
+        if self._closed:
+            raise Error(ErrorCode.ECLOSED)
+        rc = _run_until_break(self._ptr)
+        if rc < 0:
             raise Error(rc)
         return rc
 
