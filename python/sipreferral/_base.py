@@ -292,16 +292,28 @@ REFERRALS: Dict[int, Any] = {}
 REFERRERS: Dict[int, Any] = {}
 
 
+class _Entry(weakref.ref):
+    """A table entry: the weak reference to a wrapper, carrying what its
+    callback needs (one object per wrapper instead of a closure, its cells
+    and a weak reference)."""
+
+    __slots__ = ("table", "key", "release", "args")
+
+
+def _gone(entry: _Entry) -> None:
+    table, key = entry.table, entry.key
+    if table.get(key) is entry:  # not a newer wrapper's entry
+        del table[key]
+    if entry.release is not None:
+        entry.release(*entry.args)
+
+
 def remember(table: Dict[int, Any], key: int, obj: Any,
              release: Optional[Callable[..., Any]] = None, *args: Any) -> None:
     """Records obj as the wrapper of the C object at address ``key``; when
     obj goes, ``release(*args)`` runs (dropping its C references)."""
-    def gone(ref: Any) -> None:
-        if table.get(key) is ref:  # not a newer wrapper's entry
-            del table[key]
-        if release is not None:
-            release(*args)
-    table[key] = weakref.ref(obj, gone)
+    e = table[key] = _Entry(obj, _gone)
+    e.table, e.key, e.release, e.args = table, key, release, args
 
 
 def ua_of(ua_ptr: Any) -> "Optional[UserAgent]":
