@@ -13,6 +13,7 @@
  * tests/c/test_writer.c compares the two byte for byte.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
