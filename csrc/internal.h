@@ -53,6 +53,13 @@ void sr__io_del(sr_ua *ua, sr__io *io);
 /* sr_ua_close: drops the application's fd watches. */
 void sr__watch_close_all(sr_ua *ua);
 
+/* parser.c: a received message into an osip_message_t identical to
+ * osip_message_parse's (which it falls back to for anything unusual).
+ * 0 or SR_EPARSE / SR_ENOMEM. */
+int sr__message_parse(const char *data, size_t len, osip_message_t **out);
+/* The fast path alone: -1 where sr__message_parse would fall back. */
+int sr__message_parse_fast(const char *data, size_t len, osip_message_t **out);
+
 /* pool.c: libosip2's allocator (free lists by size class), installed
  * at load time; idempotent. */
 void sr__pool_install(void);

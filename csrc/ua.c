@@ -407,16 +407,21 @@ static const char *check_content_length(osip_message_t *m, const char *data,
 void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
                      size_t len) {
   char who[80];
-  osip_event_t *evt = osip_parse(data, len);
-  if (!evt || !evt->sip) {
+  osip_message_t *m = NULL;
+  osip_event_t *evt = NULL;
+  if (sr__message_parse(data, len, &m) == 0 &&
+      (evt = osip_malloc(sizeof *evt)) != NULL) {
+    memset(evt, 0, sizeof *evt);
+    evt->sip = m;
+  }
+  if (!evt) {
     sr__peer_format(from, who, sizeof who);
     sr__log(ua, SR_LOG_WARNING, "unparsable message (%zu bytes) from %s",
             len, who);
-    if (evt) osip_free(evt);
+    if (m) osip_message_free(m);
     reply_400_raw(ua, from, data, len);
     return;
   }
-  osip_message_t *m = evt->sip;
   int code = 400;
   const char *why = missing_header(m);
   if (!why && MSG_IS_REQUEST(m) &&

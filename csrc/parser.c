@@ -1,0 +1,214 @@
+/*
+ * parser.c — received messages into libosip2's osip_message_t, cheaper
+ * than osip_message_parse and with the same result.
+ *
+ * libosip2 copies the whole message, rewrites folded lines in the copy,
+ * copies every header name and value twice, hashes each name and looks
+ * for commas in every value. Here an ordinary message (CRLF line ends,
+ * no folding, no NUL, "Name: value" lines, a SIP/2.0 start line, one
+ * non-multipart body) is split in place: each value goes straight to the
+ * libosip2 setter libosip2 itself would call for it (the same function on
+ * the same string gives the same structure), headers libosip2 does not
+ * know are stored without its detours, and a line holding several values
+ * goes through libosip2's own splitter. Anything else, and any setter
+ * that refuses its value, sends the whole message to osip_message_parse,
+ * so odd and bad input behaves exactly as libosip2 makes it behave.
+ * tests/c/test_parser.c and tests/fuzz/fuzz_parse.c compare the two.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* libosip2 exports these (osip_parser_cfg.c) without declaring them. */
+int __osip_message_is_known_header(const char *hname);
+
+enum { SCRATCH = 512 };
+
+static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+
+static int is_token(unsigned char c) {
+  static const char extra[] = "-.!%*_+`'~";
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || (c && strchr(extra, c));
+}
+
+/* "METHOD SP uri SP SIP/2.0" or "SIP/2.0 SP 3DIGIT SP reason": what
+ * __osip_message_startline_parse keeps of them. */
+static int start_line(osip_message_t *m, const char *s, size_t n) {
+  static const char ver[] = "SIP/2.0";
+  if (n > 8 && memcmp(s, "SIP/2.0 ", 8) == 0) {
+    const char *c = s + 8;
+    if (n < 12 || c[0] < '1' || c[0] > '9' || c[1] < '0' || c[1] > '9' ||
+        c[2] < '0' || c[2] > '9' || c[3] != ' ')
+      return -1;
+    m->status_code = (c[0] - '0') * 100 + (c[1] - '0') * 10 + (c[2] - '0');
+    m->sip_version = osip_strdup(ver);
+    m->reason_phrase = osip_malloc(n - 12 + 1);
+    if (!m->sip_version || !m->reason_phrase) return -1;
+    memcpy(m->reason_phrase, c + 4, n - 12);
+    m->reason_phrase[n - 12] = 0;
+    return 0;
+  }
+  size_t k = 0;
+  while (k < n && is_token((unsigned char)s[k])) k++;
+  if (k == 0 || k >= n || s[k] != ' ') return -1;
+  const char *u = s + k + 1;
+  const char *e = memchr(u, ' ', n - k - 1);
+  /* libosip2 looks for the second space from the URI's second byte on */
+  if (!e || e - u < 2 || (size_t)(s + n - e) != 8 ||
+      memcmp(e + 1, ver, 7) != 0)
+    return -1;
+  for (const char *p = u; p < e; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f) return -1;
+  m->sip_method = osip_malloc(k + 1);
+  char *uri = osip_malloc((size_t)(e - u) + 1);
+  m->sip_version = osip_strdup(ver);
+  int bad = !m->sip_method || !uri || !m->sip_version;
+  if (!bad) {
+    memcpy(m->sip_method, s, k);
+    m->sip_method[k] = 0;
+    memcpy(uri, u, (size_t)(e - u));
+    uri[e - u] = 0;
+    bad = osip_uri_init(&m->req_uri) != 0 ||
+          osip_uri_parse(m->req_uri, uri) != 0;
+  }
+  osip_free(uri);
+  return bad ? -1 : 0;
+}
+
+/* A header libosip2 does not know, stored as osip_message_set_header
+ * would store it (name lower-cased by osip_message_set_multiple_header). */
+static int generic(osip_message_t *m, const char *name, size_t nl,
+                   const char *val, size_t vl) {
+  osip_header_t *h;
+  if (osip_header_init(&h) != 0) return -1;
+  h->hname = osip_malloc(nl + 1);
+  h->hvalue = val ? osip_malloc(vl + 1) : NULL;
+  if (!h->hname || (val && !h->hvalue)) {
+    osip_header_free(h);
+    return -1;
+  }
+  for (size_t i = 0; i < nl; i++) h->hname[i] = lower(name[i]);
+  h->hname[nl] = 0;
+  if (val) {
+    memcpy(h->hvalue, val, vl);
+    h->hvalue[vl] = 0;
+  }
+  m->message_property = 2;
+  if (osip_list_add(&m->headers, h, -1) < 0) {
+    osip_header_free(h);
+    return -1;
+  }
+  return 0;
+}
+
+/* One "name: value" line (without its CRLF). */
+static int header_line(osip_message_t *m, const char *s, size_t n) {
+  const char *colon = memchr(s, ':', n);
+  if (!colon || colon == s) return -1;
+  size_t nl = (size_t)(colon - s);
+  for (size_t i = 0; i < nl; i++)
+    if (!is_token((unsigned char)s[i])) return -1;
+  /* the value, trimmed as osip_clrncpy trims; NULL when empty */
+  const char *v = colon + 1, *e = s + n;
+  while (v < e && (*v == ' ' || *v == '\t')) v++;
+  while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+  size_t vl = (size_t)(e - v);
+  if (nl >= SCRATCH || vl >= 4 * SCRATCH) return -1;
+  char name[SCRATCH];
+  for (size_t i = 0; i < nl; i++) name[i] = lower(s[i]);
+  name[nl] = 0;
+  int known = __osip_message_is_known_header(name) >= 0;
+  /* libosip2 hands a value of one byte or more on (even if all blank:
+   * then ""), and NULL for "Name:" */
+  const char *val = colon + 1 < s + n ? v : NULL;
+  if (!known && (!val || !memchr(v, ',', vl)))
+    return generic(m, name, nl, val, vl);
+  char value[4 * SCRATCH];
+  if (val) {
+    memcpy(value, v, vl);
+    value[vl] = 0;
+  }
+  return osip_message_set_multiple_header(m, name, val ? value : NULL) == 0
+             ? 0
+             : -1;
+}
+
+/* The body as msg_osip_body_parse would take it; s/rest: after the blank
+ * line. */
+static int body(osip_message_t *m, const char *s, size_t rest) {
+  osip_content_length_t *cl = m->content_length;
+  if (cl && !cl->value) return -1;
+  size_t want = 0;
+  if (cl) {
+    const char *p = cl->value;
+    size_t k = strlen(p);
+    if (k == 0 || k > 9 || strspn(p, "0123456789") != k) return -1;
+    want = (size_t)atoi(p);
+  }
+  int has_body = cl ? want > 0 : rest > 0;
+  osip_content_type_t *ct = m->content_type;
+  if (has_body && ct && ct->type && ct->subtype) {
+    if (osip_strcasecmp(ct->type, "multipart") == 0) return -1;
+    if (!cl) want = rest;
+    if (rest == 0 || rest < want) return -1;
+    if (!cl) {
+      char tmp[16];
+      snprintf(tmp, sizeof tmp, "%i", (int)want);
+      if (osip_message_set_content_length(m, tmp) != 0) return -1;
+    }
+    if (osip_message_set_body(m, s, want) != 0) return -1;
+  }
+  if (!m->content_length && osip_message_set_content_length(m, "0") != 0)
+    return -1;
+  return 0;
+}
+
+static int fast(const char *data, size_t len, osip_message_t *m) {
+  const char *p = data, *end = data + len;
+  int first = 1;
+  for (;;) {
+    /* one line: no NUL, no CR or LF but its CRLF */
+    const char *q = p;
+    while (q < end && *q != '\r' && *q != '\n' && *q != 0) q++;
+    if (q + 1 >= end || q[0] != '\r' || q[1] != '\n') return -1;
+    size_t n = (size_t)(q - p);
+    const char *next = q + 2;
+    /* a folded line (LWS) or a blank-started one: libosip2 rewrites it */
+    if (next < end && (*next == ' ' || *next == '\t')) return -1;
+    if (first) {
+      if (n == 0 || start_line(m, p, n) != 0) return -1;
+      first = 0;
+    } else if (n == 0) {
+      return body(m, next, (size_t)(end - next));
+    } else if (header_line(m, p, n) != 0) {
+      return -1;
+    }
+    p = next;
+  }
+}
+
+int sr__message_parse_fast(const char *data, size_t len, osip_message_t **out) {
+  osip_message_t *m;
+  *out = NULL;
+  if (osip_message_init(&m) != 0) return -1;
+  if (fast(data, len, m) != 0) {
+    osip_message_free(m);
+    return -1;
+  }
+  *out = m;
+  return 0;
+}
+
+int sr__message_parse(const char *data, size_t len, osip_message_t **out) {
+  if (sr__message_parse_fast(data, len, out) == 0) return 0;
+  osip_message_t *m;
+  if (osip_message_init(&m) != 0) return SR_ENOMEM;
+  if (osip_message_parse(m, data, len) != 0) {
+    osip_message_free(m);
+    return SR_EPARSE;
+  }
+  *out = m;
+  return 0;
+}
