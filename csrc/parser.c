@@ -77,6 +77,182 @@ static int start_line(osip_message_t *m, const char *s, size_t n) {
   return bad ? -1 : 0;
 }
 
+/* ---- the values every transfer carries, for the plain cases ----
+ * Each returns 1 where the plain case does not apply (then the caller
+ * hands the value to libosip2's own setter, which decides), 0 or -1. */
+
+static char *dup_n(const char *s, size_t n) {
+  char *d = osip_malloc(n + 1);
+  if (d) {
+    memcpy(d, s, n);
+    d[n] = 0;
+  }
+  return d;
+}
+
+static int is_plain(unsigned char c) { /* no escapes, quotes or separators */
+  return is_token(c) && c != '%';
+}
+
+/* ";name[=value]" ... with token names and values, as osip_uri_parse_params
+ * and __osip_generic_param_parseall both cut them (no blanks, quotes or
+ * escapes, nothing empty). Returns 1 if not that plain. */
+static int plain_params(osip_list_t *list, const char *p, const char *e) {
+  while (p < e) {
+    if (*p != ';') return 1;
+    const char *n = ++p;
+    while (p < e && is_plain((unsigned char)*p)) p++;
+    const char *ne = p, *v = NULL, *ve = NULL;
+    if (ne == n) return 1;
+    if (p < e && *p == '=') {
+      v = ++p;
+      while (p < e && is_plain((unsigned char)*p)) p++;
+      ve = p;
+      if (ve == v) return 1;
+    }
+    if (p < e && *p != ';') return 1;
+    char *name = dup_n(n, (size_t)(ne - n));
+    char *val = v ? dup_n(v, (size_t)(ve - v)) : NULL;
+    if (!name || (v && !val) || osip_uri_param_add(list, name, val) != 0) {
+      osip_free(name);
+      osip_free(val);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* "sip:" / "sips:" user@host:port;params, all plain, into a new URI the way
+ * osip_uri_parse fills it. 1 if not that plain. */
+static int plain_uri(osip_uri_t **out, const char *s, const char *e) {
+  size_t sl = (size_t)(e - s) >= 5 && memcmp(s, "sips:", 5) == 0 ? 4
+              : (size_t)(e - s) >= 4 && memcmp(s, "sip:", 4) == 0 ? 3
+                                                                   : 0;
+  if (!sl) return 1;
+  const char *p = s + sl + 1, *at = NULL, *semi = e;
+  for (const char *q = p; q < e; q++) {
+    unsigned char c = (unsigned char)*q;
+    if (c == '@') {
+      if (at || semi != e) return 1;
+      at = q;
+    } else if (c == ';') {
+      if (semi == e) semi = q;
+    } else if (c == ':' || c == '=') {
+      /* a port or a param's value: checked below */
+    } else if (!is_plain(c)) {
+      return 1;
+    }
+  }
+  const char *host = at ? at + 1 : p;
+  if (at && (at == p || memchr(p, ':', (size_t)(at - p)))) return 1;
+  const char *colon = memchr(host, ':', (size_t)(semi - host));
+  const char *he = colon ? colon : semi;
+  if (he == host || memchr(host, '=', (size_t)(he - host))) return 1;
+  if (colon) {
+    size_t pl = (size_t)(semi - colon - 1);
+    if (pl < 1 || pl > 5 || strspn(colon + 1, "0123456789") < pl) return 1;
+  }
+  osip_uri_t *u;
+  if (osip_uri_init(&u) != 0) return -1;
+  u->scheme = dup_n(s, sl);
+  if (at) u->username = dup_n(p, (size_t)(at - p));
+  u->host = dup_n(host, (size_t)(he - host));
+  if (colon) u->port = dup_n(colon + 1, (size_t)(semi - colon - 1));
+  int r = !u->scheme || (at && !u->username) || !u->host ||
+                  (colon && !u->port)
+              ? -1
+              : plain_params(&u->url_params, semi, e);
+  if (r != 0) {
+    osip_uri_free(u);
+    return r;
+  }
+  *out = u;
+  return 0;
+}
+
+/* `<uri>;params` or `"display" <uri>;params` (display without escapes) into
+ * a new osip_from_t as osip_from_parse fills it. 1 if not that plain. */
+static int plain_name_addr(osip_from_t **out, const char *s, size_t n) {
+  const char *e = s + n, *p = s, *dq = NULL, *dqe = NULL;
+  if (p < e && *p == '"') {
+    dq = p++;
+    while (p < e && *p != '"' && *p != '\\') p++;
+    if (p >= e || *p != '"') return 1;
+    dqe = ++p;
+    while (p < e && *p == ' ') p++;
+  }
+  if (p >= e || *p != '<') return 1;
+  const char *u = ++p, *gt = memchr(u, '>', (size_t)(e - u));
+  if (!gt || gt - u < 6) return 1;
+  osip_from_t *f;
+  if (osip_from_init(&f) != 0) return -1;
+  int r = plain_uri(&f->url, u, gt);
+  if (r == 0 && dq && !(f->displayname = dup_n(dq, (size_t)(dqe - dq))))
+    r = -1;
+  if (r == 0) r = plain_params(&f->gen_params, gt + 1, e);
+  if (r != 0) {
+    osip_from_free(f);
+    return r;
+  }
+  *out = f;
+  return 0;
+}
+
+/* From, To: one each. */
+static int from_to(osip_message_t *m, osip_from_t **slot, const char *v,
+                   size_t n) {
+  if (*slot) return 1; /* libosip2's setter refuses a second one */
+  osip_from_t *f;
+  int r = plain_name_addr(&f, v, n);
+  if (r != 0) return r;
+  *slot = f;
+  m->message_property = 2;
+  return 0;
+}
+
+/* Contact, Route, Record-Route: one value (no comma), appended. */
+static int name_addr_list(osip_message_t *m, osip_list_t *list, const char *v,
+                          size_t n) {
+  osip_from_t *f;
+  if (memchr(v, ',', n)) return 1;
+  int r = plain_name_addr(&f, v, n);
+  if (r != 0) return r;
+  m->message_property = 2;
+  if (osip_list_add(list, f, -1) < 0) {
+    osip_from_free(f);
+    return -1;
+  }
+  return 0;
+}
+
+/* The kinds handled here by name; 1 for the others. */
+static int native(osip_message_t *m, const char *name, size_t nl,
+                  const char *v, size_t vl) {
+  if (!v || vl == 0) return 1;
+#define IS(lit) (nl == sizeof lit - 1 && memcmp(name, lit, nl) == 0)
+  if (IS("from") || IS("f")) return from_to(m, &m->from, v, vl);
+  if (IS("to") || IS("t")) return from_to(m, &m->to, v, vl);
+  if (IS("contact") || IS("m"))
+    return vl == 1 && *v == '*' ? 1 : name_addr_list(m, &m->contacts, v, vl);
+  if (IS("route")) return name_addr_list(m, &m->routes, v, vl);
+  /* the rest straight to their setter (skipping libosip2's look-up) */
+  int (*set)(osip_message_t *, const char *) = NULL;
+  if (IS("call-id") || IS("i")) set = osip_message_set_call_id;
+  else if (IS("cseq")) set = osip_message_set_cseq;
+  else if (IS("content-length") || IS("l")) set = osip_message_set_content_length;
+  else if (IS("content-type") || IS("c")) set = osip_message_set_content_type;
+  else if ((IS("via") || IS("v")) && !memchr(v, ',', vl)) set = osip_message_set_via;
+  if (set && vl < 4 * SCRATCH) {
+    char value[4 * SCRATCH];
+    memcpy(value, v, vl);
+    value[vl] = 0;
+    return set(m, value) == 0 ? 0 : -1;
+  }
+  if (IS("record-route")) return name_addr_list(m, &m->record_routes, v, vl);
+#undef IS
+  return 1;
+}
+
 /* A header libosip2 does not know, stored as osip_message_set_header
  * would store it (name lower-cased by osip_message_set_multiple_header). */
 static int generic(osip_message_t *m, const char *name, size_t nl,
@@ -119,6 +295,8 @@ static int header_line(osip_message_t *m, const char *s, size_t n) {
   char name[SCRATCH];
   for (size_t i = 0; i < nl; i++) name[i] = lower(s[i]);
   name[nl] = 0;
+  int r = native(m, name, nl, colon + 1 < s + n ? v : NULL, vl);
+  if (r <= 0) return r;
   int known = __osip_message_is_known_header(name) >= 0;
   /* libosip2 hands a value of one byte or more on (even if all blank:
    * then ""), and NULL for "Name:" */
