@@ -15,6 +15,7 @@
  * so odd and bad input behaves exactly as libosip2 makes it behave.
  * tests/c/test_parser.c and tests/fuzz/fuzz_parse.c compare the two.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,11 +28,18 @@ enum { SCRATCH = 512 };
 
 static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
 
-static int is_token(unsigned char c) {
-  static const char extra[] = "-.!%*_+`'~";
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || (c && strchr(extra, c));
+/* Bytes of a token (RFC 3261 §25.1), by table: the parser asks per byte. */
+static unsigned char token_set[256];
+
+static void init_tokens(void) {
+  for (int c = 0; c < 256; c++)
+    token_set[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c >= '0' && c <= '9') || (c && strchr("-.!%*_+`'~", c));
 }
+
+static inline int is_token(unsigned char c) { return token_set[c]; }
+
+static int plain_uri(osip_uri_t **out, const char *s, const char *e);
 
 /* "METHOD SP uri SP SIP/2.0" or "SIP/2.0 SP 3DIGIT SP reason": what
  * __osip_message_startline_parse keeps of them. */
@@ -70,8 +78,9 @@ static int start_line(osip_message_t *m, const char *s, size_t n) {
     m->sip_method[k] = 0;
     memcpy(uri, u, (size_t)(e - u));
     uri[e - u] = 0;
-    bad = osip_uri_init(&m->req_uri) != 0 ||
-          osip_uri_parse(m->req_uri, uri) != 0;
+    int r = plain_uri(&m->req_uri, u, e);
+    bad = r < 0 || (r > 0 && (osip_uri_init(&m->req_uri) != 0 ||
+                              osip_uri_parse(m->req_uri, uri) != 0));
   }
   osip_free(uri);
   return bad ? -1 : 0;
@@ -90,7 +99,7 @@ static char *dup_n(const char *s, size_t n) {
   return d;
 }
 
-static int is_plain(unsigned char c) { /* no escapes, quotes or separators */
+static inline int is_plain(unsigned char c) { /* no escapes, quotes, separators */
   return is_token(c) && c != '%';
 }
 
@@ -198,6 +207,42 @@ static int plain_name_addr(osip_from_t **out, const char *s, size_t n) {
   return 0;
 }
 
+/* "SIP/2.0/PROTO host[:port];params" (no comment, no IPv6) into a new Via
+ * as osip_via_parse fills it. 1 if not that plain. */
+static int plain_via(osip_message_t *m, const char *s, size_t n) {
+  const char *e = s + n, *p = s + 8;
+  if (n < 10 || memcmp(s, "SIP/2.0/", 8) != 0) return 1;
+  while (p < e && *p >= 'A' && *p <= 'Z') p++;
+  const char *pe = p;
+  if (pe == s + 8 || p >= e || *p != ' ') return 1;
+  const char *host = ++p;
+  while (p < e && is_plain((unsigned char)*p)) p++;
+  const char *he = p, *port = NULL, *porte = NULL;
+  if (he == host) return 1;
+  if (p < e && *p == ':') {
+    port = ++p;
+    while (p < e && *p >= '0' && *p <= '9') p++;
+    porte = p;
+    if (porte == port || porte - port > 5) return 1;
+  }
+  if (p < e && *p != ';') return 1;
+  osip_via_t *v;
+  if (osip_via_init(&v) != 0) return -1;
+  v->version = dup_n("2.0", 3);
+  v->protocol = dup_n(s + 8, (size_t)(pe - s - 8));
+  v->host = dup_n(host, (size_t)(he - host));
+  if (port) v->port = dup_n(port, (size_t)(porte - port));
+  int r = !v->version || !v->protocol || !v->host || (port && !v->port)
+              ? -1
+              : plain_params(&v->via_params, p, e);
+  if (r == 0) {
+    m->message_property = 2;
+    if (osip_list_add(&m->vias, v, -1) < 0) r = -1;
+  }
+  if (r != 0) osip_via_free(v);
+  return r;
+}
+
 /* From, To: one each. */
 static int from_to(osip_message_t *m, osip_from_t **slot, const char *v,
                    size_t n) {
@@ -235,6 +280,10 @@ static int native(osip_message_t *m, const char *name, size_t nl,
   if (IS("contact") || IS("m"))
     return vl == 1 && *v == '*' ? 1 : name_addr_list(m, &m->contacts, v, vl);
   if (IS("route")) return name_addr_list(m, &m->routes, v, vl);
+  if ((IS("via") || IS("v")) && !memchr(v, ',', vl)) {
+    int r = plain_via(m, v, vl);
+    if (r <= 0) return r;
+  }
   /* the rest straight to their setter (skipping libosip2's look-up) */
   int (*set)(osip_message_t *, const char *) = NULL;
   if (IS("call-id") || IS("i")) set = osip_message_set_call_id;
@@ -348,10 +397,10 @@ static int fast(const char *data, size_t len, osip_message_t *m) {
   int first = 1;
   for (;;) {
     /* one line: no NUL, no CR or LF but its CRLF */
-    const char *q = p;
-    while (q < end && *q != '\r' && *q != '\n' && *q != 0) q++;
-    if (q + 1 >= end || q[0] != '\r' || q[1] != '\n') return -1;
+    const char *q = memchr(p, '\r', (size_t)(end - p));
+    if (!q || q + 1 >= end || q[1] != '\n') return -1;
     size_t n = (size_t)(q - p);
+    if (memchr(p, '\n', n) || memchr(p, 0, n)) return -1;
     const char *next = q + 2;
     /* a folded line (LWS) or a blank-started one: libosip2 rewrites it */
     if (next < end && (*next == ' ' || *next == '\t')) return -1;
@@ -368,8 +417,10 @@ static int fast(const char *data, size_t len, osip_message_t *m) {
 }
 
 int sr__message_parse_fast(const char *data, size_t len, osip_message_t **out) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
   osip_message_t *m;
   *out = NULL;
+  pthread_once(&once, init_tokens);
   if (osip_message_init(&m) != 0) return -1;
   if (fast(data, len, m) != 0) {
     osip_message_free(m);
