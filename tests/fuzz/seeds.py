@@ -6,6 +6,7 @@ Messages are written with CRLF line ends; see fuzz_receive.c for the flag
 byte, the "@@@@" separator and the $PLACEHOLDERS.
 """
 import os
+import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -171,6 +172,25 @@ def write(target, items, encode):
             f.write(encode(item))
 
 
+def filled(msg):
+    """A receive message as it arrives: placeholders filled, $CL right."""
+    fill = lambda b: re.sub(rb"\$[A-Z][A-Z_]*",
+                            lambda m: b"1" if m[0] == b"$CSEQ" else b"h1x", b)
+    head, blank, body = msg.partition(b"\r\n\r\n")
+    body = fill(body)
+    head = fill(head.replace(b"$CL", str(len(body)).encode()))
+    return head + blank + body
+
+
+def message_items():
+    """fuzz_message: each receive message alone, as it arrives."""
+    out = {}
+    for name, (_, msgs) in RECEIVE.items():
+        for i, m in enumerate(msgs):
+            out[f"{name}-{i}"] = filled(m)
+    return out
+
+
 def receive_bytes(item):
     flags, msgs = item
     return bytes([flags]) + SEP.join(msgs)
@@ -179,3 +199,4 @@ def receive_bytes(item):
 if __name__ == "__main__":
     write("receive", RECEIVE, receive_bytes)
     write("parse", PARSE, lambda b: b)
+    write("message", message_items(), lambda b: b)
