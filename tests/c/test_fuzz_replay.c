@@ -19,6 +19,9 @@
 #define LLVMFuzzerTestOneInput fuzz_parse_one
 #include "../fuzz/fuzz_parse.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_message_one
+#include "../fuzz/fuzz_message.c"
+#undef LLVMFuzzerTestOneInput
 
 #undef REQUIRE /* libosip2's header name; harness.h has its own */
 #include "harness.h"
@@ -102,9 +105,17 @@ static void test_parse(void) {
   replay_dir("tests/fuzz/regressions/parse", fuzz_parse_one);
 }
 
+/* Our parser against libosip2's over every message seed. */
+static void test_message(void) {
+  int seeds = replay_dir("tests/fuzz/corpus/message", fuzz_message_one);
+  CHECK(seeds > 20);
+  replay_dir("tests/fuzz/regressions/message", fuzz_message_one);
+}
+
 int main(void) {
   find_root();
   RUN(test_receive);
   RUN(test_parse);
+  RUN(test_message);
   return DONE();
 }

@@ -12,7 +12,7 @@
 
 #include "internal.h"
 
-static char *serialise(osip_message_t *m, int *rc) {
+static char *fm_serialise(osip_message_t *m, int *rc) {
   char *s = NULL;
   size_t n = 0;
   osip_message_force_update(m);
@@ -20,11 +20,11 @@ static char *serialise(osip_message_t *m, int *rc) {
   return s;
 }
 
-static int same(const char *a, const char *b) {
+static int fm_same(const char *a, const char *b) {
   return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static int same_lists(osip_message_t *a, osip_message_t *b) {
+static int fm_same_lists(osip_message_t *a, osip_message_t *b) {
   const osip_list_t *la[] = {&a->vias, &a->contacts, &a->routes,
                              &a->record_routes, &a->headers, &a->bodies,
                              &a->allows, &a->accepts, &a->authorizations,
@@ -38,13 +38,13 @@ static int same_lists(osip_message_t *a, osip_message_t *b) {
   for (int i = 0; i < osip_list_size(&a->headers); i++) {
     osip_header_t *x = osip_list_get(&a->headers, i);
     osip_header_t *y = osip_list_get(&b->headers, i);
-    if (!same(x->hname, y->hname) || !same(x->hvalue, y->hvalue)) return 0;
+    if (!fm_same(x->hname, y->hname) || !fm_same(x->hvalue, y->hvalue)) return 0;
   }
   return 1;
 }
 
 /* libosip2 prints its parse errors unless given a trace function. */
-static void quiet(const char *file, int line, osip_trace_level_t level,
+static void fm_quiet(const char *file, int line, osip_trace_level_t level,
                   const char *fmt, va_list ap) {
   (void)file; (void)line; (void)level; (void)fmt; (void)ap;
 }
@@ -52,7 +52,7 @@ static void quiet(const char *file, int line, osip_trace_level_t level,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static int ready;
   if (!ready) {
-    osip_trace_initialize_func(OSIP_FATAL, quiet);
+    osip_trace_initialize_func(OSIP_FATAL, fm_quiet);
     parser_init();
     ready = 1;
   }
@@ -65,14 +65,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (ro == 0) {
     if (ours->message_property != theirs->message_property ||
         ours->status_code != theirs->status_code ||
-        !same(ours->sip_method, theirs->sip_method) ||
-        !same(ours->reason_phrase, theirs->reason_phrase) ||
-        !same(ours->sip_version, theirs->sip_version) ||
-        !same_lists(ours, theirs))
+        !fm_same(ours->sip_method, theirs->sip_method) ||
+        !fm_same(ours->reason_phrase, theirs->reason_phrase) ||
+        !fm_same(ours->sip_version, theirs->sip_version) ||
+        !fm_same_lists(ours, theirs))
       abort();
     int ra, rb;
-    char *a = serialise(ours, &ra), *b = serialise(theirs, &rb);
-    if (ra != rb || !same(a, b)) abort();
+    char *a = fm_serialise(ours, &ra), *b = fm_serialise(theirs, &rb);
+    if (ra != rb || !fm_same(a, b)) abort();
     osip_free(a);
     osip_free(b);
     osip_message_free(ours);
