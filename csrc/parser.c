@@ -122,7 +122,15 @@ static int plain_params(osip_list_t *list, const char *p, const char *e) {
     if (p < e && *p != ';') return 1;
     char *name = dup_n(n, (size_t)(ne - n));
     char *val = v ? dup_n(v, (size_t)(ve - v)) : NULL;
-    if (!name || (v && !val) || osip_uri_param_add(list, name, val) != 0) {
+    /* what osip_uri_param_add makes (its osip_clrspace has no blanks to
+     * take here) */
+    osip_uri_param_t *g = name && (!v || val) ? osip_malloc(sizeof *g) : NULL;
+    if (g) {
+      g->gname = name;
+      g->gvalue = val;
+    }
+    if (!g || osip_list_add(list, g, -1) < 0) {
+      osip_free(g);
       osip_free(name);
       osip_free(val);
       return -1;
@@ -138,28 +146,27 @@ static int plain_uri(osip_uri_t **out, const char *s, const char *e) {
               : (size_t)(e - s) >= 4 && memcmp(s, "sip:", 4) == 0 ? 3
                                                                    : 0;
   if (!sl) return 1;
-  const char *p = s + sl + 1, *at = NULL, *semi = e;
-  for (const char *q = p; q < e; q++) {
-    unsigned char c = (unsigned char)*q;
+  /* user@host:port up to the first ';' (the params are checked as cut) */
+  const char *p = s + sl + 1, *at = NULL, *colon = NULL, *semi = p;
+  for (; semi < e && *semi != ';'; semi++) {
+    unsigned char c = (unsigned char)*semi;
     if (c == '@') {
-      if (at || semi != e) return 1;
-      at = q;
-    } else if (c == ';') {
-      if (semi == e) semi = q;
-    } else if (c == ':' || c == '=') {
-      /* a port or a param's value: checked below */
+      if (at || colon) return 1; /* a password, or '@' twice */
+      at = semi;
+    } else if (c == ':') {
+      if (colon) return 1;
+      colon = semi;
     } else if (!is_plain(c)) {
       return 1;
     }
   }
   const char *host = at ? at + 1 : p;
-  if (at && (at == p || memchr(p, ':', (size_t)(at - p)))) return 1;
-  const char *colon = memchr(host, ':', (size_t)(semi - host));
   const char *he = colon ? colon : semi;
-  if (he == host || memchr(host, '=', (size_t)(he - host))) return 1;
+  if (at == p || he == host) return 1;
   if (colon) {
-    size_t pl = (size_t)(semi - colon - 1);
-    if (pl < 1 || pl > 5 || strspn(colon + 1, "0123456789") < pl) return 1;
+    if (semi - colon < 2 || semi - colon > 6) return 1;
+    for (const char *d = colon + 1; d < semi; d++)
+      if (*d < '0' || *d > '9') return 1;
   }
   osip_uri_t *u;
   if (osip_uri_init(&u) != 0) return -1;
@@ -243,6 +250,49 @@ static int plain_via(osip_message_t *m, const char *s, size_t n) {
   return r;
 }
 
+/* "digits SP method": osip_cseq_parse's number and method. */
+static int plain_cseq(osip_message_t *m, const char *v, size_t n) {
+  size_t k = 0;
+  while (k < n && v[k] >= '0' && v[k] <= '9') k++;
+  if (m->cseq || k == 0 || k > 10 || k + 1 >= n || v[k] != ' ') return 1;
+  for (size_t i = k + 1; i < n; i++)
+    if (!is_plain((unsigned char)v[i])) return 1;
+  osip_cseq_t *c;
+  if (osip_cseq_init(&c) != 0) return -1;
+  c->number = dup_n(v, k);
+  c->method = dup_n(v + k + 1, n - k - 1);
+  if (!c->number || !c->method) {
+    osip_cseq_free(c);
+    return -1;
+  }
+  m->cseq = c;
+  m->message_property = 2;
+  return 0;
+}
+
+/* "number[@host]" of token bytes: osip_call_id_parse's two parts. */
+static int plain_call_id(osip_message_t *m, const char *v, size_t n) {
+  const char *at = NULL;
+  if (m->call_id) return 1;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] == '@' && !at) at = v + i;
+    else if (!is_token((unsigned char)v[i])) return 1;
+  }
+  const char *ne = at ? at : v + n;
+  if (ne == v || (at && at + 1 == v + n)) return 1;
+  osip_call_id_t *c;
+  if (osip_call_id_init(&c) != 0) return -1;
+  c->number = dup_n(v, (size_t)(ne - v));
+  if (at) c->host = dup_n(at + 1, (size_t)(v + n - at - 1));
+  if (!c->number || (at && !c->host)) {
+    osip_call_id_free(c);
+    return -1;
+  }
+  m->call_id = c;
+  m->message_property = 2;
+  return 0;
+}
+
 /* From, To: one each. */
 static int from_to(osip_message_t *m, osip_from_t **slot, const char *v,
                    size_t n) {
@@ -282,6 +332,10 @@ static int native(osip_message_t *m, const char *name, size_t nl,
   if (IS("route")) return name_addr_list(m, &m->routes, v, vl);
   if ((IS("via") || IS("v")) && !memchr(v, ',', vl)) {
     int r = plain_via(m, v, vl);
+    if (r <= 0) return r;
+  }
+  if (IS("cseq") || IS("call-id") || IS("i")) {
+    int r = IS("cseq") ? plain_cseq(m, v, vl) : plain_call_id(m, v, vl);
     if (r <= 0) return r;
   }
   /* the rest straight to their setter (skipping libosip2's look-up) */

@@ -303,6 +303,26 @@ static void test_lines(void) {
   compare_str(buf, "all lines");
 }
 
+/* Call-ID and CSeq values, into a request without either. */
+static const char *const ids[] = {
+    "Call-ID: c1@127.0.0.1", "i: abc", "Call-ID: a@b@c", "Call-ID: x@",
+    "Call-ID: @h", "Call-ID: a b", "Call-ID: a%41!*~@[::1]", "Call-ID:",
+    "CSeq: 1 OPTIONS", "CSeq: 1  OPTIONS", "CSeq: 01 options",
+    "CSeq: 4294967296 OPTIONS", "CSeq: 1", "CSeq: OPTIONS", "CSeq: 1 OPT IONS",
+    "CSeq: -1 OPTIONS", "CSeq:  7\tOPTIONS",
+};
+
+static void test_ids(void) {
+  char buf[1024];
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    int cseq = ids[i][1] == 'S';
+    snprintf(buf, sizeof buf,
+             "OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\n" H_VIA H_FROM H_TO "%s%s\r\n\r\n",
+             cseq ? H_CID : "CSeq: 1 OPTIONS\r\n", ids[i]);
+    compare_str(buf, ids[i]);
+  }
+}
+
 /* Start lines, line ends, folding, bodies, odd framing. */
 static const char *const odd[] = {
     "OPTIONS sip:bob@127.0.0.1 SIP/2.0\n" HDRS "CSeq: 1 OPTIONS\n\n",
@@ -476,6 +496,7 @@ int main(void) {
   parser_init();
   RUN(test_ordinary);
   RUN(test_lines);
+  RUN(test_ids);
   RUN(test_odd);
   RUN(test_bytes);
   RUN(test_corpus);
