@@ -323,6 +323,38 @@ static void test_ids(void) {
   }
 }
 
+/* From and To values (after "From:" / "To:"), into a request with
+ * neither; each goes to Contact, Route and Record-Route too. */
+static const char *const addrs[] = {
+    "\"A\"<sip:a@h>;tag=1", "\"\" <sip:a@h>", "\"A \\\"q\\\"\" <sip:a@h>;tag=1",
+    "\"A\"   <sip:a@h>", "A B <sip:a@h>;tag=x", "<sip:a@h>;tag=1;x", "<sip:a@h> ;tag=1",
+    "<sip:a@h>;tag=", "<sip:a@h>;tag=\"q;v\"", "sip:a@h;tag=1",
+    "<sip:a@h:5060;transport=udp>;tag=1", "<sips:a@h>", "<sip:h>", "<sip:a@h:>",
+    "<sip:a@h:123456>", "<sip:a:pw@h>", "<sip:a@h;x=>", "<sip:a@h;;x>",
+    "<sip:a@b@h>", "<sip:@h>", "<sip:a@>", "<sip:a@h>x", "<sip:a@h",
+    "<sip:a%20b@h>", "<tel:+1555>", "<sip:a@[::1]:5060>", "<SIP:a@h>",
+    "<sip:a@h;lr;maddr=1.2.3.4>;expires=5;q=0.5", "<sip:a@h?x=y>", "<sip:a=b@h>",
+    "<sip:a@h;x=a:b>", "<sip:a@h;x=a@b>", "<sip:ab>", "<sip:a@h>;tag=1;tag=2",
+    "\"A, B\" <sip:a@h>", "<sip:a@h>, <sip:b@h>", "*", "* <sip:a@h>",
+};
+
+static void test_addrs(void) {
+  static const char *const kinds[] = {"From: ", "f: ", "To: ", "t: ", "Contact: ",
+                                      "m: ", "Route: ", "Record-Route: "};
+  char buf[1024];
+  for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+      int from = kinds[k][0] == 'F' || kinds[k][0] == 'f';
+      int to = kinds[k][0] == 'T' || kinds[k][0] == 't';
+      snprintf(buf, sizeof buf,
+               "OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\n" H_VIA "%s%s%s%s\r\n" H_CID
+               "CSeq: 1 OPTIONS\r\n\r\n",
+               from ? "" : H_FROM, to ? "" : H_TO, kinds[k], addrs[i]);
+      compare_str(buf, addrs[i]);
+    }
+  }
+}
+
 /* Start lines, line ends, folding, bodies, odd framing. */
 static const char *const odd[] = {
     "OPTIONS sip:bob@127.0.0.1 SIP/2.0\n" HDRS "CSeq: 1 OPTIONS\n\n",
@@ -497,6 +529,7 @@ int main(void) {
   RUN(test_ordinary);
   RUN(test_lines);
   RUN(test_ids);
+  RUN(test_addrs);
   RUN(test_odd);
   RUN(test_bytes);
   RUN(test_corpus);
