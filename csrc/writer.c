@@ -24,8 +24,10 @@ typedef struct wbuf {
   int err;
 } wbuf;
 
-static void need(wbuf *b, size_t k) {
-  if (b->err || b->n + k < b->cap) return;
+/* Grows the buffer: out of line, so put's common path stays a compare
+ * and a copy. */
+__attribute__((noinline)) static void grow(wbuf *b, size_t k) {
+  if (b->err) return;
   size_t cap = b->cap;
   while (cap <= b->n + k) cap *= 2;
   char *q = osip_realloc(b->p, cap);
@@ -37,9 +39,11 @@ static void need(wbuf *b, size_t k) {
   b->cap = cap;
 }
 
-static void put(wbuf *b, const char *s, size_t k) {
-  need(b, k);
-  if (b->err) return;
+static inline void put(wbuf *b, const char *s, size_t k) {
+  if (b->n + k >= b->cap) {
+    grow(b, k);
+    if (b->err) return;
+  }
   memcpy(b->p + b->n, s, k);
   b->n += k;
 }
