@@ -159,9 +159,9 @@ local RESPONSE_KEYS = set_of{"status_code", "reason_phrase", "extra_headers",
                              "body", "content_type"}
 
 --- response_opts(o, what): a response table (or a bare status code) into
---- C-level fields.
+--- C-level fields; nil (the C defaults) for nil.
 function B.response_opts(o, what)
-  if o == nil then return {} end
+  if o == nil then return nil end
   if type(o) == "number" then o = {status_code = o} end
   check_type(o, "table", what, "options")
   check_keys(o, RESPONSE_KEYS, what)
@@ -198,9 +198,9 @@ local INVITER_KEYS = set_of{"extra_headers", "body", "content_type",
 for k in pairs(B.SESSION_EVENTS) do INVITER_KEYS[k] = true end
 
 --- inviter_opts(o, what): Inviter options (handlers allowed too) into
---- C-level fields.
+--- C-level fields; nil (the C defaults) for nil.
 function B.inviter_opts(o, what)
-  if o == nil then return {} end
+  if o == nil then return nil end
   check_type(o, "table", what, "options")
   check_keys(o, INVITER_KEYS, what)
   for k in pairs(B.SESSION_EVENTS) do check_type(o[k], "function", what, k, true) end
