@@ -323,22 +323,33 @@ static int multipart(const osip_message_t *m) {
          osip_strcasecmp(m->content_type->type, "multipart") == 0;
 }
 
-static pthread_once_t safe_once = PTHREAD_ONCE_INIT;
+/* A buffer of cap bytes to write into (the escape table made once). */
+static int wbuf_start(wbuf *b, size_t cap) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, init_safe);
+  *b = (wbuf){osip_malloc(cap), 0, cap, 0};
+  return b->p ? 0 : SR_ENOMEM;
+}
+
+/* Hands the text over (terminated), or frees it after an error. */
+static int wbuf_end(wbuf *b, char **dest, size_t *len) {
+  if (b->err) {
+    osip_free(b->p);
+    return b->err;
+  }
+  b->p[b->n] = 0;
+  *dest = b->p;
+  if (len) *len = b->n;
+  return 0;
+}
 
 int sr__uri_to_str(osip_uri_t *u, char **dest) {
   *dest = NULL;
   if (!u) return SR_EINVAL;
-  pthread_once(&safe_once, init_safe);
-  wbuf b = {osip_malloc(128), 0, 128, 0};
-  if (!b.p) return SR_ENOMEM;
+  wbuf b;
+  if (wbuf_start(&b, 128) < 0) return SR_ENOMEM;
   put_uri(&b, u);
-  if (b.err) {
-    osip_free(b.p);
-    return b.err;
-  }
-  b.p[b.n] = 0;
-  *dest = b.p;
-  return 0;
+  return wbuf_end(&b, dest, NULL);
 }
 
 #define W(f) ((writer_fn)(f))
@@ -364,9 +375,8 @@ int sr__message_to_str(osip_message_t *m, char **dest, size_t *len) {
     if (len) *len = n;
     return 0;
   }
-  pthread_once(&safe_once, init_safe);
-  wbuf b = {osip_malloc(1024), 0, 1024, 0};
-  if (!b.p) return SR_ENOMEM;
+  wbuf b;
+  if (wbuf_start(&b, 1024) < 0) return SR_ENOMEM;
 
   if (m->sip_method) {
     if (!m->req_uri) b.err = SR_EINVAL;
@@ -455,12 +465,5 @@ int sr__message_to_str(osip_message_t *m, char **dest, size_t *len) {
     if (k > 5) b.err = SR_EINVAL; /* libosip2 cannot write it either */
     for (int i = 0; i < k && i < 5; i++) b.p[cl_at + 4 - i] = digits[i];
   }
-  if (b.err) {
-    osip_free(b.p);
-    return b.err;
-  }
-  b.p[b.n] = 0;
-  *dest = b.p;
-  if (len) *len = b.n;
-  return 0;
+  return wbuf_end(&b, dest, len);
 }
