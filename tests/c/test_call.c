@@ -127,6 +127,22 @@ static int count_seen(const char *what) {
   return n;
 }
 
+/* Alice calls Bob, who answers as `mode` says (see side.auto_answer),
+ * over tp; with `record`, what both send goes into seen[]. 0 once the
+ * INVITE is on its way. */
+static int place_call(sr_transport tp, int mode, int record) {
+  nseen = 0;
+  if (record) {
+    sr_ua_set_message_hook(A, hook, NULL);
+    sr_ua_set_message_hook(B, hook, NULL);
+  }
+  bob.auto_answer = mode;
+  if (sr_ua_make_inviter(A, t_target(B, "bob", tp), NULL, &alice.s) != 0)
+    return -1;
+  sr_session_set_delegate(alice.s, &del, &alice);
+  return sr_inviter_invite(alice.s);
+}
+
 static void basic_call(sr_transport tp, int v6) {
   setup(v6);
   nseen = 0;
@@ -193,14 +209,7 @@ static int alice_got_100(void *u) {
  * on_invite returns, before any other response. */
 static void test_deferred_answer_gets_100(void) {
   setup(0);
-  nseen = 0;
-  sr_ua_set_message_hook(A, hook, NULL);
-  sr_ua_set_message_hook(B, hook, NULL);
-  bob.auto_answer = 3;
-  REQUIRE(sr_ua_make_inviter(A, t_target(B, "bob", SR_TRANSPORT_UDP), NULL,
-                             &alice.s) == 0);
-  sr_session_set_delegate(alice.s, &del, &alice);
-  CHECK_INT(sr_inviter_invite(alice.s), 0);
+  REQUIRE(place_call(SR_TRANSPORT_UDP, 3, 1) == 0);
   CHECK(t_drive(alice_got_100, NULL, 10000));
   REQUIRE(bob.s != NULL);
   CHECK_INT(sr_invitation_accept(bob.s, NULL), 0);
@@ -226,10 +235,7 @@ static int bob_has_call(void *u) {
 
 static void cancel_call(sr_transport tp) {
   setup(0);
-  bob.auto_answer = 0;
-  REQUIRE(sr_ua_make_inviter(A, t_target(B, "bob", tp), NULL, &alice.s) == 0);
-  sr_session_set_delegate(alice.s, &del, &alice);
-  CHECK_INT(sr_inviter_invite(alice.s), 0);
+  REQUIRE(place_call(tp, 0, 0) == 0);
   CHECK(t_drive(bob_has_call, NULL, 10000));
   CHECK_INT(sr_inviter_cancel(alice.s), 0);
   CHECK(t_drive(both_state, &st_terminated, 10000));
@@ -242,10 +248,7 @@ static void test_cancel_tcp(void) { cancel_call(SR_TRANSPORT_TCP); }
 
 static void reject_call(sr_transport tp) {
   setup(0);
-  bob.auto_answer = 2;
-  REQUIRE(sr_ua_make_inviter(A, t_target(B, "bob", tp), NULL, &alice.s) == 0);
-  sr_session_set_delegate(alice.s, &del, &alice);
-  CHECK_INT(sr_inviter_invite(alice.s), 0);
+  REQUIRE(place_call(tp, 2, 0) == 0);
   CHECK(t_drive(both_state, &st_terminated, 10000));
   CHECK_INT(alice.responses[alice.nresp - 1], 486);
   CHECK_INT(alice.nstates, 2); /* establishing, terminated */
@@ -256,15 +259,8 @@ static void test_reject_tcp(void) { reject_call(SR_TRANSPORT_TCP); }
 
 static void test_lost_ack(void) {
   setup(0);
-  nseen = 0;
   drop_first_ack = 1;
-  sr_ua_set_message_hook(A, hook, NULL);
-  sr_ua_set_message_hook(B, hook, NULL);
-  bob.auto_answer = 1;
-  REQUIRE(sr_ua_make_inviter(A, t_target(B, "bob", SR_TRANSPORT_UDP), NULL,
-                             &alice.s) == 0);
-  sr_session_set_delegate(alice.s, &del, &alice);
-  CHECK_INT(sr_inviter_invite(alice.s), 0);
+  REQUIRE(place_call(SR_TRANSPORT_UDP, 1, 1) == 0);
   CHECK(t_drive(both_state, &st_established, 10000));
   CHECK(count_seen("200") >= 2); /* Bob re-sent the 2xx ... */
   CHECK(count_seen("ACK") >= 2); /* ... and Alice re-sent the ACK */
@@ -280,13 +276,7 @@ static void test_lossy_network(void) {
     setup(0);
     lossy_percent = 20;
     lossy_seed = 1234u + (unsigned)call;
-    sr_ua_set_message_hook(A, hook, NULL);
-    sr_ua_set_message_hook(B, hook, NULL);
-    bob.auto_answer = 1;
-    REQUIRE(sr_ua_make_inviter(A, t_target(B, "bob", SR_TRANSPORT_UDP), NULL,
-                               &alice.s) == 0);
-    sr_session_set_delegate(alice.s, &del, &alice);
-    CHECK_INT(sr_inviter_invite(alice.s), 0);
+    REQUIRE(place_call(SR_TRANSPORT_UDP, 1, 1) == 0);
     if (t_drive(both_state, &st_established, 20000)) {
       sr_session_bye(alice.s);
       if (t_drive(both_state, &st_terminated, 20000)) done++;
@@ -299,11 +289,7 @@ static void test_lossy_network(void) {
 
 static void test_free_in_callback(void) {
   setup(0);
-  bob.auto_answer = 1;
-  REQUIRE(sr_ua_make_inviter(A, t_target(B, "bob", SR_TRANSPORT_UDP), NULL,
-                             &alice.s) == 0);
-  sr_session_set_delegate(alice.s, &del, &alice);
-  sr_inviter_invite(alice.s);
+  REQUIRE(place_call(SR_TRANSPORT_UDP, 1, 0) == 0);
   CHECK(t_drive(both_state, &st_established, 10000));
   alice.unref_on_terminated = 1;
   bob.unref_on_terminated = 1;
@@ -315,11 +301,7 @@ static void test_free_in_callback(void) {
 
 static void test_close_with_live_sessions(void) {
   setup(0);
-  bob.auto_answer = 1;
-  REQUIRE(sr_ua_make_inviter(A, t_target(B, "bob", SR_TRANSPORT_TCP), NULL,
-                             &alice.s) == 0);
-  sr_session_set_delegate(alice.s, &del, &alice);
-  sr_inviter_invite(alice.s);
+  REQUIRE(place_call(SR_TRANSPORT_TCP, 1, 0) == 0);
   CHECK(t_drive(both_state, &st_established, 10000));
   sr_ua_close(A);
   CHECK_INT(sr_session_bye(alice.s), SR_ECLOSED);

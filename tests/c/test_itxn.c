@@ -206,6 +206,14 @@ static const char *invite_a(sr_transport tp) {
   return next_msg("SIP/2.0 180", 5000);
 }
 
+/* Copies the next message from A starting with `start` into out. */
+static const char *keep_next(const char *start, char *out, size_t n) {
+  const char *m = next_msg(start, 5000);
+  if (!m) return NULL;
+  snprintf(out, n, "%s", m);
+  return out;
+}
+
 static int send_ack(const char *final) {
   char to[256], ack[2048];
   char via[512], cid[256];
@@ -246,10 +254,9 @@ static void test_486_retransmitted_until_ack(void) {
   setup(50, 100);
   REQUIRE(invite_a(SR_TRANSPORT_UDP) && call);
   CHECK_INT(reject_486(), 0);
-  const char *m = next_msg("SIP/2.0 486", 5000);
-  REQUIRE(m);
   char busy[4096];
-  snprintf(busy, sizeof busy, "%s", m);
+  REQUIRE(keep_next("SIP/2.0 486", busy, sizeof busy));
+  const char *m;
   /* Timer G: the same bytes at T1, then 2×T1 later (T2 is 400 ms). */
   for (int i = 0; i < 2; i++) {
     m = next_msg("SIP/2.0 486", 5000);
@@ -277,12 +284,10 @@ static void test_invite_after_2xx_gets_same_2xx(void) {
   setup(10000, 100); /* T1 10 s: no 2xx retransmission by timer meanwhile */
   REQUIRE(invite_a(SR_TRANSPORT_UDP) && call);
   CHECK_INT(sr_invitation_accept(call, NULL), 0);
-  const char *m = next_msg("SIP/2.0 200", 5000);
-  REQUIRE(m);
   char ok[4096];
-  snprintf(ok, sizeof ok, "%s", m);
+  REQUIRE(keep_next("SIP/2.0 200", ok, sizeof ok));
   REQUIRE(t_raw_send(&raw, invite_bytes, invite_len) == 0);
-  m = next_msg("SIP/2.0 200", 5000);
+  const char *m = next_msg("SIP/2.0 200", 5000);
   CHECK(m && strcmp(m, ok) == 0);
   REQUIRE(send_ack(ok) == 0);
   CHECK(t_raw_drive(&raw, no_transactions, 5000));
@@ -311,10 +316,8 @@ static void test_tcp_ack_ends_at_once(void) {
   setup(50, 60000); /* Timer I would be a minute on UDP */
   REQUIRE(invite_a(SR_TRANSPORT_TCP) && call);
   CHECK_INT(reject_486(), 0);
-  const char *m = next_msg("SIP/2.0 486", 5000);
-  REQUIRE(m);
   char busy[4096];
-  snprintf(busy, sizeof busy, "%s", m);
+  REQUIRE(keep_next("SIP/2.0 486", busy, sizeof busy));
   REQUIRE(send_ack(busy) == 0);
   CHECK(t_raw_drive(&raw, no_transactions, 2000));
   teardown();
