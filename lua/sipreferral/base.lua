@@ -177,9 +177,14 @@ end
 --- respond(what, kind) -> a method sending a response with its options
 --- (kind: see sr_lua_respond in bindings/lua.i).
 function B.respond(what, kind)
+  local priv, handle, response_opts, check = B.priv, B.handle, B.response_opts, B.check
+  local cls = B.expected[what]
   return function(self, opts)
-    local p = B.handle(self, what)
-    B.check(core.sr_lua_respond(kind, p, B.response_opts(opts, what)), what)
+    local st = priv[self]
+    local p = st and st.kinds[cls] and st.p or handle(self, what)
+    if opts ~= nil then opts = response_opts(opts, what) end
+    local rc = core.sr_lua_respond(kind, p, opts)
+    if rc < 0 then check(rc, what) end
   end
 end
 
@@ -236,17 +241,24 @@ B.classes = {}
 function B.class(name, base)
   local c = {__name = "sipreferral." .. name, name = name,
              methods = {}, getters = {}, setters = {}}
+  -- The classes an object of this class is (kept in its private state):
+  -- a method checks that its object is one of its own before handing the
+  -- handle to C, where another kind of object would be misread.
+  c.kinds = {[c] = true}
   if base then
     setmetatable(c.methods, {__index = base.methods})
     setmetatable(c.getters, {__index = base.getters})
     setmetatable(c.setters, {__index = base.setters})
     setmetatable(c, {__index = base}) -- release, describe, ref, unref
+    c.kinds[base] = true
   end
   local methods, getters, setters = c.methods, c.getters, c.setters
+  -- Methods first: they are what is looked up most (no name is both).
   function c.__index(self, k)
+    local m = methods[k]
+    if m ~= nil then return m end
     local g = getters[k]
     if g then return g(self) end
-    return methods[k]
   end
   function c.__newindex(self, k, v)
     local s = setters[k]
@@ -266,14 +278,33 @@ function B.class(name, base)
   return c
 end
 
---- handle(obj, what) -> p, st: the handle of a reference-counted object,
---- or an error (EINVAL if obj is not one, ECLOSED once released).
-function B.handle(self, what)
+local function a_name(name) return (name:find("^[AEIO]") and "an " or "a ") .. name end
+
+-- The class that `what` ("Class:method", "Class.field") names, or false.
+local expected = setmetatable({}, {__index = function(t, what)
+  local cls = B.classes[what:match("^(%a+)[:.]") or what] or false
+  t[what] = cls
+  return cls
+end})
+B.expected = expected
+
+--- check_kind(self, what) -> st: the private state of self, or an EINVAL
+--- error if self is not an object of the class `what` names.
+function B.check_kind(self, what)
   local st = priv[self]
-  if not st then
-    argerror(what, "called on %s, not on a sipreferral object (obj:method(), not obj.method())",
-             type(self))
-  end
+  local cls = expected[what]
+  if st and (not cls or st.kinds[cls]) then return st end
+  local mt = st and getmetatable(self)
+  argerror(what, "called on %s, not on %s (obj:method(), not obj.method())",
+           mt and a_name(mt.name) or type(self),
+           cls and a_name(cls.name) or "a sipreferral object")
+end
+
+--- handle(obj, what) -> p, st: the handle of a reference-counted object,
+--- or an error (EINVAL if obj is not one of the class `what` names,
+--- ECLOSED once released).
+function B.handle(self, what)
+  local st = B.check_kind(self, what)
   local p = st.p
   if not p then raise(ECLOSED, "%s: the object was released", what) end
   return p, st
@@ -291,7 +322,7 @@ function B.wrap(cls, p, owned, init)
   end
   if not owned then cls.ref(p) end
   o = setmetatable({}, cls)
-  local st = {p = p}
+  local st = {p = p, kinds = cls.kinds}
   if init then init(st) end
   priv[o] = st
   live[p] = o

@@ -55,8 +55,9 @@ Referral.methods.reject = B.respond("Referral:reject", 4)
 --- object when called again). Its responses drive the NOTIFYs.
 function Referral.methods.make_inviter(self, opts)
   local what = "Referral:make_inviter"
-  local p = handle(self, what)
-  local c = B.inviter_opts(opts, what)
+  local st = priv[self]
+  local p = st and st.kinds[Referral] and st.p or handle(self, what)
+  local c = opts ~= nil and B.inviter_opts(opts, what) or nil
   local sp, rc = core.sr_lua_referral_make_inviter(p, c)
   if not sp then check(rc, what) end
   local inv = wrap_session(sp, false)

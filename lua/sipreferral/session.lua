@@ -162,7 +162,10 @@ end
 -- Inviter
 --- inviter:invite(): sends the INVITE.
 function Inviter.methods.invite(self)
-  check(core.sr_inviter_invite((handle(self, "Inviter:invite"))), "Inviter:invite")
+  local st = priv[self]
+  local rc = core.sr_inviter_invite(st and st.kinds[Inviter] and st.p
+                                    or handle(self, "Inviter:invite"))
+  if rc < 0 then check(rc, "Inviter:invite") end
 end
 --- inviter:cancel(): cancels an INVITE not yet answered finally.
 function Inviter.methods.cancel(self)

@@ -141,7 +141,7 @@ local function new_user_agent(_, o)
   local p, rc = core.sr_lua_ua_new(c)
   if not p then check(rc, what) end
   local ua = setmetatable({}, UserAgent)
-  priv[ua] = {p = p, h = {}}
+  priv[ua] = {p = p, h = {}, kinds = UserAgent.kinds}
   live[p] = ua
   for _, spec in ipairs(listen or {}) do
     if type(spec) ~= "string" then

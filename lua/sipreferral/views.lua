@@ -17,13 +17,12 @@ local IncomingRequest = B.classes.IncomingRequest
 local function view(cls, root, vp)
   if vp == nil then return nil end
   local o = setmetatable({}, cls)
-  priv[o] = {root = root, vp = vp}
+  priv[o] = {root = root, vp = vp, kinds = cls.kinds}
   return o
 end
 
 local function vptr(self, what)
-  local st = priv[self]
-  if not st then B.argerror(what, "called on %s, not on a view object", type(self)) end
+  local st = B.check_kind(self, what)
   local rst = priv[st.root]
   if not (rst and rst.p) then
     B.raise(ECLOSED, "%s: the object it belongs to was released", what)

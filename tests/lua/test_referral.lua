@@ -108,6 +108,43 @@ end
 t.test("blind transfer over UDP", function() blind("udp") end)
 t.test("blind transfer over TCP", function() blind("tcp") end)
 
+-- The methods a transfer calls take a shortcut for a live object; misuse
+-- must still fail as anywhere else, at the caller's line.
+t.test("a referral's methods misused: clear errors", function()
+  local alice, bob, carol = P.new()
+  local seen = false
+  alice.on_refer = function(r)
+    seen = true
+    t.raises(function() r.accept() end, sr.EINVAL, "called on nil, not on a Referral")
+    t.raises(function() r.make_inviter() end, sr.EINVAL, "called on nil, not on a Referral")
+    t.raises(function() r.accept(r.session) end, sr.EINVAL,
+             "called on an Inviter, not on a Referral")
+    t.raises(function() r.session.bye(r) end, sr.EINVAL, "Session:bye: called on a Referral")
+    t.raises(function() r.session.ua.fileno(r) end, sr.EINVAL, "not on a UserAgent")
+    t.raises(function() r.refer_to.uri.host = 1 end, sr.EINVAL)
+    t.raises(function() r.request.header(r.refer_to, "To") end, sr.EINVAL,
+             "called on a NameAddrHeader, not on an IncomingRequest")
+    t.raises(function() r:accept("202") end, sr.EINVAL, "Referral:accept")
+    local e = t.raises(function() r:accept{bogus = 1} end, sr.EINVAL, "unknown option")
+    t.check(e and e.where:find("test_referral%.lua:%d+: $"), "at the caller's line: " .. tostring(e))
+    t.raises(function() r:make_inviter(5) end, sr.EINVAL, "Referral:make_inviter")
+    r:accept()
+    t.raises(function() r:accept() end, sr.EALREADY, "Referral:accept")
+    local inv = r:make_inviter()
+    t.raises(function() inv.invite() end, sr.EINVAL, "called on nil, not on an Inviter")
+    t.raises(function() inv.invite(r) end, sr.EINVAL, "called on a Referral, not on an Inviter")
+    t.raises(function() inv.invite(r.session.ua) end, sr.EINVAL, "called on a UserAgent, not on an Inviter")
+    inv:invite()
+    t.raises(function() inv:invite() end, nil, "Inviter:invite")
+  end
+  local _, b = P.call(alice, bob, "udp")
+  local rec = P.recorder()
+  b:refer(t.target(carol.ua, "carol", "udp"), rec.opts)
+  t.require_(t.drive(rec.is_closed), "closed")
+  t.check(seen, "on_refer ran")
+  t.eq(rec.codes(), "100,180,200", "the transfer went on")
+end)
+
 local function attended(tp)
   local alice, bob, carol = P.new()
   alice.on_refer = follower(alice)
