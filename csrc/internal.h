@@ -159,6 +159,8 @@ enum {
 
 /* ntxn.c: the non-INVITE state machines (txn.c dispatches to them). */
 void sr__ntxn_send(sr__txn *t, osip_message_t *req);
+void sr__ntxn_send_wire(sr__txn *t, const char *method, char *buf,
+                        size_t len);
 void sr__ntxn_receive(sr__txn *t, osip_message_t *m, int created);
 int sr__ntxn_respond(sr__txn *t, osip_message_t *resp);
 /* itxn.c: the INVITE state machines (RFC 3261 §17.1.1, §17.2.1). */
@@ -192,6 +194,9 @@ void sr__txn_arm_next(sr__txn *t);
  * Timer A/E (UDP) and B/F. */
 void sr__txn_client_start(sr__txn *t, osip_message_t *req,
                           void (*timer_fn)(void *));
+/* The same with the request's bytes only (buf osip_malloc'd, taken). */
+void sr__txn_client_start_wire(sr__txn *t, const char *method, char *buf,
+                               size_t len, void (*timer_fn)(void *));
 /* A new server transaction: keeps req, enters `state`, and hands the
  * request to the UA (which may respond from inside). */
 void sr__txn_deliver_request(sr__txn *t, osip_message_t *req, int state,
@@ -203,6 +208,13 @@ void sr__txn_system_free(sr_ua *ua);
 int sr__txn_send_request(sr_ua *ua, osip_message_t *req, const sr__peer *to,
                          const sr__txn_owner *ops, void *owner,
                          sr__txn **out);
+/* Sends a non-INVITE request given as its bytes (buf osip_malloc'd,
+ * taken) in a new client transaction; branch is its top Via's branch
+ * (with z9hG4bK), method its CSeq method. No request is kept: for
+ * requests never answered with a challenge (NOTIFY, BYE). */
+int sr__txn_send_wire(sr_ua *ua, const char *method, const char *branch,
+                      char *buf, size_t len, const sr__peer *to,
+                      const sr__txn_owner *ops, void *owner, sr__txn **out);
 /* Sends a response in a server transaction (takes ownership of resp). */
 int sr__txn_respond(sr__txn *t, osip_message_t *resp);
 /* Builds and sends a response to the transaction's request. */
@@ -365,7 +377,8 @@ struct sr_session {
   osip_message_t *invite;   /* the INVITE last sent (copy) */
   sr__txn *ict;
   int cancel_pending, canceled, auth_tries;
-  osip_message_t *ack;      /* the ACK sent for the 2xx, for retransmits */
+  char *ack;                /* the ACK's bytes, sent again for each 2xx */
+  size_t ack_len;
 
   /* Invitation */
   sr__txn *ist;
@@ -395,6 +408,19 @@ void sr__session_set_state(sr_session *s, sr_session_state st);
 int sr__dialog_build_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
                              int family, const char *method,
                              osip_message_t **out);
+/* The bytes of an in-dialog request written straight from the dialog:
+ * the same bytes as sr__dialog_build_request's message (with CSeq number
+ * cseq, which the caller chose) carrying `extra` (header lines, each
+ * ending in CRLF, or NULL) and a body, without building that message.
+ * content_type is written as given. branch receives the new Via branch
+ * (z9hG4bK...), the transaction's key. */
+#define SR__BRANCH_LEN 31
+int sr__dialog_write_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
+                             int family, const char *method,
+                             unsigned long cseq, const char *extra,
+                             const char *content_type, const char *body,
+                             char branch[SR__BRANCH_LEN], char **dest,
+                             size_t *len);
 /* Sets peer to the dialog's next hop, keeping peer->conn. */
 void sr__dialog_peer(osip_dialog_t *d, sr_transport tp, sr__peer *peer);
 void sr__session_update_peer(sr_session *s);

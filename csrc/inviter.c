@@ -221,14 +221,16 @@ int sr_inviter_cancel(sr_session *s) {
 
 static void send_ack(sr_session *s) {
   if (!s->ack) {
-    osip_message_t *ack;
-    if (sr__session_build_request(s, "ACK", &ack) < 0) return;
     /* The ACK carries the INVITE's CSeq number (§13.2.2.4). */
-    osip_free(ack->cseq->number);
-    ack->cseq->number = osip_strdup(s->invite->cseq->number);
-    s->ack = ack;
+    char branch[SR__BRANCH_LEN];
+    unsigned long cseq = strtoul(s->invite->cseq->number, NULL, 10);
+    if (sr__dialog_write_request(s->ua, s->dialog, s->tp,
+                                 s->peer.addr.ss_family, "ACK", cseq, NULL,
+                                 NULL, NULL, branch, &s->ack,
+                                 &s->ack_len) < 0)
+      return;
   }
-  sr__send_stateless(s->ua, s->ack, &s->peer);
+  sr__transport_send(s->ua, &s->peer, s->ack, s->ack_len);
 }
 
 void sr__session_on_2xx_retransmit(sr_session *s) {

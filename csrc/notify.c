@@ -43,42 +43,49 @@ static void on_failure(void *owner, sr__txn *t, int code) {
 static const sr__txn_owner notify_ops = {on_response, on_failure, ref_owner,
                                          unref_owner};
 
-static int build_notify(sr_referral *r, const sr__notify *n,
-                        osip_message_t **out, sr__peer **peer) {
-  sr_ua *ua = r->ua;
-  osip_message_t *m;
-  int rc;
+/* The NOTIFY's bytes, written straight from the dialog (no message is
+ * built: a transfer sends two or three of them). */
+static int write_notify(sr_referral *r, const sr__notify *n,
+                        char branch[SR__BRANCH_LEN], char **buf,
+                        size_t *len, sr__peer **peer) {
+  osip_dialog_t *d;
+  sr_transport tp;
+  int family;
   if (r->session) {
-    rc = sr__session_build_request(r->session, "NOTIFY", &m);
+    d = r->session->dialog;
+    tp = r->session->tp;
+    family = r->session->peer.addr.ss_family;
     *peer = &r->session->peer;
   } else {
-    rc = sr__dialog_build_request(ua, r->dlg, r->tp, r->peer.addr.ss_family,
-                                  "NOTIFY", &m);
+    d = r->dlg;
+    tp = r->tp;
+    family = r->peer.addr.ss_family;
     *peer = &r->peer;
   }
-  if (rc < 0) return rc;
-  char ev[40], state[48], body[24 + sizeof n->reason];
-  sr__put_int(sr__put_str(ev, "refer;id="), r->id);
-  const char *st = n->state;
+  if (!d) return SR_ESTATE;
+  char extra[128], body[24 + sizeof n->reason];
+  char *e = sr__put_int(sr__put_str(extra, "Event: refer;id="), r->id);
+  e = sr__put_str(e, "\r\nSubscription-State: ");
   if (strcmp(n->state, "active") == 0) {
     uint64_t now = sr__now_ms();
     unsigned left = r->expires_at > now
                         ? (unsigned)((r->expires_at - now + 999) / 1000) : 0;
-    sr__put_int(sr__put_str(state, "active;expires="), left);
-    st = state;
+    e = sr__put_int(sr__put_str(e, "active;expires="), left);
+  } else {
+    e = sr__put_str(e, n->state);
   }
-  osip_message_set_header(m, "Event", ev);
-  osip_message_set_header(m, "Subscription-State", st);
+  sr__put_str(e, "\r\n");
   if (n->code) {
-    char *e = sr__put_int(sr__put_str(body, "SIP/2.0 "), n->code);
-    sr__put_str(sr__put_str(sr__put_str(e, " "), n->reason), "\r\n");
+    char *b = sr__put_int(sr__put_str(body, "SIP/2.0 "), n->code);
+    sr__put_str(sr__put_str(sr__put_str(b, " "), n->reason), "\r\n");
   } else {
     /* Expired before any final status: say so with the last word we had. */
     sr__put_str(body, "SIP/2.0 100 Trying\r\n");
   }
-  sr__set_body(m, body, "message/sipfrag;version=2.0");
-  *out = m;
-  return 0;
+  return sr__dialog_write_request(r->ua, d, tp, family, "NOTIFY",
+                                  (unsigned long)++d->local_cseq, extra,
+                                  "message/sipfrag; version=2.0", body,
+                                  branch, buf, len);
 }
 
 static void send_next(sr_referral *r) {
@@ -86,12 +93,14 @@ static void send_next(sr_referral *r) {
     sr__notify n = r->queue[0];
     memmove(r->queue, r->queue + 1, (size_t)(r->nqueue - 1) * sizeof n);
     r->nqueue--;
-    osip_message_t *m;
+    char branch[SR__BRANCH_LEN], *buf;
+    size_t len;
     sr__peer *peer;
     int final = strncmp(n.state, "terminated", 10) == 0;
-    if (build_notify(r, &n, &m, &peer) == 0) {
+    if (write_notify(r, &n, branch, &buf, &len, &peer) == 0) {
       sr_referral_ref(r);
-      if (sr__txn_send_request(r->ua, m, peer, &notify_ops, r, &r->in_flight) < 0) {
+      if (sr__txn_send_wire(r->ua, "NOTIFY", branch, buf, len, peer,
+                            &notify_ops, r, &r->in_flight) < 0) {
         sr__txn_unref(r->in_flight);
         r->in_flight = NULL;
       }

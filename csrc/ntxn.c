@@ -56,6 +56,11 @@ static void client_timer(void *arg) {
   sr__txn_arm_next(t);
 }
 
+void sr__ntxn_send_wire(sr__txn *t, const char *method, char *buf,
+                        size_t len) {
+  sr__txn_client_start_wire(t, method, buf, len, client_timer);
+}
+
 void sr__ntxn_send(sr__txn *t, osip_message_t *req) {
   sr__txn_client_start(t, req, client_timer);
 }

@@ -55,7 +55,7 @@ static void session_free(sr_session *s) {
   free(s->iopt_ctype);
   free(s->iopt_display);
   if (s->invite) osip_message_free(s->invite);
-  if (s->ack) osip_message_free(s->ack);
+  osip_free(s->ack);
   osip_free(s->answer);
   if (s->dialog) {
     osip_dialog_free(s->dialog);
@@ -168,9 +168,10 @@ static void stop_timers(sr_session *s) {
  * RFC 3261 §15). */
 static void drop_protocol_state(sr_session *s) {
   if (s->invite) osip_message_free(s->invite);
-  if (s->ack) osip_message_free(s->ack);
+  osip_free(s->ack);
   osip_free(s->answer);
-  s->invite = s->ack = NULL;
+  s->invite = NULL;
+  s->ack = NULL;
   s->answer = NULL;
   if (s->dialog) {
     osip_dialog_free(s->dialog);
@@ -333,14 +334,20 @@ static const sr__txn_owner bye_ops = {bye_done, bye_failed, owner_ref,
                                       owner_unref};
 
 int sr__session_send_bye(sr_session *s) {
-  osip_message_t *bye;
-  int rc = sr__session_build_request(s, "BYE", &bye);
+  char branch[SR__BRANCH_LEN], *buf = NULL;
+  size_t len = 0;
+  osip_dialog_t *d = s->dialog;
+  int rc = d ? sr__dialog_write_request(s->ua, d, s->tp, s->peer.addr.ss_family,
+                                        "BYE", (unsigned long)++d->local_cseq,
+                                        NULL, NULL, NULL, branch, &buf, &len)
+             : SR_ESTATE;
   if (rc < 0) {
     sr__session_set_state(s, SR_SESSION_TERMINATED);
     return rc;
   }
   sr__session_set_state(s, SR_SESSION_TERMINATING);
-  rc = sr__session_send(s, bye, &bye_ops, s, NULL);
+  rc = sr__txn_send_wire(s->ua, "BYE", branch, buf, len, &s->peer, &bye_ops,
+                         s, NULL);
   if (rc < 0) sr__session_set_state(s, SR_SESSION_TERMINATED);
   return rc;
 }

@@ -157,14 +157,21 @@ void sr__txn_client_start(sr__txn *t, osip_message_t *req,
                           void (*timer_fn)(void *)) {
   char *buf;
   size_t len;
-  int t1 = t->ua->opt.t1_ms;
   t->req = req;
-  t->state = SR__N_TRYING;
-  sr__timer_init(&t->timer, timer_fn, t);
   if (sr__txn_serialise(req, &buf, &len) < 0) {
+    t->state = SR__N_TRYING;
+    sr__timer_init(&t->timer, timer_fn, t);
     sr__txn_fail(t, 503);
     return;
   }
+  sr__txn_client_start_wire(t, req->sip_method, buf, len, timer_fn);
+}
+
+void sr__txn_client_start_wire(sr__txn *t, const char *method, char *buf,
+                               size_t len, void (*timer_fn)(void *)) {
+  int t1 = t->ua->opt.t1_ms;
+  t->state = SR__N_TRYING;
+  sr__timer_init(&t->timer, timer_fn, t);
   uint64_t now = sr__now_ms();
   t->f_due = now + 64 * (uint64_t)t1; /* Timer B / F */
   if (!sr__txn_reliable(t)) {         /* Timer A / E */
@@ -179,7 +186,7 @@ void sr__txn_client_start(sr__txn *t, osip_message_t *req,
     sr__txn_set_wire(t, buf, len);
   }
   if (rc < 0) {
-    sr__log(t->ua, SR_LOG_WARNING, "cannot send %s: %s", req->sip_method,
+    sr__log(t->ua, SR_LOG_WARNING, "cannot send %s: %s", method,
             sr_strerror(rc));
     sr__txn_fail(t, 503);
   }
@@ -291,6 +298,32 @@ int sr__txn_send_request(sr_ua *ua, osip_message_t *req, const sr__peer *to,
   if (out) *out = sr__txn_ref(t);
   if (type == ICT) sr__itxn_send(t, req);
   else sr__ntxn_send(t, req);
+  return 0;
+}
+
+int sr__txn_send_wire(sr_ua *ua, const char *method, const char *branch,
+                      char *buf, size_t len, const sr__peer *to,
+                      const sr__txn_owner *ops, void *owner, sr__txn **out) {
+  /* The key make_key gives the same request parsed: C<branch>|<method>. */
+  char kb[KEY_BUF];
+  size_t bl = strlen(branch), ml = strlen(method);
+  sr__txn *t = NULL;
+  if (!ua->closed && bl + ml + 3 <= sizeof kb) {
+    kb[0] = 'C';
+    memcpy(kb + 1, branch, bl);
+    kb[1 + bl] = '|';
+    memcpy(kb + 2 + bl, method, ml + 1);
+    t = txn_new(ua, NICT, 0, to, kb);
+  }
+  if (!t) {
+    osip_free(buf);
+    return ua->closed ? SR_ECLOSED : SR_ENOMEM;
+  }
+  t->owner = owner;
+  t->owner_ops = ops;
+  if (ops && ops->ref) ops->ref(owner);
+  if (out) *out = sr__txn_ref(t);
+  sr__ntxn_send_wire(t, method, buf, len);
   return 0;
 }
 

@@ -467,3 +467,78 @@ int sr__message_to_str(osip_message_t *m, char **dest, size_t *len) {
   }
   return wbuf_end(&b, dest, len);
 }
+
+/* Content-Length as libosip2 writes it: "0" without a body, else the
+ * size right-aligned in five columns. */
+static void put_content_length(wbuf *b, size_t size) {
+  puts_(b, "Content-Length: ");
+  if (!size) {
+    put(b, "0\r\n\r\n", 5);
+    return;
+  }
+  char col[5] = {' ', ' ', ' ', ' ', ' '};
+  for (int i = 4; i >= 0 && size; i--, size /= 10) col[i] = (char)('0' + size % 10);
+  if (size && !b->err) b->err = SR_EINVAL; /* over five digits */
+  put(b, col, 5);
+  put(b, "\r\n\r\n", 4);
+}
+
+int sr__dialog_write_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
+                             int family, const char *method,
+                             unsigned long cseq, const char *extra,
+                             const char *content_type, const char *body,
+                             char branch[SR__BRANCH_LEN], char **dest,
+                             size_t *len) {
+  *dest = NULL;
+  if (!d || !d->remote_contact_uri || !d->remote_contact_uri->url ||
+      !d->remote_uri || !d->local_uri || !d->call_id)
+    return SR_ESTATE;
+  sr__listener *l = sr__transport_listener_for(ua, tp, family);
+  if (!l) l = sr__transport_listener_for(ua, tp, 0);
+  if (!l) return SR_ETRANSPORT;
+  int contact = strcmp(method, "BYE") != 0;
+  char num[24];
+  sr__put_int(num, (long long)cseq);
+  wbuf b;
+  if (wbuf_start(&b, 1024) < 0) return SR_ENOMEM;
+
+  puts_(&b, method);
+  putc_(&b, ' ');
+  put_uri(&b, d->remote_contact_uri->url);
+  put(&b, " SIP/2.0\r\nVia: ", 15);
+  memcpy(branch, "z9hG4bK", 7);
+  sr__random_token(ua, branch + 7, SR__BRANCH_LEN - 7);
+  puts_(&b, l->via_prefix);
+  puts_(&b, branch + 7);
+  put(&b, ";rport\r\n", 8);
+  list(&b, "Route: ", &d->route_set, W(put_name_addr), NULL);
+  header(&b, "From: ", d->local_uri, W(put_name_addr), NULL);
+  header(&b, "To: ", d->remote_uri, W(put_name_addr), NULL);
+  put(&b, "Call-ID: ", 9);
+  puts_(&b, d->call_id);
+  put(&b, "\r\nCSeq: ", 8);
+  puts_(&b, num);
+  putc_(&b, ' ');
+  puts_(&b, method);
+  put(&b, "\r\n", 2);
+  if (contact) {
+    put(&b, "Contact: ", 9);
+    puts_(&b, l->contact);
+    put(&b, "\r\n", 2);
+  }
+  if (content_type) {
+    put(&b, "Content-Type: ", 14);
+    puts_(&b, content_type);
+    put(&b, "\r\n", 2);
+  }
+  if (contact) puts_(&b, "Allow: " SR_ALLOW_METHODS "\r\n");
+  puts_(&b, "Max-Forwards: 70\r\nUser-Agent: ");
+  puts_(&b, ua->user_agent);
+  put(&b, "\r\n", 2);
+  if (contact) puts_(&b, "Supported: " SR_SUPPORTED "\r\n");
+  if (extra) puts_(&b, extra);
+  size_t blen = body ? strlen(body) : 0;
+  put_content_length(&b, blen);
+  if (blen) put(&b, body, blen);
+  return wbuf_end(&b, dest, len);
+}
