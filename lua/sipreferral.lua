@@ -71,6 +71,7 @@ require "sipreferral.views"
 require "sipreferral.session"
 require "sipreferral.referral"
 local loop = require "sipreferral.useragent"
+B.seal()
 
 local M = {
   version = B.core.sr_version(),

@@ -272,8 +272,6 @@ function B.class(name, base)
     if not st then return name end
     return fmt("%s: %s", name, c.describe and c.describe(self, st) or "")
   end
-  function c.__gc(self) if c.release then c.release(self) end end
-  c.__close = c.__gc
   B.classes[name] = c
   return c
 end
@@ -298,6 +296,21 @@ function B.check_kind(self, what)
   argerror(what, "called on %s, not on %s (obj:method(), not obj.method())",
            mt and a_name(mt.name) or type(self),
            cls and a_name(cls.name) or "a sipreferral object")
+end
+
+local function nothing() end
+
+--- seal(): once every part defined its classes, a class's `release`
+--- becomes its __gc and __close itself (no call through the class per
+--- collected object), and classes that hold no reference (the views) get
+--- no finalizer at all. Runs before any object exists: Lua decides
+--- whether an object is finalized when its metatable is set.
+function B.seal()
+  for _, c in pairs(B.classes) do
+    local release = c.release -- inherited from the base class too
+    c.__gc = release
+    c.__close = release or nothing
+  end
 end
 
 --- handle(obj, what) -> p, st: the handle of a reference-counted object,

@@ -4,9 +4,9 @@ local B = require "sipreferral.base"
 B.internal()
 local view = require "sipreferral.views"
 
-local core, priv = B.core, B.priv
+local core, priv, live = B.core, B.priv, B.live
 local check, argerror, check_int, check_type = B.check, B.argerror, B.check_int, B.check_type
-local handle, forget, getter = B.handle, B.forget, B.getter
+local handle, getter = B.handle, B.getter
 local wrap_session, ua_of = B.wrap_session, B.ua_of
 local SESSION_EVENTS, NOTIFY_MODES = B.SESSION_EVENTS, B.NOTIFY_MODES
 local C = B.classes
@@ -21,7 +21,11 @@ local REFERRAL_STATES = {[core.SR_REFERRAL_PENDING] = "pending",
 
 function Referral.release(self)
   local st = priv[self]
-  if st and st.p then core.sr_referral_unref(forget(self, st)) end
+  local p = st and st.p
+  if not p then return end
+  st.p = nil
+  if live[p] == self then live[p] = nil end
+  core.sr_referral_unref(p)
 end
 function Referral.describe(_, st)
   if not st.p then return "released" end

@@ -66,8 +66,10 @@ end
 
 function Session.release(self)
   local st = priv[self]
-  if not (st and st.p) then return end
-  local p = forget(self, st)
+  local p = st and st.p
+  if not p then return end
+  st.p = nil
+  if live[p] == self then live[p] = nil end
   if st.registered then
     st.registered = false
     core.sr_lua_set_handler(KIND_SESSION, p, nil, 0)

@@ -111,6 +111,10 @@ t.test("a handle closed with <close>", function()
     local i <close> = inv
     kept = inv
     req = inv.request
+    do
+      local r <close> = req -- a view holds no reference: closing it is nothing
+    end
+    t.eq(req.method, "INVITE", "a closed view still reads")
     inv:reject(486)
   end
   local s = alice:make_inviter(t.target(bob, "bob"), {on_response = function(c) got = c end})
