@@ -163,6 +163,7 @@ void sr__ntxn_send_wire(sr__txn *t, const char *method, char *buf,
                         size_t len);
 void sr__ntxn_receive(sr__txn *t, osip_message_t *m, int created);
 int sr__ntxn_respond(sr__txn *t, osip_message_t *resp);
+int sr__ntxn_respond_wire(sr__txn *t, int code, char *buf, size_t len);
 /* itxn.c: the INVITE state machines (RFC 3261 §17.1.1, §17.2.1). */
 void sr__itxn_send(sr__txn *t, osip_message_t *req);
 void sr__itxn_receive(sr__txn *t, osip_message_t *m, int created);
@@ -217,6 +218,8 @@ int sr__txn_send_wire(sr_ua *ua, const char *method, const char *branch,
                       const sr__txn_owner *ops, void *owner, sr__txn **out);
 /* Sends a response in a server transaction (takes ownership of resp). */
 int sr__txn_respond(sr__txn *t, osip_message_t *resp);
+/* The same with the response's bytes (buf osip_malloc'd, taken). */
+int sr__txn_respond_wire(sr__txn *t, int code, char *buf, size_t len);
 /* Builds and sends a response to the transaction's request. */
 int sr__txn_reply(sr__txn *t, int code, const char *reason,
                   const char *extra_headers, const char *body,
@@ -415,6 +418,11 @@ int sr__dialog_build_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
  * content_type is written as given. branch receives the new Via branch
  * (z9hG4bK...), the transaction's key. */
 #define SR__BRANCH_LEN 31
+/* A response's bytes written from its request: the same bytes as
+ * sr__build_response's message written, for a response that carries
+ * nothing more (no header of its own, no body). */
+int sr__write_response(osip_message_t *req, int code, const char *reason,
+                       const char *to_tag, char **dest, size_t *len);
 int sr__dialog_write_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
                              int family, const char *method,
                              unsigned long cseq, const char *extra,

@@ -96,11 +96,20 @@ int sr__ntxn_respond(sr__txn *t, osip_message_t *resp) {
   }
   char *buf;
   size_t len;
-  int final = resp->status_code >= 200;
+  int code = resp->status_code;
   int rc = sr__txn_serialise(resp, &buf, &len);
   osip_message_free(resp);
   if (rc < 0) return rc;
-  rc = sr__transport_send(t->ua, &t->peer, buf, len);
+  return sr__ntxn_respond_wire(t, code, buf, len);
+}
+
+int sr__ntxn_respond_wire(sr__txn *t, int code, char *buf, size_t len) {
+  if (t->state >= SR__N_COMPLETED || !t->indexed) {
+    osip_free(buf);
+    return SR_ECLOSED;
+  }
+  int final = code >= 200;
+  int rc = sr__transport_send(t->ua, &t->peer, buf, len);
   if (sr__txn_reliable(t)) {
     osip_free(buf);
   } else {

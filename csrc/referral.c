@@ -122,6 +122,14 @@ static int answer(sr_referral *r, int code, const sr_response_options *o,
                   const char *extra) {
   osip_message_t *req = sr__txn_request(r->stx), *resp;
   if (!req) return SR_ECLOSED;
+  if (r->session && !extra && !(o && (o->extra_headers || o->body))) {
+    /* In a dialog and nothing of its own: written from the REFER. */
+    char *buf;
+    size_t len;
+    int rc = sr__write_response(req, code, o ? o->reason_phrase : NULL, NULL,
+                                &buf, &len);
+    return rc < 0 ? rc : sr__txn_respond_wire(r->stx, code, buf, len);
+  }
   char tag[16];
   sr__random_token(r->ua, tag, sizeof tag);
   int rc = sr__build_response(r->ua, req, code, o ? o->reason_phrase : NULL,

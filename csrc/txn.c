@@ -335,11 +335,26 @@ int sr__txn_respond(sr__txn *t, osip_message_t *resp) {
   return t->kind == IST ? sr__itxn_respond(t, resp) : sr__ntxn_respond(t, resp);
 }
 
+int sr__txn_respond_wire(sr__txn *t, int code, char *buf, size_t len) {
+  if (!t || !t->server) {
+    osip_free(buf);
+    return SR_ECLOSED;
+  }
+  return t->kind == IST ? sr__itxn_respond_wire(t, code, buf, len)
+                        : sr__ntxn_respond_wire(t, code, buf, len);
+}
+
 int sr__txn_reply(sr__txn *t, int code, const char *reason,
                   const char *extra_headers, const char *body,
                   const char *content_type, const char *to_tag) {
   osip_message_t *req = sr__txn_request(t), *resp;
   if (!req) return SR_ECLOSED;
+  if (!extra_headers && !body) { /* written straight from the request */
+    char *buf;
+    size_t len;
+    int rc = sr__write_response(req, code, reason, to_tag, &buf, &len);
+    return rc < 0 ? rc : sr__txn_respond_wire(t, code, buf, len);
+  }
   int rc = sr__build_response(t->ua, req, code, reason, to_tag, &resp);
   if (rc < 0) return rc;
   if ((rc = sr__add_headers(resp, extra_headers)) < 0 ||

@@ -542,3 +542,35 @@ int sr__dialog_write_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
   if (blen) put(&b, body, blen);
   return wbuf_end(&b, dest, len);
 }
+
+int sr__write_response(osip_message_t *req, int code, const char *reason,
+                       const char *to_tag, char **dest, size_t *len) {
+  *dest = NULL;
+  if (!req || code < 100 || code > 699) return SR_EINVAL;
+  if (!reason) reason = sr__reason_phrase(code);
+  char status[16];
+  sr__put_str(sr__put_int(sr__put_str(status, "SIP/2.0 "), code), " ");
+  wbuf b;
+  if (wbuf_start(&b, 512) < 0) return SR_ENOMEM;
+  puts_(&b, status);
+  puts_(&b, reason);
+  put(&b, "\r\n", 2);
+  list(&b, "Via: ", &req->vias, W(put_via), NULL);
+  if (code > 100 && code < 300)
+    list(&b, "Record-Route: ", &req->record_routes, W(put_name_addr), NULL);
+  header(&b, "From: ", req->from, W(put_name_addr), NULL);
+  if (req->to) {
+    put(&b, "To: ", 4);
+    put_name_addr(&b, req->to);
+    osip_generic_param_t *tag = NULL;
+    if (code > 100 && to_tag && (osip_to_get_tag(req->to, &tag), !tag)) {
+      put(&b, ";tag=", 5);
+      puts_(&b, to_tag);
+    }
+    put(&b, "\r\n", 2);
+  }
+  header(&b, "Call-ID: ", req->call_id, W(put_call_id), NULL);
+  header(&b, "CSeq: ", req->cseq, W(put_cseq), NULL);
+  put_content_length(&b, 0);
+  return wbuf_end(&b, dest, len);
+}

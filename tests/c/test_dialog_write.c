@@ -1,11 +1,15 @@
 /*
- * test_dialog_write.c — sr__dialog_write_request writes the same bytes as
- * building the request with sr__dialog_build_request (plus the NOTIFY's
- * Event, Subscription-State and sipfrag body) and writing that message:
- * for dialogs with and without a route set, display names and quoted
- * names, tag and URI parameters, IPv6, TCP, a UA with its own User-Agent;
- * for NOTIFY, ACK, BYE and INFO. Only the Via branch is random: the old
- * bytes get the new branch before the comparison.
+ * test_dialog_write.c — what is written without building a message first
+ * is the same bytes as building it and writing that:
+ * - sr__dialog_write_request against sr__dialog_build_request (plus the
+ *   NOTIFY's Event, Subscription-State and sipfrag body): for dialogs with
+ *   and without a route set, display names and quoted names, tag and URI
+ *   parameters, IPv6, TCP, a UA with its own User-Agent; for NOTIFY, ACK,
+ *   BYE and INFO. Only the Via branch is random: the old bytes get the new
+ *   branch before the comparison.
+ * - sr__write_response against sr__build_response: requests with several
+ *   Vias (received, rport), Record-Routes, with and without a To tag; every
+ *   class of status code, with and without a tag to add, own reasons.
  */
 #include <stdlib.h>
 
@@ -140,8 +144,71 @@ static void test_no_target(void) {
   osip_message_free(r);
 }
 
+static const char *const requests[] = {
+    "BYE sip:agent@127.0.0.1:5070 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1-7;received=10.0.0.1;rport=5061\r\n"
+    "Via: SIP/2.0/TCP [2001:db8::9]:5062;branch=z9hG4bKx;maddr=10.1.1.1\r\n"
+    "From: <sip:referrer@127.0.0.1:5060>;tag=r1\r\n"
+    "To: \"Agent\" <sip:agent@127.0.0.1>;tag=a1\r\n"
+    "Call-ID: 1-2@127.0.0.1\r\n"
+    "CSeq: 3 BYE\r\n"
+    "Max-Forwards: 70\r\n"
+    "Content-Length: 0\r\n\r\n",
+
+    "INVITE sip:bob@example.com SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKnash;rport\r\n"
+    "Record-Route: <sip:p1.example.com;lr>\r\n"
+    "Record-Route: <sip:p2.example.com;lr;ftag=x>\r\n"
+    "From: Alice <sip:alice@example.com>;tag=9fxced76sl\r\n"
+    "To: Bob <sip:bob@example.com;user=phone>\r\n"
+    "Call-ID: 3848276298220188511@atlanta.example.com\r\n"
+    "CSeq: 314159 INVITE\r\n"
+    "Contact: <sip:alice@192.0.2.1>\r\n"
+    "Content-Length: 0\r\n\r\n",
+};
+
+static int responses_compared;
+
+static void same_response(osip_message_t *req, int code, const char *reason,
+                          const char *tag) {
+  osip_message_t *r = NULL;
+  char *old = NULL, *s = NULL;
+  size_t len = 0;
+  REQUIRE(sr__build_response(NULL, req, code, reason, tag, &r) == 0);
+  REQUIRE(sr__message_to_str(r, &old, NULL) == 0);
+  osip_message_free(r);
+  CHECK_INT(sr__write_response(req, code, reason, tag, &s, &len), 0);
+  if (s) {
+    CHECK_STR(s, old);
+    CHECK_INT((long)strlen(s), (long)len);
+    responses_compared++;
+  }
+  osip_free(s);
+  osip_free(old);
+}
+
+static void test_response_bytes(void) {
+  static const int codes[] = {100, 180, 183, 200, 202, 302, 481, 500, 603};
+  for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {
+    osip_message_t *req = NULL;
+    REQUIRE(osip_message_init(&req) == 0);
+    REQUIRE(osip_message_parse(req, requests[i], strlen(requests[i])) == 0);
+    for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++) {
+      same_response(req, codes[k], NULL, NULL);
+      same_response(req, codes[k], NULL, "lt42");
+      same_response(req, codes[k], "Call Leg/Transaction Does Not Exist", "lt42");
+    }
+    osip_message_free(req);
+  }
+  CHECK_INT(responses_compared, 2 * 9 * 3);
+  char *s = NULL;
+  CHECK_INT(sr__write_response(NULL, 200, NULL, NULL, &s, NULL), SR_EINVAL);
+  CHECK(s == NULL);
+}
+
 int main(void) {
   RUN(test_same_bytes);
+  RUN(test_response_bytes);
   RUN(test_no_target);
   t_free_uas();
   return DONE();
