@@ -264,6 +264,9 @@ class _Hold(logging.Filter):
 _ESTABLISHED = SessionState.ESTABLISHED
 _TERMINATED = SessionState.TERMINATED
 _LIVE_REFERRAL = (ReferralState.PENDING, ReferralState.ACCEPTED)
+_referral_state = _core.sr_referral_get_state  # Referral.state without the enum
+# Ended calls a quiet loop lets gather before it stops to forget them.
+_SWEEP_BATCH = 32
 
 
 class Call:
@@ -349,6 +352,7 @@ class Agent:
         self.dirty = False  # a call ended or got a --bye-after time
         self.ended: List[Call] = []  # calls ended since the last sweep
         self.next_bye: Optional[float] = None
+        self.quiet = False  # the loop turns in C until a break or a signal
 
     # ---------------------------------------------------- events
 
@@ -381,7 +385,7 @@ class Agent:
             r.reject(503)
             return
         if self.script.get("on_refer") and self.script["on_refer"](r) is not False:
-            if r.state in _LIVE_REFERRAL:
+            if _referral_state(r._ptr) in _LIVE_REFERRAL:
                 k = self.keep(r)  # so that a shutdown can answer it
                 # The Inviter the script made for it, if any (new: this is
                 # the referral's only on_refer), when the REFER came in a call.
@@ -463,11 +467,14 @@ class Agent:
     # ---------------------------------------------------- housekeeping
 
     def call_ended(self, c: Call) -> None:
-        """Marks a call ended; the next sweep forgets it."""
+        """Marks a call ended; the next sweep forgets it. A loop turning
+        in C (quiet) is stopped for it only every _SWEEP_BATCH calls:
+        nothing needs the sweep sooner."""
         if not c.ended:
             c.ended = self.dirty = True
             self.ended.append(c)
-            _loop_break()  # the loop has a sweep to make
+            if not self.quiet or len(self.ended) >= _SWEEP_BATCH:
+                _loop_break()  # the loop has a sweep to make
 
     def sweep(self, now: float) -> Optional[float]:
         """Forgets ended calls and finished referrals, fires --bye-after.
@@ -479,7 +486,8 @@ class Agent:
             return None if self.next_bye is None else self.next_bye - now
         self.dirty = False
         if self.referrals:
-            self.referrals = [k for k in self.referrals if k["r"].state in _LIVE_REFERRAL]
+            self.referrals = [k for k in self.referrals
+                              if _referral_state(k["r"]._ptr) in _LIVE_REFERRAL]
         if self.ended:
             ended, self.ended = self.ended, []
             for c in ended:
@@ -570,9 +578,13 @@ class Agent:
         # which no call ended and no signal came has nothing to check.
         plain = not end and not self.o.max_calls and self.o.bye_after < 0
         while True:
-            if plain and not self.dirty and self.signal is None:
-                # Turns in C until a call ends (call_ended breaks) or a
-                # signal comes: nothing to check in between.
+            self.quiet = plain and self.signal is None
+            if self.quiet:
+                # Turns in C until calls ended (call_ended breaks, every
+                # _SWEEP_BATCH calls) or a signal comes: nothing to check
+                # in between.
+                if self.dirty:
+                    self.sweep(monotonic())
                 try:
                     run_quiet()
                 except Exception:  # a --script callback failed: say so, go on
