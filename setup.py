@@ -91,7 +91,8 @@ core = Extension(
     define_macros=[("_GNU_SOURCE", None), ("SR_BUILDING_LIBRARY", None)],
     extra_compile_args=["-std=c11", "-fvisibility=hidden"],
     depends=[rel("csrc", "include", "sipreferral.h"), rel("csrc", "internal.h"),
-             rel("bindings", "python.i"), rel("bindings", "common.i")],
+             rel("bindings", "python.i"), rel("bindings", "python_natives.i"),
+             rel("bindings", "common.i")],
 )
 
 # Out of the way of CMake's build/ and of python/ (git ignores build-*/).

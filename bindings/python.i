@@ -1136,3 +1136,6 @@ PyObject *sr_py_request_body(const sr_request *req) {
   return PyBytes_FromStringAndSize(b, (Py_ssize_t)sr_request_body_length(req));
 }
 %}
+
+/* The natives of the hot paths (sr_py_call, sr_py_gone). */
+%include "python_natives.i"

@@ -260,11 +260,12 @@ _pending_mark = _core.sr_py_pending_mark
 _raise_pending = _core.sr_py_raise_pending
 
 
-def call(ua_ref: Any, fn: Callable[..., int], *args: Any) -> int:
-    """Calls a core function that may fire callbacks at once (a state
-    change, a message hook): an exception they raise comes out of here."""
-    mark = _pending_mark()
-    return check(fn(*args), ua_ref, mark)
+#: call(ua_ref, fn, *args) -> int: calls a core function that may fire
+#: callbacks at once (a state change, a message hook): an exception they
+#: raise comes out of here, then Error for a negative result (check() in C,
+#: without a Python frame).
+call: Callable[..., int] = _ext.sr_py_call
+_ext.sr_py_set_call_hooks(Error, SERVED, _touch)
 
 
 def call_new(ua_ref: Any, wrap: Callable[[Any], Any],
@@ -300,12 +301,10 @@ class _Entry(weakref.ref):
     __slots__ = ("table", "key", "release", "args")
 
 
-def _gone(entry: _Entry) -> None:
-    table, key = entry.table, entry.key
-    if table.get(key) is entry:  # not a newer wrapper's entry
-        del table[key]
-    if entry.release is not None:
-        entry.release(*entry.args)
+# _gone(entry), the entries' callback, in C: when a wrapper goes, its
+# entry leaves the table (unless a newer wrapper's entry took its place)
+# and entry.release(*entry.args) runs.
+_gone = _ext.sr_py_gone
 
 
 def remember(table: Dict[int, Any], key: int, obj: Any,
