@@ -266,7 +266,7 @@ _TERMINATED = SessionState.TERMINATED
 _LIVE_REFERRAL = (ReferralState.PENDING, ReferralState.ACCEPTED)
 _referral_state = _core.sr_referral_get_state  # Referral.state without the enum
 # Ended calls a quiet loop lets gather before it stops to forget them.
-_SWEEP_BATCH = 32
+_SWEEP_BATCH = 8
 
 
 class Call:
