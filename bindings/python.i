@@ -46,6 +46,13 @@ typedef struct sr_py_handler {
   PyObject *fn;       /* a message hook's callable */
   PyObject *ref;      /* others: a weak reference to the Python wrapper */
   PyObject *keep;     /* the wrapper itself while it must stay alive */
+  /* A session's events nobody needs (sr_py_session_filter): while its
+   * on_state is state_fn, states outside state_mask are not delivered;
+   * while its on_response is response_fn, codes below min_code are not.
+   * Weak references: the wrapper holds its callbacks. */
+  PyObject *state_fn, *response_fn;
+  unsigned state_mask;
+  int min_code;
   struct sr_py_handler *prev, *next;
 } sr_py_handler;
 
@@ -189,10 +196,13 @@ static void sr_py_uninstall(sr_py_handler *h, PyObject *grave) {
   }
   h->obj = NULL;
   PyObject *fn = h->fn, *ref = h->ref, *keep = h->keep;
-  h->fn = h->ref = h->keep = NULL;
+  PyObject *state_fn = h->state_fn, *response_fn = h->response_fn;
+  h->fn = h->ref = h->keep = h->state_fn = h->response_fn = NULL;
   sr_py_bury(fn, grave);
   sr_py_bury(ref, grave);
   sr_py_bury(keep, grave);
+  sr_py_bury(state_fn, grave);
+  sr_py_bury(response_fn, grave);
   sr_py_handler_unref(h);
 }
 
@@ -387,12 +397,40 @@ static void sr_py_ua_delegate(unsigned flags, sr_ua_delegate *d) {
 
 /* ---------------- trampolines: session ---------------- */
 
+/* 1 when h's wrapper's callback for ev is still the one fn (a weak
+ * reference) refers to (sr_py_session_filter): an event it does not want
+ * may be skipped. Anything else (another callable, a failed lookup)
+ * delivers as usual. */
+static int sr_py_filtered(sr_py_handler *h, sr_py_ev ev, PyObject *fn) {
+  if (!fn) return 0;
+  PyObject *obj = sr_py_target(h);
+  if (!obj) return 0;
+  PyObject *st, *sv, *stb;
+  PyErr_Fetch(&st, &sv, &stb);
+  PyObject *cb = sr_py_name(ev) ? PyObject_GetAttr(obj, sr_py_ev_str[ev]) : NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject *want = NULL;
+  if (PyWeakref_GetRef(fn, &want) < 0) PyErr_Clear();
+  int same = cb && cb == want;
+  Py_XDECREF(want);
+#else
+  int same = cb && cb == PyWeakref_GetObject(fn); /* borrowed */
+#endif
+  Py_XDECREF(cb);
+  Py_DECREF(obj);
+  PyErr_Clear();
+  PyErr_Restore(st, sv, stb);
+  return same;
+}
+
 static void sr_py_s_on_state(sr_session *s, sr_session_state st, void *ud) {
   (void)s;
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  sr_py_notify(h, SR_PY_EV_STATE, 1, sr_py_state((int)st), NULL, NULL);
+  if (!(h->state_fn && (unsigned)st < 32 && (h->state_mask >> st & 1u) == 0 &&
+        sr_py_filtered(h, SR_PY_EV_STATE, h->state_fn)))
+    sr_py_notify(h, SR_PY_EV_STATE, 1, sr_py_state((int)st), NULL, NULL);
   if (st == SR_SESSION_TERMINATED) sr_py_uninstall(h, NULL); /* closed */
   sr_py_handler_unref(h);
   PyGILState_Release(g);
@@ -404,8 +442,10 @@ static void sr_py_s_on_response(sr_session *s, int code, const char *reason,
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
-  sr_py_notify(h, SR_PY_EV_RESPONSE, 2, PyLong_FromLong(code),
-               sr_py_text(reason), NULL);
+  if (!(h->response_fn && code < h->min_code &&
+        sr_py_filtered(h, SR_PY_EV_RESPONSE, h->response_fn)))
+    sr_py_notify(h, SR_PY_EV_RESPONSE, 2, PyLong_FromLong(code),
+                 sr_py_text(reason), NULL);
   sr_py_handler_unref(h);
   PyGILState_Release(g);
 }
@@ -915,6 +955,37 @@ int sr_py_handler_keep(sr_py_handler *h, PyObject *obj) {
     h->keep = obj;
   }
   Py_XDECREF(old);
+  return 0;
+}
+
+/**
+ * Events of a session nobody needs, for a wrapper whose callbacks are the
+ * package's own (the agent's): while the session's on_state is state_fn,
+ * states outside state_mask (bits 1 << state) are not delivered; while its
+ * on_response is response_fn, codes below min_code are not. None for
+ * either delivers all. 0, or SR_ECLOSED once dropped.
+ */
+int sr_py_session_filter(sr_py_handler *h, PyObject *state_fn, int state_mask,
+                         PyObject *response_fn, int min_code) {
+  if (!h || h->kind != SR_PY_SESSION) return SR_EINVAL;
+  if (!h->installed) return SR_ECLOSED;
+  PyObject *ws = state_fn != Py_None ? PyWeakref_NewRef(state_fn, NULL) : NULL;
+  PyObject *wr = response_fn != Py_None && (ws || state_fn == Py_None)
+                     ? PyWeakref_NewRef(response_fn, NULL)
+                     : NULL;
+  if ((state_fn != Py_None && !ws) || (response_fn != Py_None && !wr)) {
+    PyErr_Clear(); /* not weakly referenceable */
+    Py_XDECREF(ws);
+    Py_XDECREF(wr);
+    return SR_EINVAL;
+  }
+  PyObject *old_s = h->state_fn, *old_r = h->response_fn;
+  h->state_fn = ws;
+  h->response_fn = wr;
+  h->state_mask = (unsigned)state_mask;
+  h->min_code = min_code;
+  Py_XDECREF(old_s);
+  Py_XDECREF(old_r);
   return 0;
 }
 

@@ -263,6 +263,8 @@ class _Hold(logging.Filter):
 
 _ESTABLISHED = SessionState.ESTABLISHED
 _TERMINATED = SessionState.TERMINATED
+_ESTABLISHED_BIT = 1 << _ESTABLISHED
+_TERMINATED_BIT = 1 << _TERMINATED
 _LIVE_REFERRAL = (ReferralState.PENDING, ReferralState.ACCEPTED)
 _referral_state = _core.sr_referral_get_state  # Referral.state without the enum
 # Ended calls a quiet loop lets gather before it stops to forget them.
@@ -277,23 +279,29 @@ class Call:
     __slots__ = ("agent", "session", "id", "counted", "placed", "established",
                  "ended", "bye_at", "referral")
 
-    def __init__(self, agent: "Agent", session: Session, counted: bool) -> None:
+    def __init__(self, agent: "Agent", session: Session, counted: bool,
+                 placed: bool = False, referral: Optional[Referral] = None) -> None:
         self.agent = agent
         self.session = session
         self.id = agent.next_id = agent.next_id + 1
         self.counted = counted
-        self.placed = False
+        self.placed = placed  # a --call
         self.established = False
         self.ended = False
         self.bye_at = 0.0
-        self.referral: Optional[Referral] = None  # the REFER it follows
+        self.referral = referral  # the REFER it follows
         if counted:
             agent.calls_started += 1
-        session.on_state = self.on_state
-        session.on_response = self.on_response
-        if agent.info:  # it only logs
+        if agent.info:  # it logs every event
+            states, min_code = -1, 0
             session.on_bye = self.on_bye
-        session.on_refer = agent.handle_referral
+        else:  # only what it acts on is delivered
+            states = _TERMINATED_BIT
+            if placed or agent.o.bye_after >= 0:
+                states |= _ESTABLISHED_BIT
+            min_code = 0 if referral is not None and agent.script.get("on_notify") else 300
+        session._own_callbacks(self.on_state, states, self.on_response, min_code,
+                               agent.handle_referral)
 
     def name(self) -> str:
         return "outgoing" if self.session.role == SessionRole.INVITER else "incoming"
@@ -391,8 +399,7 @@ class Agent:
                 # the referral's only on_refer), when the REFER came in a call.
                 follow = r._inviter
                 if follow is not None and _core.sr_referral_get_session(r._ptr) is not None:
-                    c = Call(self, follow, False)  # the script followed it
-                    c.referral = r
+                    c = Call(self, follow, False, referral=r)  # the script followed it
                     self.calls.append(c)
                     k["call"] = c
             return
@@ -436,8 +443,7 @@ class Agent:
             scheme = r.refer_to.uri.scheme.lower()
             self.notify_final(k, 416 if scheme not in ("sip", "sips") else 400)
             return
-        c = Call(self, inv, False)
-        c.referral = r
+        c = Call(self, inv, False, referral=r)
         self.calls.append(c)
         k["call"] = c
         if self.info:
@@ -452,8 +458,7 @@ class Agent:
     def place_call(self, target: str) -> None:
         assert self.ua is not None
         inv = self.ua.make_inviter(target)
-        c = Call(self, inv, True)
-        c.placed = True
+        c = Call(self, inv, True, placed=True)
         self.calls.append(c)
         try:
             inv.invite()
