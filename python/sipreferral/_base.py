@@ -245,38 +245,17 @@ def _touch(ua_ref: Any) -> None:
         ua._touch()
 
 
-def check(rc: int, ua_ref: Any = None, mark: int = 0) -> int:
-    """Raises what a callback raised during the call (queued after
-    ``mark``), then Error for a negative result."""
-    if SERVED and ua_ref is not None:
-        _touch(ua_ref)
-    _raise_pending(mark)
-    if rc < 0:
-        raise Error(rc)
-    return rc
-
-
-_pending_mark = _core.sr_py_pending_mark
-_raise_pending = _core.sr_py_raise_pending
-
-
 #: call(ua_ref, fn, *args) -> int: calls a core function that may fire
 #: callbacks at once (a state change, a message hook): an exception they
-#: raise comes out of here, then Error for a negative result (check() in C,
-#: without a Python frame).
+#: raise comes out of here, then Error for a negative result (in C: no
+#: Python frame on every API call).
 call: Callable[..., int] = _ext.sr_py_call
-_ext.sr_py_set_call_hooks(Error, SERVED, _touch)
 
 
-def call_new(ua_ref: Any, wrap: Callable[[Any], Any],
-             fn: Callable[..., Any], *args: Any) -> Any:
-    """Like call() for a function that returns [rc, pointer]: the pointer
-    is wrapped (so never leaked) before anything is raised."""
-    mark = _pending_mark()
-    rc, ptr = fn(*args)
-    obj = wrap(ptr) if rc >= 0 else None
-    check(rc, ua_ref, mark)
-    return obj
+#: call_new(ua_ref, wrap, fn, *args): like call() for a function that
+#: returns [rc, pointer]: the pointer is wrapped (so never leaked) before
+#: anything is raised; returns wrap(pointer) (in C).
+call_new: Callable[..., Any] = _ext.sr_py_call_new
 
 
 # ------------------------------------------------------------ registry
@@ -307,12 +286,12 @@ class _Entry(weakref.ref):
 _gone = _ext.sr_py_gone
 
 
-def remember(table: Dict[int, Any], key: int, obj: Any,
-             release: Optional[Callable[..., Any]] = None, *args: Any) -> None:
-    """Records obj as the wrapper of the C object at address ``key``; when
-    obj goes, ``release(*args)`` runs (dropping its C references)."""
-    e = table[key] = _Entry(obj, _gone)
-    e.table, e.key, e.release, e.args = table, key, release, args
+#: remember(table, key, obj, release=None, *args): records obj as the
+#: wrapper of the C object at address ``key``; when obj goes,
+#: ``release(*args)`` runs (dropping its C references). In C: an _Entry
+#: whose callback is _gone.
+remember: Callable[..., None] = _ext.sr_py_remember
+_ext.sr_py_set_hooks(Error, SERVED, _touch, _Entry)
 
 
 def ua_of(ua_ptr: Any) -> "Optional[UserAgent]":

@@ -4,6 +4,7 @@ Referral) and :class:`Referrer` (a REFER we sent)."""
 from __future__ import annotations
 
 import weakref
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._base import (
@@ -105,8 +106,12 @@ class Referral:
                content_type: Optional[str] = None) -> None:
         """Answers 2xx (202 by default), then NOTIFY 100 unless Refer-Sub:
         false. Raises Error: EINVAL (not 2xx), EALREADY, ECLOSED."""
-        call(self._ua_ref, _core.sr_referral_accept, self._ptr, response_options(
-            202, status_code, reason_phrase, extra_headers, body, content_type))
+        call(self._ua_ref, _core.sr_referral_accept, self._ptr,
+             None if (status_code.__class__ is int and status_code == 202
+                      and reason_phrase is None and not extra_headers and body is None
+                      and content_type is None)
+             else response_options(202, status_code, reason_phrase, extra_headers, body,
+                                   content_type))
 
     def reject(self, status_code: int = 603, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,
@@ -124,15 +129,15 @@ class Referral:
         Replaces and Referred-By added); the same object when called again.
         Call its :meth:`Inviter.invite`. Raises Error: ESTATE (rejected),
         ECLOSED."""
-        inviter = call_new(self._ua_ref, self._wrap_inviter, _core.sr_referral_make_inviter,
-                           self._ptr, inviter_options(extra_headers, body, content_type,
-                                                      from_display_name, transport))
+        inviter = call_new(self._ua_ref, partial(wrap_session, ua_ref=self._ua_ref),
+                           _core.sr_referral_make_inviter, self._ptr,
+                           None if (not extra_headers and body is None and content_type is None
+                                    and from_display_name is None and transport is None)
+                           else inviter_options(extra_headers, body, content_type,
+                                                from_display_name, transport))
         assert isinstance(inviter, Inviter)
         self._inviter = inviter  # "the same object" even after the call ends
         return inviter
-
-    def _wrap_inviter(self, ptr: Any) -> "Optional[Session]":
-        return wrap_session(ptr, False, self._ua_ref)
 
     @property
     def notify_mode(self) -> NotifyMode:

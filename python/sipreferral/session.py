@@ -274,15 +274,25 @@ class Invitation(Session):
                  extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                  content_type: Optional[str] = None) -> None:
         """Sends a provisional response (180 by default, 101-199)."""
+        # All defaults (the common case) need no options: None, made here
+        # without a call.
         call(self._ua_ref, _core.sr_invitation_progress, self._ptr,
-             response_options(180, status_code, reason_phrase, extra_headers, body, content_type))
+             None if (status_code.__class__ is int and status_code == 180
+                      and reason_phrase is None and not extra_headers and body is None
+                      and content_type is None)
+             else response_options(180, status_code, reason_phrase, extra_headers, body,
+                                   content_type))
 
     def accept(self, status_code: int = 200, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,
                content_type: Optional[str] = None) -> None:
         """Answers 2xx with ``body`` or a minimal SDP answer."""
         call(self._ua_ref, _core.sr_invitation_accept, self._ptr,
-             response_options(200, status_code, reason_phrase, extra_headers, body, content_type))
+             None if (status_code.__class__ is int and status_code == 200
+                      and reason_phrase is None and not extra_headers and body is None
+                      and content_type is None)
+             else response_options(200, status_code, reason_phrase, extra_headers, body,
+                                   content_type))
 
     def reject(self, status_code: int = 480, reason_phrase: Optional[str] = None,
                extra_headers: Optional[Headers] = (), body: Optional[str] = None,

@@ -275,8 +275,10 @@ class UserAgent:
         Error: EINVAL (bad target), ECLOSED, ELIMIT."""
         inviter = call_new(self._self_ref, self._wrap_own,
                            _core.sr_ua_make_inviter, self._ptr, target,
-                           inviter_options(extra_headers, body, content_type,
-                                           from_display_name, transport))
+                           None if (not extra_headers and body is None and content_type is None
+                                    and from_display_name is None and transport is None)
+                           else inviter_options(extra_headers, body, content_type,
+                                                from_display_name, transport))
         assert isinstance(inviter, Inviter)
         return inviter
 
