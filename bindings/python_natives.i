@@ -11,7 +11,13 @@
  * sr_py_remember(table, key, obj, release=None, *args)   _base.remember
  * sr_py_gone(entry)                _base._gone: a registry entry's weak
  *                                  reference callback
- * sr_py_set_hooks(Error, SERVED, touch, Entry)   what they need of _base
+ * sr_py_wrap_session(ptr, owned=False, ua_ref=None)   session.wrap_session
+ * sr_py_wrap_referral(ptr, ua_ref=None)               referral.wrap_referral
+ * sr_py_set_hooks(Error, SERVED, touch, Entry, ua_ref_of)   what they need
+ *                                  of _base
+ * sr_py_set_session_classes(SESSIONS, Inviter, Invitation, release)
+ * sr_py_set_referral_class(REFERRALS, Referral, release)   and of the
+ *                                  wrapper modules
  */
 
 %{
@@ -20,6 +26,16 @@ static PyObject *sr_py_served;    /* _base.SERVED: UAs under serve() */
 static PyObject *sr_py_touch;     /* _base._touch(ua_ref) */
 static PyObject *sr_py_entry_cls; /* _base._Entry: a weakref subclass */
 static PyObject *sr_py_gone_fn;   /* sr_py_gone, the entries' callback */
+static PyObject *sr_py_ua_ref_of; /* _base._ua_ref_of(ua_ptr) */
+/* The registry tables, wrapper classes and what releases a wrapper's C
+ * references (sr_py_set_session_classes, sr_py_set_referral_class). */
+static PyObject *sr_py_wrappers[7];
+enum {
+  SR_PY_W_SESSIONS, SR_PY_W_INVITER, SR_PY_W_INVITATION, SR_PY_W_S_RELEASE,
+  SR_PY_W_REFERRALS, SR_PY_W_REFERRAL, SR_PY_W_R_RELEASE
+};
+static PyObject *sr_py_attr_ptr, *sr_py_attr_ua_ref, *sr_py_attr_handler,
+    *sr_py_attr_inviter, *sr_py_empty;
 static PyObject *sr_py_attr_table, *sr_py_attr_key, *sr_py_attr_release,
     *sr_py_attr_args; /* an entry's slots, interned */
 
@@ -98,6 +114,23 @@ done:
   return obj;
 }
 
+/* table[key] = an Entry (a weak reference to obj whose callback is
+ * sr_py_gone) carrying release and rargs. 0, or -1 with an exception. */
+static int sr_py_entry(PyObject *table, PyObject *key, PyObject *obj,
+                       PyObject *release, PyObject *rargs) {
+  PyObject *cargs[2] = {obj, sr_py_gone_fn};
+  PyObject *e = PyObject_Vectorcall(sr_py_entry_cls, cargs, 2, NULL);
+  int rc = !e || PyObject_SetAttr(e, sr_py_attr_table, table) < 0 ||
+                   PyObject_SetAttr(e, sr_py_attr_key, key) < 0 ||
+                   PyObject_SetAttr(e, sr_py_attr_release, release) < 0 ||
+                   PyObject_SetAttr(e, sr_py_attr_args, rargs) < 0 ||
+                   PyDict_SetItem(table, key, e) < 0
+               ? -1
+               : 0;
+  Py_XDECREF(e);
+  return rc;
+}
+
 static PyObject *sr_py_remember(PyObject *self, PyObject *const *args,
                                 Py_ssize_t n) {
   (void)self;
@@ -106,26 +139,197 @@ static PyObject *sr_py_remember(PyObject *self, PyObject *const *args,
                     "sr_py_remember(table: dict, key, obj, release=None, *args)");
     return NULL;
   }
-  PyObject *release = n > 3 ? args[3] : Py_None;
   PyObject *rargs = PyTuple_New(n > 4 ? n - 4 : 0);
   if (!rargs) return NULL;
   for (Py_ssize_t i = 4; i < n; i++) {
     Py_INCREF(args[i]);
     PyTuple_SET_ITEM(rargs, i - 4, args[i]);
   }
-  PyObject *cargs[2] = {args[2], sr_py_gone_fn};
-  PyObject *e = PyObject_Vectorcall(sr_py_entry_cls, cargs, 2, NULL);
-  int rc = !e || PyObject_SetAttr(e, sr_py_attr_table, args[0]) < 0 ||
-                   PyObject_SetAttr(e, sr_py_attr_key, args[1]) < 0 ||
-                   PyObject_SetAttr(e, sr_py_attr_release, release) < 0 ||
-                   PyObject_SetAttr(e, sr_py_attr_args, rargs) < 0 ||
-                   PyDict_SetItem(args[0], args[1], e) < 0
-               ? -1
-               : 0;
+  int rc = sr_py_entry(args[0], args[1], args[2], n > 3 ? args[3] : Py_None,
+                       rargs);
   Py_DECREF(rargs);
-  Py_XDECREF(e);
   if (rc < 0) return NULL;
   Py_RETURN_NONE;
+}
+
+/* The wrapper table[key] refers to (new reference), or NULL: none (no
+ * error set) or an error. */
+static PyObject *sr_py_known(PyObject *table, PyObject *key) {
+  PyObject *ref = PyDict_GetItemWithError(table, key); /* borrowed */
+  if (!ref) return NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject *o = NULL;
+  if (PyWeakref_GetRef(ref, &o) < 0) return NULL;
+  return o;
+#else
+  PyObject *o = PyWeakref_GetObject(ref); /* borrowed */
+  if (!o || o == Py_None) return NULL;
+  Py_INCREF(o);
+  return o;
+#endif
+}
+
+/* Positional and keyword arguments of a METH_FASTCALL|METH_KEYWORDS
+ * function into out[0..max-1] (NULL when not given). */
+static int sr_py_args(const char *fn, PyObject *const *args, Py_ssize_t n,
+                      PyObject *kwnames, const char *const *names, int max,
+                      PyObject **out) {
+  if (n > max) {
+    PyErr_Format(PyExc_TypeError, "%s: too many arguments", fn);
+    return -1;
+  }
+  for (int i = 0; i < max; i++) out[i] = i < n ? args[i] : NULL;
+  Py_ssize_t nk = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t j = 0; j < nk; j++) {
+    PyObject *name = PyTuple_GET_ITEM(kwnames, j);
+    int i = 0;
+    while (i < max && PyUnicode_CompareWithASCIIString(name, names[i]) != 0) i++;
+    if (i == max || out[i]) {
+      PyErr_Format(PyExc_TypeError, "%s: unexpected argument %R", fn, name);
+      return -1;
+    }
+    out[i] = args[n + j];
+  }
+  if (!out[0]) {
+    PyErr_Format(PyExc_TypeError, "%s: missing %s", fn, names[0]);
+    return -1;
+  }
+  return 0;
+}
+
+/* A weak reference to the UserAgent wrapper of ua (new reference; None
+ * when it has none). */
+static PyObject *sr_py_ua_ref(sr_ua *ua) {
+  PyObject *p = ua ? sr_py_ptr(ua, SWIGTYPE_p_sr_ua) : Py_None;
+  if (!ua) Py_INCREF(p);
+  if (!p) return NULL;
+  PyObject *r = PyObject_CallOneArg(sr_py_ua_ref_of, p);
+  Py_DECREF(p);
+  return r;
+}
+
+/* A new wrapper of cls (object.__new__(cls)) with _ptr and _ua_ref set. */
+static PyObject *sr_py_new_wrapper(PyObject *cls, PyObject *ptr,
+                                   PyObject *ua_ref, sr_ua *ua) {
+  PyObject *obj =
+      PyBaseObject_Type.tp_new((PyTypeObject *)cls, sr_py_empty, NULL);
+  if (!obj) return NULL;
+  PyObject *ref = ua_ref != Py_None ? ua_ref : sr_py_ua_ref(ua);
+  if (ref == ua_ref) Py_INCREF(ref);
+  if (!ref || PyObject_SetAttr(obj, sr_py_attr_ptr, ptr) < 0 ||
+      PyObject_SetAttr(obj, sr_py_attr_ua_ref, ref) < 0)
+    Py_CLEAR(obj);
+  Py_XDECREF(ref);
+  return obj;
+}
+
+static PyObject *sr_py_wrap_session(PyObject *self, PyObject *const *args,
+                                    size_t nargsf, PyObject *kwnames) {
+  (void)self;
+  static const char *const names[] = {"ptr", "owned", "ua_ref"};
+  PyObject *a[3];
+  if (sr_py_args("wrap_session", args, PyVectorcall_NARGS(nargsf), kwnames,
+                 names, 3, a) < 0)
+    return NULL;
+  PyObject *ptr = a[0], *ua_ref = a[2] ? a[2] : Py_None;
+  if (ptr == Py_None) Py_RETURN_NONE;
+  int owned = a[1] ? PyObject_IsTrue(a[1]) : 0;
+  void *p = NULL;
+  if (owned < 0) return NULL;
+  if (!SWIG_IsOK(SWIG_ConvertPtr(ptr, &p, SWIGTYPE_p_sr_session, 0)) || !p ||
+      !sr_py_wrappers[SR_PY_W_SESSIONS]) {
+    PyErr_SetString(PyExc_TypeError, "wrap_session: not a session pointer");
+    return NULL;
+  }
+  sr_session *s = p;
+  PyObject *key = PyLong_FromVoidPtr(p);
+  if (!key) return NULL;
+  PyObject *obj = sr_py_known(sr_py_wrappers[SR_PY_W_SESSIONS], key);
+  if (obj || PyErr_Occurred()) {
+    if (obj && owned) sr_session_unref(s);
+    Py_DECREF(key);
+    return obj;
+  }
+  /* From here the reference is the new wrapper's: dropped if it fails. */
+  if (!owned) sr_session_ref(s);
+  int role = sr_session_get_role(s);
+  sr_py_handler *h = NULL;
+  PyObject *hobj = NULL, *rargs = NULL;
+  obj = sr_py_new_wrapper(sr_py_wrappers[role == SR_ROLE_INVITER
+                                             ? SR_PY_W_INVITER
+                                             : SR_PY_W_INVITATION],
+                          ptr, ua_ref, sr_session_get_ua(s));
+  if (!obj) goto fail;
+  /* The handler keeps the wrapper until the session terminates or its UA
+   * closes; an Inviter not yet invited only from invite() on. */
+  h = sr_py_session_set_handler(
+      s, obj,
+      role != SR_ROLE_INVITER || sr_session_get_state(s) != SR_SESSION_INITIAL,
+      0);
+  hobj = h ? SWIG_NewPointerObj(h, SWIGTYPE_p_sr_py_handler, 0) : Py_None;
+  if (!h) Py_INCREF(hobj);
+  if (!hobj || PyObject_SetAttr(obj, sr_py_attr_handler, hobj) < 0) goto fail;
+  rargs = PyTuple_Pack(2, ptr, hobj);
+  if (!rargs || sr_py_entry(sr_py_wrappers[SR_PY_W_SESSIONS], key, obj,
+                            sr_py_wrappers[SR_PY_W_S_RELEASE], rargs) < 0)
+    goto fail;
+  Py_DECREF(rargs);
+  Py_DECREF(hobj);
+  Py_DECREF(key);
+  return obj;
+fail:
+  Py_XDECREF(rargs);
+  Py_XDECREF(hobj);
+  Py_XDECREF(obj);
+  Py_DECREF(key);
+  sr_py_handler_drop(h);
+  sr_session_unref(s);
+  return NULL;
+}
+
+static PyObject *sr_py_wrap_referral(PyObject *self, PyObject *const *args,
+                                     size_t nargsf, PyObject *kwnames) {
+  (void)self;
+  static const char *const names[] = {"ptr", "ua_ref"};
+  PyObject *a[2];
+  if (sr_py_args("wrap_referral", args, PyVectorcall_NARGS(nargsf), kwnames,
+                 names, 2, a) < 0)
+    return NULL;
+  PyObject *ptr = a[0], *ua_ref = a[1] ? a[1] : Py_None;
+  if (ptr == Py_None) Py_RETURN_NONE;
+  void *p = NULL;
+  if (!SWIG_IsOK(SWIG_ConvertPtr(ptr, &p, SWIGTYPE_p_sr_referral, 0)) || !p ||
+      !sr_py_wrappers[SR_PY_W_REFERRALS]) {
+    PyErr_SetString(PyExc_TypeError, "wrap_referral: not a referral pointer");
+    return NULL;
+  }
+  sr_referral *r = p;
+  PyObject *key = PyLong_FromVoidPtr(p);
+  if (!key) return NULL;
+  PyObject *obj = sr_py_known(sr_py_wrappers[SR_PY_W_REFERRALS], key);
+  if (obj || PyErr_Occurred()) {
+    Py_DECREF(key);
+    return obj;
+  }
+  sr_referral_ref(r); /* the new wrapper's */
+  PyObject *rargs = NULL;
+  obj = sr_py_new_wrapper(sr_py_wrappers[SR_PY_W_REFERRAL], ptr, ua_ref,
+                          sr_referral_get_ua(r));
+  if (!obj || PyObject_SetAttr(obj, sr_py_attr_inviter, Py_None) < 0)
+    goto fail;
+  rargs = PyTuple_Pack(1, ptr);
+  if (!rargs || sr_py_entry(sr_py_wrappers[SR_PY_W_REFERRALS], key, obj,
+                            sr_py_wrappers[SR_PY_W_R_RELEASE], rargs) < 0)
+    goto fail;
+  Py_DECREF(rargs);
+  Py_DECREF(key);
+  return obj;
+fail:
+  Py_XDECREF(rargs);
+  Py_XDECREF(obj);
+  Py_DECREF(key);
+  sr_referral_unref(r);
+  return NULL;
 }
 
 static PyObject *sr_py_gone(PyObject *self, PyObject *entry) {
@@ -162,22 +366,62 @@ done:
   return res;
 }
 
-static PyObject *sr_py_set_hooks(PyObject *self, PyObject *const *args,
-                                 Py_ssize_t n) {
-  (void)self;
-  if (n != 4 || !PyAnySet_Check(args[1])) {
-    PyErr_SetString(PyExc_TypeError,
-                    "sr_py_set_hooks(Error, SERVED: set, touch, Entry)");
-    return NULL;
-  }
-  PyObject **slots[4] = {&sr_py_error_cls, &sr_py_served, &sr_py_touch,
-                         &sr_py_entry_cls};
-  for (int i = 0; i < 4; i++) {
+/* Replaces the n references in slots by args (new references). */
+static void sr_py_keep_all(PyObject **const *slots, PyObject *const *args,
+                           int n) {
+  for (int i = 0; i < n; i++) {
     PyObject *old = *slots[i];
     Py_INCREF(args[i]);
     *slots[i] = args[i];
     Py_XDECREF(old);
   }
+}
+
+static PyObject *sr_py_set_hooks(PyObject *self, PyObject *const *args,
+                                 Py_ssize_t n) {
+  (void)self;
+  if (n != 5 || !PyAnySet_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError,
+                    "sr_py_set_hooks(Error, SERVED: set, touch, Entry, ua_ref_of)");
+    return NULL;
+  }
+  PyObject **slots[5] = {&sr_py_error_cls, &sr_py_served, &sr_py_touch,
+                         &sr_py_entry_cls, &sr_py_ua_ref_of};
+  sr_py_keep_all(slots, args, 5);
+  Py_RETURN_NONE;
+}
+
+static PyObject *sr_py_set_session_classes(PyObject *self,
+                                           PyObject *const *args,
+                                           Py_ssize_t n) {
+  (void)self;
+  if (n != 4 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) ||
+      !PyType_Check(args[2])) {
+    PyErr_SetString(PyExc_TypeError, "sr_py_set_session_classes(SESSIONS, "
+                                     "Inviter, Invitation, release)");
+    return NULL;
+  }
+  PyObject **slots[4] = {&sr_py_wrappers[SR_PY_W_SESSIONS],
+                         &sr_py_wrappers[SR_PY_W_INVITER],
+                         &sr_py_wrappers[SR_PY_W_INVITATION],
+                         &sr_py_wrappers[SR_PY_W_S_RELEASE]};
+  sr_py_keep_all(slots, args, 4);
+  Py_RETURN_NONE;
+}
+
+static PyObject *sr_py_set_referral_class(PyObject *self,
+                                          PyObject *const *args,
+                                          Py_ssize_t n) {
+  (void)self;
+  if (n != 3 || !PyDict_Check(args[0]) || !PyType_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError,
+                    "sr_py_set_referral_class(REFERRALS, Referral, release)");
+    return NULL;
+  }
+  PyObject **slots[3] = {&sr_py_wrappers[SR_PY_W_REFERRALS],
+                         &sr_py_wrappers[SR_PY_W_REFERRAL],
+                         &sr_py_wrappers[SR_PY_W_R_RELEASE]};
+  sr_py_keep_all(slots, args, 3);
   Py_RETURN_NONE;
 }
 
@@ -196,8 +440,22 @@ static PyMethodDef sr_py_natives[] = {
      "release(*args) runs"},
     {"sr_py_gone", sr_py_gone, METH_O,
      "sr_py_gone(entry): a registry entry's wrapper went"},
+    {"sr_py_wrap_session", (PyCFunction)(void (*)(void))sr_py_wrap_session,
+     METH_FASTCALL | METH_KEYWORDS,
+     "sr_py_wrap_session(ptr, owned=False, ua_ref=None) -> the one wrapper "
+     "of a C session (None for None)"},
+    {"sr_py_wrap_referral", (PyCFunction)(void (*)(void))sr_py_wrap_referral,
+     METH_FASTCALL | METH_KEYWORDS,
+     "sr_py_wrap_referral(ptr, ua_ref=None) -> the one wrapper of a C "
+     "referral (None for None)"},
     {"sr_py_set_hooks", (PyCFunction)(void (*)(void))sr_py_set_hooks,
-     METH_FASTCALL, "sr_py_set_hooks(Error, SERVED, touch, Entry)"},
+     METH_FASTCALL, "sr_py_set_hooks(Error, SERVED, touch, Entry, ua_ref_of)"},
+    {"sr_py_set_session_classes",
+     (PyCFunction)(void (*)(void))sr_py_set_session_classes, METH_FASTCALL,
+     "sr_py_set_session_classes(SESSIONS, Inviter, Invitation, release)"},
+    {"sr_py_set_referral_class",
+     (PyCFunction)(void (*)(void))sr_py_set_referral_class, METH_FASTCALL,
+     "sr_py_set_referral_class(REFERRALS, Referral, release)"},
     {NULL, NULL, 0, NULL}};
 %}
 
@@ -210,5 +468,12 @@ static PyMethodDef sr_py_natives[] = {
       !sr_py_attr_args || PyModule_AddFunctions(m, sr_py_natives) < 0)
     return NULL;
   sr_py_gone_fn = PyObject_GetAttrString(m, "sr_py_gone");
-  if (!sr_py_gone_fn) return NULL;
+  sr_py_attr_ptr = PyUnicode_InternFromString("_ptr");
+  sr_py_attr_ua_ref = PyUnicode_InternFromString("_ua_ref");
+  sr_py_attr_handler = PyUnicode_InternFromString("_handler");
+  sr_py_attr_inviter = PyUnicode_InternFromString("_inviter");
+  sr_py_empty = PyTuple_New(0);
+  if (!sr_py_gone_fn || !sr_py_attr_ptr || !sr_py_attr_ua_ref ||
+      !sr_py_attr_handler || !sr_py_attr_inviter || !sr_py_empty)
+    return NULL;
 %}

@@ -291,7 +291,6 @@ _gone = _ext.sr_py_gone
 #: ``release(*args)`` runs (dropping its C references). In C: an _Entry
 #: whose callback is _gone.
 remember: Callable[..., None] = _ext.sr_py_remember
-_ext.sr_py_set_hooks(Error, SERVED, _touch, _Entry)
 
 
 def ua_of(ua_ptr: Any) -> "Optional[UserAgent]":
@@ -300,6 +299,15 @@ def ua_of(ua_ptr: Any) -> "Optional[UserAgent]":
         return None
     ref = UAS.get(int(ua_ptr))
     return ref() if ref is not None else None
+
+
+def _ua_ref_of(ua_ptr: Any) -> Any:
+    """A weak reference to the UserAgent wrapper of a C UA pointer, or None."""
+    ua = ua_of(ua_ptr)
+    return weakref.ref(ua) if ua is not None else None
+
+
+_ext.sr_py_set_hooks(Error, SERVED, _touch, _Entry, _ua_ref_of)
 
 
 # ------------------------------------------------------------ callbacks

@@ -3,13 +3,12 @@ Referral) and :class:`Referrer` (a REFER we sent)."""
 
 from __future__ import annotations
 
-import weakref
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._base import (
     REFERRAL_STATES, REFERRALS, REFERRERS, Headers, NotifyMode, ReferralState, Transport, _core,
-    call, call_new, inviter_options, remember, response_options, settle, ua_of,
+    _ext, call, call_new, inviter_options, remember, response_options, settle,
 )
 from .session import Inviter, Session, wrap_session
 from .views import IncomingRequest, NameAddrHeader
@@ -20,20 +19,13 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Referral", "Referrer"]
 
 
-def wrap_referral(ptr: Any, ua_ref: Any = None) -> "Optional[Referral]":
-    """The one wrapper of a C referral (ptr is borrowed). ``ua_ref``: a
-    weak reference to its UserAgent when the caller has one."""
-    if ptr is None:
-        return None
-    key = int(ptr)
-    ref = REFERRALS.get(key)
-    obj = ref() if ref is not None else None
-    if obj is None:
-        _core.sr_referral_ref(ptr)
-        obj = object.__new__(Referral)
-        obj._setup(ptr, ua_ref)
-        remember(REFERRALS, key, obj, _core.sr_referral_unref, ptr)
-    return obj
+#: wrap_referral(ptr, ua_ref=None): the one wrapper of a C referral (ptr
+#: is borrowed; None for None). ``ua_ref``: a weak reference to its
+#: UserAgent when the caller has one. In C (python_natives.i), on every
+#: REFER: a new wrapper is a Referral made without __init__, with _ptr,
+#: _ua_ref, _inviter None and a reference on the referral, which its
+#: REFERRALS entry drops when it goes.
+wrap_referral: Callable[..., "Optional[Referral]"] = _ext.sr_py_wrap_referral
 
 
 class Referral:
@@ -43,16 +35,12 @@ class Referral:
     Inviter's responses become NOTIFYs to the referrer. Calls on a referral
     that ended raise :class:`Error` (ECLOSED, EALREADY)."""
 
+    _ptr: Any
+    _ua_ref: Any
+    _inviter: Optional[Inviter]  # the one make_inviter made
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("referrals come from Session.on_refer / UserAgent.on_refer")
-
-    def _setup(self, ptr: Any, ua_ref: Any) -> None:
-        self._ptr = ptr
-        if ua_ref is None:
-            ua = ua_of(_core.sr_referral_get_ua(ptr))
-            ua_ref = weakref.ref(ua) if ua is not None else None
-        self._ua_ref = ua_ref
-        self._inviter: Optional[Inviter] = None
 
     @property
     def ua(self) -> "Optional[UserAgent]":
@@ -218,3 +206,6 @@ class Referrer:
 
     def __repr__(self) -> str:
         return f"<Referrer id={self.id} closed={self.closed}>"
+
+
+_ext.sr_py_set_referral_class(REFERRALS, Referral, _core.sr_referral_unref)

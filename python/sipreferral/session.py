@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._base import (
-    ROLES, SESSIONS, STATES, Headers, SessionRole, SessionState, _core, call, call_new,
-    header_lines, options, remember, response_options, settle, ua_of,
+    ROLES, SESSIONS, STATES, Headers, SessionRole, SessionState, _core, _ext, call, call_new,
+    header_lines, options, response_options, settle,
 )
 from .views import IncomingRequest
 
@@ -21,11 +20,8 @@ __all__ = ["Session", "Inviter", "Invitation"]
 
 _INVITER = _core.SR_ROLE_INVITER
 _INITIAL = _core.SR_SESSION_INITIAL
-_session_ref = _core.sr_session_ref
-_session_unref = _core.sr_session_unref
 _get_role = _core.sr_session_get_role
 _get_state = _core.sr_session_get_state
-_set_handler = _core.sr_py_session_set_handler
 # When a wrapper goes: its handler (installed still only if nothing kept
 # the wrapper for its callbacks, an Inviter never invited: nobody can
 # observe them now) and its reference on the session.
@@ -36,35 +32,16 @@ _filter = _core.sr_py_session_filter
 _SESSION_REFER = _core.SR_PY_SESSION_REFER
 
 
-def wrap_session(ptr: Any, owned: bool = False, ua_ref: Any = None) -> "Optional[Session]":
-    """The one wrapper of a C session. ``owned``: ptr carries a reference
-    the wrapper takes over (else it is borrowed and gets one). ``ua_ref``:
-    a weak reference to its UserAgent when the caller has one."""
-    if ptr is None:
-        return None
-    key = int(ptr)
-    ref = SESSIONS.get(key)
-    if ref is not None:
-        obj = ref()
-        if obj is not None:
-            if owned:
-                _session_unref(ptr)
-            return obj
-    if not owned:
-        _session_ref(ptr)
-    role = _get_role(ptr)
-    obj = object.__new__(Inviter if role == _INVITER else Invitation)
-    # (its callbacks start as the class's None)
-    obj._ptr = ptr
-    if ua_ref is None:
-        ua = ua_of(_core.sr_session_get_ua(ptr))
-        ua_ref = weakref.ref(ua) if ua is not None else None
-    obj._ua_ref = ua_ref
-    # The handler keeps the wrapper until the session terminates or its UA
-    # closes; an Inviter not yet invited only from invite() on.
-    h = obj._handler = _set_handler(ptr, obj, role != _INVITER or _get_state(ptr) != _INITIAL, 0)
-    remember(SESSIONS, key, obj, _release, ptr, h)
-    return obj
+#: wrap_session(ptr, owned=False, ua_ref=None): the one wrapper of a C
+#: session (None for None). ``owned``: ptr carries a reference the wrapper
+#: takes over (else it is borrowed and gets one). ``ua_ref``: a weak
+#: reference to its UserAgent when the caller has one. In C
+#: (python_natives.i), on every INVITE: a new wrapper is an Inviter or an
+#: Invitation made without __init__ (its callbacks start as the class's
+#: None) with _ptr, _ua_ref and _handler, which keeps it until the session
+#: terminates or its UA closes (an Inviter not yet invited only from
+#: invite() on); its SESSIONS entry releases (_release) both when it goes.
+wrap_session: Callable[..., "Optional[Session]"] = _ext.sr_py_wrap_session
 
 
 class Session:
@@ -311,3 +288,5 @@ class Invitation(Session):
         """The session this INVITE replaces (RFC 3891), or None."""
         return wrap_session(_core.sr_invitation_get_replaced(self._ptr))
 
+
+_ext.sr_py_set_session_classes(SESSIONS, Inviter, Invitation, _release)
