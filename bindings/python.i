@@ -8,8 +8,8 @@
  * Callback handlers. A handler (sr_py_handler) ties one C object (a UA,
  * a session, a referrer) to its Python wrapper, or a UA's message hook to
  * its callable. An event calls the wrapper's callback attribute
- * (wrapper.on_state(state)) or, when it brings a new C object to wrap, a
- * method (wrapper._ev_invite(ptr)): see sr_py_event. While installed a
+ * (wrapper.on_state(state); wrapper._on_invite(invitation) with the new
+ * object's wrapper made in C): see sr_py_event. While installed a
  * handler holds a reference on the C object, a weak one on the wrapper (a
  * strong one too while the wrapper must live for its callbacks: see
  * sr_py_handler_keep), or the hook's callable; its hold on the wrapper is
@@ -232,23 +232,27 @@ static PyObject *sr_py_target(sr_py_handler *h) {
 #endif
 }
 
-/* How an event reaches Python. One that brings a new C object calls a
- * method of the wrapper, which wraps it: obj._ev_invite(ptr). The others
- * call the user's callback attribute itself, obj.on_state(state), or
- * nothing when it is None: no Python frame of ours in between. A result
- * that may be awaitable goes to obj._settle(result) (a coroutine becomes
- * an asyncio task). */
+/* How an event reaches Python: it calls the user's callback attribute
+ * itself, obj.on_state(state), or nothing when it is None: no Python frame
+ * of ours in between. One that brings a new C object passes its wrapper,
+ * made in C with the UA reference obj has: obj._on_invite(invitation).
+ * A result that may be awaitable goes to obj._settle(result) (a coroutine
+ * becomes an asyncio task). A REFER policy calls a method,
+ * obj._ev_policy(ptr), which checks the answer. */
 typedef enum sr_py_ev {
-  SR_PY_EV_INVITE, SR_PY_EV_REFER, SR_PY_EV_POLICY, /* methods */
-  SR_PY_EV_STATE, SR_PY_EV_RESPONSE, SR_PY_EV_BYE,  /* callbacks */
+  SR_PY_EV_POLICY,                                 /* a method */
+  SR_PY_EV_INVITE, SR_PY_EV_REFER,                 /* given a new wrapper */
+  SR_PY_EV_STATE, SR_PY_EV_RESPONSE, SR_PY_EV_BYE, /* callbacks */
   SR_PY_EV_ACCEPT, SR_PY_EV_REJECT, SR_PY_EV_NOTIFY, SR_PY_EV_CLOSED,
-  SR_PY_EV_SETTLE, SR_PY_NEV
+  SR_PY_EV_SETTLE,
+  SR_PY_ATTR_SELF_REF, SR_PY_ATTR_UA_REF, /* not events: attribute names */
+  SR_PY_NEV
 } sr_py_ev;
 
 static const char *const sr_py_ev_names[SR_PY_NEV] = {
-    "_ev_invite", "_ev_refer", "_ev_policy", "on_state",  "on_response",
-    "on_bye",     "on_accept", "on_reject",  "on_notify", "on_closed",
-    "_settle"};
+    "_ev_policy", "_on_invite", "_on_refer", "on_state",  "on_response",
+    "on_bye",     "on_accept",  "on_reject", "on_notify", "on_closed",
+    "_settle",    "_self_ref",  "_ua_ref"};
 static PyObject *sr_py_ev_str[SR_PY_NEV]; /* interned on first use */
 static PyObject *sr_py_states;            /* SessionState members by value */
 
@@ -275,6 +279,16 @@ static int sr_py_plain(PyObject *r) {
          PyUnicode_CheckExact(r);
 }
 
+/* A callback's result r (stolen): one that may be awaitable goes to
+ * obj._settle(r). */
+static PyObject *sr_py_settle(PyObject *obj, PyObject *r) {
+  if (!r || sr_py_plain(r)) return r;
+  PyObject *name = sr_py_name(SR_PY_EV_SETTLE), *argv[2] = {obj, r};
+  PyObject *s = name ? PyObject_VectorcallMethod(name, argv, 2, NULL) : NULL;
+  Py_DECREF(r);
+  return s;
+}
+
 /* Calls obj.<callback>(*args) for ev, if set, and settles its result. */
 static PyObject *sr_py_callback(PyObject *obj, sr_py_ev ev, PyObject **args,
                                 size_t n) {
@@ -282,11 +296,38 @@ static PyObject *sr_py_callback(PyObject *obj, sr_py_ev ev, PyObject **args,
   if (!cb || cb == Py_None) return cb;
   PyObject *r = PyObject_Vectorcall(cb, args, n, NULL);
   Py_DECREF(cb);
-  if (!r || sr_py_plain(r)) return r;
-  PyObject *name = sr_py_name(SR_PY_EV_SETTLE), *argv[2] = {obj, r};
-  PyObject *s = name ? PyObject_VectorcallMethod(name, argv, 2, NULL) : NULL;
-  Py_DECREF(r);
-  return s;
+  return sr_py_settle(obj, r);
+}
+
+/* python_natives.i */
+static PyObject *sr_py_wrap_session(PyObject *, PyObject *const *, size_t,
+                                    PyObject *);
+static PyObject *sr_py_wrap_referral(PyObject *, PyObject *const *, size_t,
+                                     PyObject *);
+
+/* Calls obj.<callback>(wrapper of ptr) for an event that brings a new C
+ * object (an INVITE's session, a REFER's referral), if set, and settles
+ * its result. The wrapper gets the UA reference obj has: a UA's
+ * _self_ref, a session's _ua_ref. */
+static PyObject *sr_py_new_object(sr_py_handler *h, PyObject *obj,
+                                  sr_py_ev ev, PyObject *ptr) {
+  PyObject *cb = PyObject_GetAttr(obj, sr_py_ev_str[ev]);
+  if (!cb || cb == Py_None) return cb;
+  PyObject *name = sr_py_name(h->kind == SR_PY_UA ? SR_PY_ATTR_SELF_REF
+                                                  : SR_PY_ATTR_UA_REF);
+  PyObject *ua_ref = name ? PyObject_GetAttr(obj, name) : NULL, *w = NULL;
+  if (ua_ref && ev == SR_PY_EV_INVITE) {
+    PyObject *a[3] = {ptr, Py_False, ua_ref};
+    w = sr_py_wrap_session(NULL, a, 3, NULL);
+  } else if (ua_ref) {
+    PyObject *a[2] = {ptr, ua_ref};
+    w = sr_py_wrap_referral(NULL, a, 2, NULL);
+  }
+  Py_XDECREF(ua_ref);
+  PyObject *r = w ? PyObject_Vectorcall(cb, &w, 1, NULL) : NULL;
+  Py_XDECREF(w);
+  Py_DECREF(cb);
+  return sr_py_settle(obj, r);
 }
 
 /* Delivers ev to h's wrapper with argv[1..n] (references stolen; a NULL
@@ -309,9 +350,11 @@ static PyObject *sr_py_event(sr_py_handler *h, sr_py_ev ev, PyObject **argv,
     if (!obj) {
       r = Py_None;
       Py_INCREF(r);
-    } else if (ev <= SR_PY_EV_POLICY) {
+    } else if (ev == SR_PY_EV_POLICY) {
       argv[0] = obj;
       r = PyObject_VectorcallMethod(sr_py_ev_str[ev], argv, n + 1, NULL);
+    } else if (ev == SR_PY_EV_INVITE || ev == SR_PY_EV_REFER) {
+      r = sr_py_new_object(h, obj, ev, argv[1]);
     } else {
       r = sr_py_callback(obj, ev, argv + 1, n);
     }
@@ -871,8 +914,8 @@ void sr_py_set_log_handler(PyObject *fn) {
 }
 
 /**
- * Installs the UA's handler, which calls methods of the wrapper obj (held
- * weakly): obj._ev_invite(invitation_ptr), obj._ev_refer(referral_ptr),
+ * Installs the UA's handler, which calls the wrapper obj (held weakly):
+ * obj._on_invite(invitation), obj._on_refer(referral),
  * obj._ev_policy(referral_ptr) -> None/0/300-699. flags (SR_PY_UA_*)
  * select the members set; the others keep the C defaults. Returns the
  * handler (one reference for the caller), or None.
@@ -898,11 +941,10 @@ sr_py_handler *sr_py_ua_set_handler(sr_ua *ua, PyObject *obj, int flags) {
 }
 
 /**
- * Installs the session's handler, which calls methods of the wrapper obj
- * (held strongly while keep, see sr_py_handler_keep): obj._ev_state(st),
- * obj._ev_response(code, reason), obj._ev_refer(referral_ptr),
- * obj._ev_bye(). Dropped after Terminated. None when the session ended or
- * its UA closed.
+ * Installs the session's handler, which calls the wrapper obj's callbacks
+ * (held strongly while keep, see sr_py_handler_keep): obj.on_state(st),
+ * obj.on_response(code, reason), obj._on_refer(referral), obj.on_bye().
+ * Dropped after Terminated. None when the session ended or its UA closed.
  */
 sr_py_handler *sr_py_session_set_handler(sr_session *s, PyObject *obj,
                                          int keep, int flags) {

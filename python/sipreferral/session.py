@@ -26,7 +26,6 @@ _get_state = _core.sr_session_get_state
 # the wrapper for its callbacks, an Inviter never invited: nobody can
 # observe them now) and its reference on the session.
 _release = _core.sr_py_session_release
-_referral_mod: Any = None  # .referral, imported at first use (it imports us)
 _set_flags = _core.sr_py_handler_set_flags
 _filter = _core.sr_py_session_filter
 _SESSION_REFER = _core.SR_PY_SESSION_REFER
@@ -73,18 +72,9 @@ class Session:
                         "UserAgent.on_invite or Referral.make_inviter()")
 
     # -------------------------------------------------------- events
-    # The C handler calls on_state, on_response and on_bye itself; these
-    # are for what it cannot do.
-
-    def _ev_refer(self, ptr: Any) -> None:
-        cb = self._on_refer
-        if cb is not None:
-            global _referral_mod
-            if _referral_mod is None:
-                from . import referral as _referral_mod
-            res = cb(_referral_mod.wrap_referral(ptr, self._ua_ref))
-            if res is not None:
-                settle(self.ua, res)
+    # The C handler calls on_state, on_response, on_bye and _on_refer (with
+    # the referral's wrapper) itself; a result that may be awaitable comes
+    # to _settle.
 
     def _settle(self, res: Any) -> None:
         settle(self.ua, res)

@@ -196,21 +196,11 @@ class UserAgent:
             raise Error(rc)
         self._message_hook = cb
 
-    # Called by the C handler, one method per event.
+    # The C handler calls _on_invite and _on_refer itself (with the new
+    # object's wrapper); a result that may be awaitable comes here.
 
-    def _ev_invite(self, ptr: Any) -> None:
-        cb = self._on_invite
-        if cb is not None:
-            res = cb(wrap_session(ptr, False, self._self_ref))
-            if res is not None:
-                settle(self, res)
-
-    def _ev_refer(self, ptr: Any) -> None:
-        cb = self._on_refer
-        if cb is not None:
-            res = cb(wrap_referral(ptr, self._self_ref))
-            if res is not None:
-                settle(self, res)
+    def _settle(self, res: Any) -> None:
+        settle(self, res)
 
     def _ev_policy(self, ptr: Any) -> Optional[int]:
         cb = self._on_refer_policy
