@@ -9,12 +9,10 @@
  * sr_py_call_new(ua_ref, wrap, fn, *args)   _base.call_new: the same for
  *                                  fn -> [rc, ptr], returning wrap(ptr)
  * sr_py_remember(table, key, obj, release=None, *args)   _base.remember
- * sr_py_gone(entry)                _base._gone: a registry entry's weak
- *                                  reference callback
  * sr_py_wrap_session(ptr, owned=False, ua_ref=None)   session.wrap_session
  * sr_py_wrap_referral(ptr, ua_ref=None)               referral.wrap_referral
- * sr_py_set_hooks(Error, SERVED, touch, Entry, ua_ref_of)   what they need
- *                                  of _base
+ * sr_py_set_hooks(Error, SERVED, touch, ua_ref_of)   what they need of
+ *                                  _base
  * sr_py_set_session_classes(SESSIONS, Inviter, Invitation, release)
  * sr_py_set_referral_class(REFERRALS, Referral, release)   and of the
  *                                  wrapper modules
@@ -24,8 +22,6 @@
 static PyObject *sr_py_error_cls; /* _base.Error */
 static PyObject *sr_py_served;    /* _base.SERVED: UAs under serve() */
 static PyObject *sr_py_touch;     /* _base._touch(ua_ref) */
-static PyObject *sr_py_entry_cls; /* _base._Entry: a weakref subclass */
-static PyObject *sr_py_gone_fn;   /* sr_py_gone, the entries' callback */
 static PyObject *sr_py_ua_ref_of; /* _base._ua_ref_of(ua_ptr) */
 /* The registry tables, wrapper classes and what releases a wrapper's C
  * references (sr_py_set_session_classes, sr_py_set_referral_class). */
@@ -36,8 +32,6 @@ enum {
 };
 static PyObject *sr_py_attr_ptr, *sr_py_attr_ua_ref, *sr_py_attr_handler,
     *sr_py_attr_inviter, *sr_py_empty;
-static PyObject *sr_py_attr_table, *sr_py_attr_key, *sr_py_attr_release,
-    *sr_py_attr_args; /* an entry's slots, interned */
 
 /* What follows a core call that may have fired callbacks: a UA under
  * serve() is told that its timers may have changed, an exception a
@@ -114,27 +108,54 @@ done:
   return obj;
 }
 
-/* table[key] = an Entry (a weak reference to obj whose callback is
- * sr_py_gone) carrying release and rargs. 0, or -1 with an exception. */
+/* A registry entry's callback, bound to (table, key, release, args): the
+ * wrapper went. The entry leaves the table (unless a newer wrapper's
+ * took its place), then release(*args) drops the C references. */
+static PyObject *sr_py_gone(PyObject *info, PyObject *entry) {
+  if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 4 ||
+      !PyDict_Check(PyTuple_GET_ITEM(info, 0)) ||
+      !PyTuple_Check(PyTuple_GET_ITEM(info, 3))) {
+    PyErr_SetString(PyExc_TypeError, "sr_py_gone: not a registry entry");
+    return NULL;
+  }
+  PyObject *table = PyTuple_GET_ITEM(info, 0), *key = PyTuple_GET_ITEM(info, 1),
+           *release = PyTuple_GET_ITEM(info, 2);
+  PyObject *cur = PyDict_GetItemWithError(table, key); /* borrowed */
+  if (cur == entry) {
+    if (PyDict_DelItem(table, key) < 0) return NULL;
+  } else if (!cur && PyErr_Occurred()) {
+    return NULL;
+  }
+  if (release != Py_None) {
+    PyObject *r = PyObject_Call(release, PyTuple_GET_ITEM(info, 3), NULL);
+    if (!r) return NULL;
+    Py_DECREF(r);
+  }
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef sr_py_gone_def = {
+    "_gone", sr_py_gone, METH_O,
+    "a registry entry's callback: its wrapper went"};
+
+/* table[key] = a weak reference to obj whose callback (sr_py_gone, bound
+ * to what it needs) runs release(*rargs). 0, or -1 with an exception. */
 static int sr_py_entry(PyObject *table, PyObject *key, PyObject *obj,
                        PyObject *release, PyObject *rargs) {
-  PyObject *cargs[2] = {obj, sr_py_gone_fn};
-  PyObject *e = PyObject_Vectorcall(sr_py_entry_cls, cargs, 2, NULL);
-  int rc = !e || PyObject_SetAttr(e, sr_py_attr_table, table) < 0 ||
-                   PyObject_SetAttr(e, sr_py_attr_key, key) < 0 ||
-                   PyObject_SetAttr(e, sr_py_attr_release, release) < 0 ||
-                   PyObject_SetAttr(e, sr_py_attr_args, rargs) < 0 ||
-                   PyDict_SetItem(table, key, e) < 0
-               ? -1
-               : 0;
+  PyObject *info = PyTuple_Pack(4, table, key, release, rargs);
+  PyObject *cb = info ? PyCFunction_New(&sr_py_gone_def, info) : NULL;
+  PyObject *e = cb ? PyWeakref_NewRef(obj, cb) : NULL;
+  int rc = e && PyDict_SetItem(table, key, e) == 0 ? 0 : -1;
   Py_XDECREF(e);
+  Py_XDECREF(cb);
+  Py_XDECREF(info);
   return rc;
 }
 
 static PyObject *sr_py_remember(PyObject *self, PyObject *const *args,
                                 Py_ssize_t n) {
   (void)self;
-  if (n < 3 || !PyDict_Check(args[0]) || !sr_py_entry_cls) {
+  if (n < 3 || !PyDict_Check(args[0])) {
     PyErr_SetString(PyExc_TypeError,
                     "sr_py_remember(table: dict, key, obj, release=None, *args)");
     return NULL;
@@ -332,40 +353,6 @@ fail:
   return NULL;
 }
 
-static PyObject *sr_py_gone(PyObject *self, PyObject *entry) {
-  (void)self;
-  PyObject *res = NULL;
-  PyObject *table = PyObject_GetAttr(entry, sr_py_attr_table);
-  PyObject *key = table ? PyObject_GetAttr(entry, sr_py_attr_key) : NULL;
-  PyObject *release = key ? PyObject_GetAttr(entry, sr_py_attr_release) : NULL;
-  PyObject *args = release ? PyObject_GetAttr(entry, sr_py_attr_args) : NULL;
-  if (!args) goto done;
-  if (!PyDict_Check(table) || !PyTuple_Check(args)) {
-    PyErr_SetString(PyExc_TypeError, "sr_py_gone: not a registry entry");
-    goto done;
-  }
-  /* Only its own entry: a newer wrapper's may be there already. */
-  PyObject *cur = PyDict_GetItemWithError(table, key); /* borrowed */
-  if (cur == entry) {
-    if (PyDict_DelItem(table, key) < 0) goto done;
-  } else if (!cur && PyErr_Occurred()) {
-    goto done;
-  }
-  if (release != Py_None) {
-    PyObject *r = PyObject_Call(release, args, NULL);
-    if (!r) goto done;
-    Py_DECREF(r);
-  }
-  res = Py_None;
-  Py_INCREF(res);
-done:
-  Py_XDECREF(table);
-  Py_XDECREF(key);
-  Py_XDECREF(release);
-  Py_XDECREF(args);
-  return res;
-}
-
 /* Replaces the n references in slots by args (new references). */
 static void sr_py_keep_all(PyObject **const *slots, PyObject *const *args,
                            int n) {
@@ -380,14 +367,14 @@ static void sr_py_keep_all(PyObject **const *slots, PyObject *const *args,
 static PyObject *sr_py_set_hooks(PyObject *self, PyObject *const *args,
                                  Py_ssize_t n) {
   (void)self;
-  if (n != 5 || !PyAnySet_Check(args[1])) {
+  if (n != 4 || !PyAnySet_Check(args[1])) {
     PyErr_SetString(PyExc_TypeError,
-                    "sr_py_set_hooks(Error, SERVED: set, touch, Entry, ua_ref_of)");
+                    "sr_py_set_hooks(Error, SERVED: set, touch, ua_ref_of)");
     return NULL;
   }
-  PyObject **slots[5] = {&sr_py_error_cls, &sr_py_served, &sr_py_touch,
-                         &sr_py_entry_cls, &sr_py_ua_ref_of};
-  sr_py_keep_all(slots, args, 5);
+  PyObject **slots[4] = {&sr_py_error_cls, &sr_py_served, &sr_py_touch,
+                         &sr_py_ua_ref_of};
+  sr_py_keep_all(slots, args, 4);
   Py_RETURN_NONE;
 }
 
@@ -438,8 +425,6 @@ static PyMethodDef sr_py_natives[] = {
      "sr_py_remember(table, key, obj, release=None, *args): table[key] is a "
      "weak reference to obj; when obj goes, the entry goes and "
      "release(*args) runs"},
-    {"sr_py_gone", sr_py_gone, METH_O,
-     "sr_py_gone(entry): a registry entry's wrapper went"},
     {"sr_py_wrap_session", (PyCFunction)(void (*)(void))sr_py_wrap_session,
      METH_FASTCALL | METH_KEYWORDS,
      "sr_py_wrap_session(ptr, owned=False, ua_ref=None) -> the one wrapper "
@@ -449,7 +434,7 @@ static PyMethodDef sr_py_natives[] = {
      "sr_py_wrap_referral(ptr, ua_ref=None) -> the one wrapper of a C "
      "referral (None for None)"},
     {"sr_py_set_hooks", (PyCFunction)(void (*)(void))sr_py_set_hooks,
-     METH_FASTCALL, "sr_py_set_hooks(Error, SERVED, touch, Entry, ua_ref_of)"},
+     METH_FASTCALL, "sr_py_set_hooks(Error, SERVED, touch, ua_ref_of)"},
     {"sr_py_set_session_classes",
      (PyCFunction)(void (*)(void))sr_py_set_session_classes, METH_FASTCALL,
      "sr_py_set_session_classes(SESSIONS, Inviter, Invitation, release)"},
@@ -460,20 +445,13 @@ static PyMethodDef sr_py_natives[] = {
 %}
 
 %init %{
-  sr_py_attr_table = PyUnicode_InternFromString("table");
-  sr_py_attr_key = PyUnicode_InternFromString("key");
-  sr_py_attr_release = PyUnicode_InternFromString("release");
-  sr_py_attr_args = PyUnicode_InternFromString("args");
-  if (!sr_py_attr_table || !sr_py_attr_key || !sr_py_attr_release ||
-      !sr_py_attr_args || PyModule_AddFunctions(m, sr_py_natives) < 0)
-    return NULL;
-  sr_py_gone_fn = PyObject_GetAttrString(m, "sr_py_gone");
+  if (PyModule_AddFunctions(m, sr_py_natives) < 0) return NULL;
   sr_py_attr_ptr = PyUnicode_InternFromString("_ptr");
   sr_py_attr_ua_ref = PyUnicode_InternFromString("_ua_ref");
   sr_py_attr_handler = PyUnicode_InternFromString("_handler");
   sr_py_attr_inviter = PyUnicode_InternFromString("_inviter");
   sr_py_empty = PyTuple_New(0);
-  if (!sr_py_gone_fn || !sr_py_attr_ptr || !sr_py_attr_ua_ref ||
+  if (!sr_py_attr_ptr || !sr_py_attr_ua_ref ||
       !sr_py_attr_handler || !sr_py_attr_inviter || !sr_py_empty)
     return NULL;
 %}

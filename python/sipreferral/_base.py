@@ -272,24 +272,11 @@ REFERRALS: Dict[int, Any] = {}
 REFERRERS: Dict[int, Any] = {}
 
 
-class _Entry(weakref.ref):
-    """A table entry: the weak reference to a wrapper, carrying what its
-    callback needs (one object per wrapper instead of a closure, its cells
-    and a weak reference)."""
-
-    __slots__ = ("table", "key", "release", "args")
-
-
-# _gone(entry), the entries' callback, in C: when a wrapper goes, its
-# entry leaves the table (unless a newer wrapper's entry took its place)
-# and entry.release(*entry.args) runs.
-_gone = _ext.sr_py_gone
-
-
 #: remember(table, key, obj, release=None, *args): records obj as the
-#: wrapper of the C object at address ``key``; when obj goes,
-#: ``release(*args)`` runs (dropping its C references). In C: an _Entry
-#: whose callback is _gone.
+#: wrapper of the C object at address ``key``; when obj goes, its entry
+#: leaves the table (unless a newer wrapper's took its place) and
+#: ``release(*args)`` runs (dropping its C references). In C: the entry is
+#: a weak reference whose callback is a C function bound to what it needs.
 remember: Callable[..., None] = _ext.sr_py_remember
 
 
@@ -307,7 +294,7 @@ def _ua_ref_of(ua_ptr: Any) -> Any:
     return weakref.ref(ua) if ua is not None else None
 
 
-_ext.sr_py_set_hooks(Error, SERVED, _touch, _Entry, _ua_ref_of)
+_ext.sr_py_set_hooks(Error, SERVED, _touch, _ua_ref_of)
 
 
 # ------------------------------------------------------------ callbacks
