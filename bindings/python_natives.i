@@ -8,6 +8,8 @@
  *                                  callbacks raised, then Error for rc < 0
  * sr_py_call_new(ua_ref, wrap, fn, *args)   _base.call_new: the same for
  *                                  fn -> [rc, ptr], returning wrap(ptr)
+ * sr_py_call_session(ua_ref, owned, fn, *args)   the same, returning
+ *                                  wrap_session(ptr, owned, ua_ref)
  * sr_py_remember(table, key, obj, release=None, *args)   _base.remember
  * sr_py_wrap_session(ptr, owned=False, ua_ref=None)   session.wrap_session
  * sr_py_wrap_referral(ptr, ua_ref=None)               referral.wrap_referral
@@ -72,20 +74,19 @@ static PyObject *sr_py_call(PyObject *self, PyObject *const *args,
   return r;
 }
 
-static PyObject *sr_py_call_new(PyObject *self, PyObject *const *args,
-                                Py_ssize_t n) {
-  (void)self;
-  if (n < 3) {
-    PyErr_SetString(PyExc_TypeError, "sr_py_call_new(ua_ref, wrap, fn, *args)");
-    return NULL;
-  }
+/* sr_py_call_new and sr_py_call_session: fn(*fargs) -> [rc, ptr]; ptr
+ * goes to wrap(ptr), or with wrap NULL to wrap_session(ptr, owned,
+ * ua_ref), before anything is raised (so it is never leaked). */
+static PyObject *sr_py_call_wrap(PyObject *ua_ref, PyObject *wrap,
+                                 PyObject *owned, PyObject *fn,
+                                 PyObject *const *fargs, Py_ssize_t n) {
   int mark = sr_py_pending_mark();
-  PyObject *r = PyObject_Vectorcall(args[2], args + 3, (size_t)(n - 3), NULL);
+  PyObject *r = PyObject_Vectorcall(fn, fargs, (size_t)n, NULL);
   if (!r) return NULL;
   PyObject *rc = NULL, *ptr = NULL, *obj = NULL;
   if (!PySequence_Check(r) || PySequence_Size(r) != 2) {
     if (!PyErr_Occurred())
-      PyErr_SetString(PyExc_TypeError, "sr_py_call_new: expected [rc, ptr]");
+      PyErr_SetString(PyExc_TypeError, "expected [rc, ptr]");
     goto done;
   }
   rc = PySequence_GetItem(r, 0);
@@ -93,19 +94,42 @@ static PyObject *sr_py_call_new(PyObject *self, PyObject *const *args,
   if (!ptr) goto done;
   long v = PyLong_AsLong(rc);
   if (v == -1 && PyErr_Occurred()) goto done;
-  /* The pointer is wrapped (so never leaked) before anything is raised. */
-  if (v >= 0) {
-    obj = PyObject_CallOneArg(args[1], ptr);
-  } else {
+  if (v < 0) {
     obj = Py_None;
     Py_INCREF(obj);
+  } else if (wrap) {
+    obj = PyObject_CallOneArg(wrap, ptr);
+  } else {
+    PyObject *a[3] = {ptr, owned, ua_ref};
+    obj = sr_py_wrap_session(NULL, a, 3, NULL);
   }
-  if (obj && sr_py_after(args[0], mark, rc) < 0) Py_CLEAR(obj);
+  if (obj && sr_py_after(ua_ref, mark, rc) < 0) Py_CLEAR(obj);
 done:
   Py_XDECREF(rc);
   Py_XDECREF(ptr);
   Py_DECREF(r);
   return obj;
+}
+
+static PyObject *sr_py_call_new(PyObject *self, PyObject *const *args,
+                                Py_ssize_t n) {
+  (void)self;
+  if (n < 3) {
+    PyErr_SetString(PyExc_TypeError, "sr_py_call_new(ua_ref, wrap, fn, *args)");
+    return NULL;
+  }
+  return sr_py_call_wrap(args[0], args[1], NULL, args[2], args + 3, n - 3);
+}
+
+static PyObject *sr_py_call_session(PyObject *self, PyObject *const *args,
+                                    Py_ssize_t n) {
+  (void)self;
+  if (n < 3) {
+    PyErr_SetString(PyExc_TypeError,
+                    "sr_py_call_session(ua_ref, owned, fn, *args)");
+    return NULL;
+  }
+  return sr_py_call_wrap(args[0], NULL, args[1], args[2], args + 3, n - 3);
 }
 
 /* A registry entry's callback, bound to (table, key, release, args): the
@@ -420,6 +444,11 @@ static PyMethodDef sr_py_natives[] = {
      METH_FASTCALL,
      "sr_py_call_new(ua_ref, wrap, fn, *args) -> wrap(ptr) of fn's [rc, ptr] "
      "(None when rc < 0), raising as sr_py_call"},
+    {"sr_py_call_session", (PyCFunction)(void (*)(void))sr_py_call_session,
+     METH_FASTCALL,
+     "sr_py_call_session(ua_ref, owned, fn, *args) -> the session wrapper "
+     "(wrap_session(ptr, owned, ua_ref)) of fn's [rc, ptr], raising as "
+     "sr_py_call_new"},
     {"sr_py_remember", (PyCFunction)(void (*)(void))sr_py_remember,
      METH_FASTCALL,
      "sr_py_remember(table, key, obj, release=None, *args): table[key] is a "

@@ -256,6 +256,9 @@ call: Callable[..., int] = _ext.sr_py_call
 #: returns [rc, pointer]: the pointer is wrapped (so never leaked) before
 #: anything is raised; returns wrap(pointer) (in C).
 call_new: Callable[..., Any] = _ext.sr_py_call_new
+#: call_session(ua_ref, owned, fn, *args): call_new for a function that
+#: makes a session: returns wrap_session(pointer, owned, ua_ref).
+call_session: Callable[..., Any] = _ext.sr_py_call_session
 
 
 # ------------------------------------------------------------ registry

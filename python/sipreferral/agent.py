@@ -277,7 +277,7 @@ class Call:
     neither keeps the other: no garbage cycle per call)."""
 
     __slots__ = ("agent", "session", "id", "counted", "placed", "established",
-                 "ended", "bye_at", "referral")
+                 "ended", "bye_at", "referral", "kept")
 
     def __init__(self, agent: "Agent", session: Session, counted: bool,
                  placed: bool = False, referral: Optional[Referral] = None) -> None:
@@ -290,6 +290,7 @@ class Call:
         self.ended = False
         self.bye_at = 0.0
         self.referral = referral  # the REFER it follows
+        self.kept: Optional[Dict[str, Any]] = None  # its entry in agent.referrals
         if counted:
             agent.calls_started += 1
         if agent.info:  # it logs every event
@@ -408,7 +409,7 @@ class Agent:
                 if follow is not None and _core.sr_referral_get_session(r._ptr) is not None:
                     c = Call(self, follow, False, referral=r)  # the script followed it
                     self.calls.append(c)
-                    k["call"] = c
+                    k["call"], c.kept = c, k
             return
         mode, code = self.o.on_refer
         try:
@@ -452,7 +453,7 @@ class Agent:
             return
         c = Call(self, inv, False, referral=r)
         self.calls.append(c)
-        k["call"] = c
+        k["call"], c.kept = c, k
         if self.info:
             self.log.info("call %d: following the REFER to %s", c.id, r.refer_to.uri)
         try:
@@ -506,9 +507,9 @@ class Agent:
                 self.calls.remove(c)
                 if c.counted:
                     self.calls_ended += 1
-                for k in self.referrals:
-                    if k["call"] is c:
-                        k["call"] = None
+                k, c.kept = c.kept, None  # (they referred to each other)
+                if k is not None and k["call"] is c:
+                    k["call"] = None
         if self.o.bye_after < 0:
             return None
         nxt = None

@@ -3,12 +3,11 @@ Referral) and :class:`Referrer` (a REFER we sent)."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._base import (
     REFERRAL_STATES, REFERRALS, REFERRERS, Headers, NotifyMode, ReferralState, Transport, _core,
-    _ext, call, call_new, inviter_options, remember, response_options, settle,
+    _ext, call, call_session, inviter_options, remember, response_options, settle,
 )
 from .session import Inviter, Session, wrap_session
 from .views import IncomingRequest, NameAddrHeader
@@ -117,12 +116,11 @@ class Referral:
         Replaces and Referred-By added); the same object when called again.
         Call its :meth:`Inviter.invite`. Raises Error: ESTATE (rejected),
         ECLOSED."""
-        inviter = call_new(self._ua_ref, partial(wrap_session, ua_ref=self._ua_ref),
-                           _core.sr_referral_make_inviter, self._ptr,
-                           None if (not extra_headers and body is None and content_type is None
+        inviter = call_session(self._ua_ref, False, _core.sr_referral_make_inviter, self._ptr,
+                               None if (not extra_headers and body is None and content_type is None
                                     and from_display_name is None and transport is None)
-                           else inviter_options(extra_headers, body, content_type,
-                                                from_display_name, transport))
+                               else inviter_options(extra_headers, body, content_type,
+                                                    from_display_name, transport))
         assert isinstance(inviter, Inviter)
         self._inviter = inviter  # "the same object" even after the call ends
         return inviter

@@ -11,11 +11,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _log
 from ._base import (
-    SERVED, TRANSPORTS, UAS, Error, ErrorCode, Headers, NotifyMode, Transport, _core, call_new,
+    SERVED, TRANSPORTS, UAS, Error, ErrorCode, Headers, NotifyMode, Transport, _core, call_session,
     inviter_options, options, remember, settle, transport_of,
 )
 from .referral import Referral, wrap_referral
-from .session import Invitation, Inviter, wrap_session
+from .session import Invitation, Inviter
 
 __all__ = ["UserAgent", "global_stats"]
 
@@ -263,17 +263,14 @@ class UserAgent:
                      transport: Union[Transport, str, None] = None) -> Inviter:
         """An Inviter to ``target`` (a SIP URI); call its invite(). Raises
         Error: EINVAL (bad target), ECLOSED, ELIMIT."""
-        inviter = call_new(self._self_ref, self._wrap_own,
-                           _core.sr_ua_make_inviter, self._ptr, target,
-                           None if (not extra_headers and body is None and content_type is None
-                                    and from_display_name is None and transport is None)
-                           else inviter_options(extra_headers, body, content_type,
-                                                from_display_name, transport))
+        inviter = call_session(self._self_ref, True, _core.sr_ua_make_inviter, self._ptr, target,
+                               None if (not extra_headers and body is None
+                                        and content_type is None
+                                        and from_display_name is None and transport is None)
+                               else inviter_options(extra_headers, body, content_type,
+                                                    from_display_name, transport))
         assert isinstance(inviter, Inviter)
         return inviter
-
-    def _wrap_own(self, ptr: Any) -> Any:
-        return wrap_session(ptr, True, self._self_ref)
 
     # -------------------------------------------------------- the loop
 
