@@ -1031,6 +1031,19 @@ int sr_py_session_filter(sr_py_handler *h, PyObject *state_fn, int state_mask,
   return 0;
 }
 
+/**
+ * sr_inviter_invite for the wrapper obj of s, whose handler is h: the
+ * handler holds obj strongly from now on (its callbacks will fire), or
+ * again not once the INVITE was not sent. Errors as sr_inviter_invite.
+ */
+int sr_py_inviter_invite(sr_py_handler *h, PyObject *obj, sr_session *s) {
+  if (h) sr_py_handler_keep(h, obj);
+  int rc = sr_inviter_invite(s);
+  if (h && sr_session_get_state(s) == SR_SESSION_INITIAL)
+    sr_py_handler_keep(h, Py_None);
+  return rc;
+}
+
 /** The SessionState members, by value, that state events pass. */
 void sr_py_set_session_states(PyObject *states) {
   if (!PyTuple_Check(states)) return;

@@ -18,8 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Session", "Inviter", "Invitation"]
 
 
-_INVITER = _core.SR_ROLE_INVITER
-_INITIAL = _core.SR_SESSION_INITIAL
 _get_role = _core.sr_session_get_role
 _get_state = _core.sr_session_get_state
 # When a wrapper goes: its handler (installed still only if nothing kept
@@ -216,13 +214,9 @@ class Inviter(Session):
     def invite(self) -> None:
         """Sends the INVITE. Raises Error (ESTATE if sent already,
         ETRANSPORT, ECLOSED)."""
-        h = self._handler
-        _handler_keep(h, self)  # from now on its callbacks will fire
-        try:
-            call(self._ua_ref, _inviter_invite, self._ptr)
-        finally:
-            if _get_state(self._ptr) == _INITIAL:
-                _handler_keep(h, None)
+        # The handler keeps the wrapper from now on (its callbacks will
+        # fire) if the INVITE went out.
+        call(self._ua_ref, _inviter_invite, self._handler, self, self._ptr)
 
     def cancel(self) -> None:
         """Cancels the INVITE while it has no final response. Raises Error
@@ -230,8 +224,7 @@ class Inviter(Session):
         call(self._ua_ref, _core.sr_inviter_cancel, self._ptr)
 
 
-_inviter_invite = _core.sr_inviter_invite
-_handler_keep = _core.sr_py_handler_keep
+_inviter_invite = _core.sr_py_inviter_invite
 
 
 class Invitation(Session):
