@@ -12,6 +12,9 @@
  *                                  wrap_session(ptr, owned, ua_ref)
  * sr_py_remember(table, key, obj, release=None, *args)   _base.remember
  * sr_py_wrap_session(ptr, owned=False, ua_ref=None)   session.wrap_session
+ * sr_py_own_callbacks(session, on_state, state_mask, on_response, min_code,
+ *                     on_refer)   Session._own_callbacks (bound as a
+ *                                  method: sr_py_own_callbacks_method)
  * sr_py_wrap_referral(ptr, ua_ref=None)               referral.wrap_referral
  * sr_py_set_hooks(Error, SERVED, touch, ua_ref_of)   what they need of
  *                                  _base
@@ -377,6 +380,39 @@ fail:
   return NULL;
 }
 
+static PyObject *sr_py_own_callbacks(PyObject *self, PyObject *const *args,
+                                     Py_ssize_t n) {
+  (void)self;
+  if (n != 6) {
+    PyErr_SetString(PyExc_TypeError,
+                    "_own_callbacks(on_state, state_mask, on_response, "
+                    "min_code, on_refer)");
+    return NULL;
+  }
+  PyObject *s = args[0], *h_obj = NULL;
+  long mask = PyLong_AsLong(args[2]), min_code = PyLong_AsLong(args[4]);
+  if (PyErr_Occurred() || !sr_py_name(SR_PY_EV_STATE) ||
+      !sr_py_name(SR_PY_EV_RESPONSE) || !sr_py_name(SR_PY_EV_REFER) ||
+      PyObject_SetAttr(s, sr_py_ev_str[SR_PY_EV_STATE], args[1]) < 0 ||
+      PyObject_SetAttr(s, sr_py_ev_str[SR_PY_EV_RESPONSE], args[3]) < 0 ||
+      PyObject_SetAttr(s, sr_py_ev_str[SR_PY_EV_REFER], args[5]) < 0 ||
+      !(h_obj = PyObject_GetAttr(s, sr_py_attr_handler)))
+    return NULL;
+  void *h = NULL;
+  if (h_obj != Py_None &&
+      !SWIG_IsOK(SWIG_ConvertPtr(h_obj, &h, SWIGTYPE_p_sr_py_handler, 0))) {
+    Py_DECREF(h_obj);
+    PyErr_SetString(PyExc_TypeError, "_own_callbacks: not a session wrapper");
+    return NULL;
+  }
+  Py_DECREF(h_obj);
+  if (h) { /* (a session that ended has none) */
+    sr_py_handler_set_flags(h, args[5] != Py_None ? SR_PY_SESSION_REFER : 0);
+    sr_py_session_filter(h, args[1], (int)mask, args[3], (int)min_code);
+  }
+  Py_RETURN_NONE;
+}
+
 /* Replaces the n references in slots by args (new references). */
 static void sr_py_keep_all(PyObject **const *slots, PyObject *const *args,
                            int n) {
@@ -444,6 +480,10 @@ static PyMethodDef sr_py_natives[] = {
      METH_FASTCALL,
      "sr_py_call_new(ua_ref, wrap, fn, *args) -> wrap(ptr) of fn's [rc, ptr] "
      "(None when rc < 0), raising as sr_py_call"},
+    {"sr_py_own_callbacks", (PyCFunction)(void (*)(void))sr_py_own_callbacks,
+     METH_FASTCALL,
+     "sr_py_own_callbacks(session, on_state, state_mask, on_response, "
+     "min_code, on_refer): Session._own_callbacks"},
     {"sr_py_call_session", (PyCFunction)(void (*)(void))sr_py_call_session,
      METH_FASTCALL,
      "sr_py_call_session(ua_ref, owned, fn, *args) -> the session wrapper "
@@ -475,6 +515,16 @@ static PyMethodDef sr_py_natives[] = {
 
 %init %{
   if (PyModule_AddFunctions(m, sr_py_natives) < 0) return NULL;
+  {
+    /* sr_py_own_callbacks as a method: no Python frame in between. */
+    PyObject *fn = PyObject_GetAttrString(m, "sr_py_own_callbacks");
+    PyObject *meth = fn ? PyInstanceMethod_New(fn) : NULL;
+    Py_XDECREF(fn);
+    if (!meth || PyModule_AddObject(m, "sr_py_own_callbacks_method", meth) < 0) {
+      Py_XDECREF(meth);
+      return NULL;
+    }
+  }
   sr_py_attr_ptr = PyUnicode_InternFromString("_ptr");
   sr_py_attr_ua_ref = PyUnicode_InternFromString("_ua_ref");
   sr_py_attr_handler = PyUnicode_InternFromString("_handler");

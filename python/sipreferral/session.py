@@ -24,9 +24,6 @@ _get_state = _core.sr_session_get_state
 # the wrapper for its callbacks, an Inviter never invited: nobody can
 # observe them now) and its reference on the session.
 _release = _core.sr_py_session_release
-_set_flags = _core.sr_py_handler_set_flags
-_filter = _core.sr_py_session_filter
-_SESSION_REFER = _core.SR_PY_SESSION_REFER
 
 
 #: wrap_session(ptr, owned=False, ua_ref=None): the one wrapper of a C
@@ -90,21 +87,14 @@ class Session:
             _core.sr_py_handler_set_flags(
                 self._handler, _core.SR_PY_SESSION_REFER if cb is not None else 0)
 
-    def _own_callbacks(self, on_state: Callable[[SessionState], Any], state_mask: int,
-                       on_response: Callable[[int, str], Any], min_code: int,
-                       on_refer: "Optional[Callable[[Referral], Any]]") -> None:
-        """Sets the callbacks of a session the package itself handles (the
-        agent's), in one call: on_state is told only of the states in
-        ``state_mask`` (bits ``1 << state``), on_response only of codes of
-        ``min_code`` or more; the other events are not even made while
-        they stay the callbacks (a user's callback set later sees all)."""
-        self.on_state = on_state
-        self.on_response = on_response
-        self._on_refer = on_refer
-        h = self._handler
-        if h is not None:
-            _set_flags(h, _SESSION_REFER if on_refer is not None else 0)
-            _filter(h, on_state, state_mask, on_response, min_code)
+    #: _own_callbacks(on_state, state_mask, on_response, min_code, on_refer):
+    #: sets the callbacks of a session the package itself handles (the
+    #: agent's), in one call: on_state is told only of the states in
+    #: ``state_mask`` (bits ``1 << state``), on_response only of codes of
+    #: ``min_code`` or more; the other events are not even made while they
+    #: stay the callbacks (a user's callback set later sees all). In C, a
+    #: method without a Python frame (sr_py_own_callbacks).
+    _own_callbacks = _ext.sr_py_own_callbacks_method
 
     # -------------------------------------------------------- properties
 
