@@ -297,9 +297,7 @@ class Call:
             states, min_code = -1, 0
             session.on_bye = self.on_bye
         else:  # only what it acts on is delivered
-            states = _TERMINATED_BIT
-            if placed or agent.o.bye_after >= 0:
-                states |= _ESTABLISHED_BIT
+            states = (agent.call_states | _ESTABLISHED_BIT) if placed else agent.call_states
             min_code = 0 if referral is not None and agent.script.get("on_notify") else 300
         session._own_callbacks(self.on_state, states, self.on_response, min_code,
                                agent.handle_referral)
@@ -366,6 +364,9 @@ class Agent:
         self.ended: List[Call] = []  # calls ended since the last sweep
         self.next_bye: Optional[float] = None
         self.quiet = False  # the loop turns in C until a break or a signal
+        # The states a Call acts on without --info (and ESTABLISHED for a
+        # --call, see Call): TERMINATED, ESTABLISHED for --bye-after.
+        self.call_states = _TERMINATED_BIT | (_ESTABLISHED_BIT if o.bye_after >= 0 else 0)
 
     # ---------------------------------------------------- events
 
@@ -377,7 +378,8 @@ class Agent:
             inv.reject(503, extra_headers=["Retry-After: 60"])
             return
         self.calls.append(Call(self, inv, True))
-        if self.script.get("on_invite") and self.script["on_invite"](inv) is not False:
+        cb = self.script.get("on_invite")
+        if cb and cb(inv) is not False:
             return
         mode, code = self.o.on_invite
         if mode == "answer":
@@ -397,11 +399,10 @@ class Agent:
         if self.shutdown:
             r.reject(503)
             return
-        if self.script.get("on_refer") and self.script["on_refer"](r) is not False:
+        cb = self.script.get("on_refer")
+        if cb and cb(r) is not False:
             if _referral_state(r._ptr) in _LIVE_REFERRAL:
-                # Kept so that a shutdown can answer it (keep(), inline: the
-                # referral is new)
-                k = {"r": r, "call": None, "final": False}
+                k = {"r": r, "call": None, "final": False}  # kept: a shutdown answers it
                 self.referrals.append(k)
                 # The Inviter the script made for it, if any (new: this is
                 # the referral's only on_refer), when the REFER came in a call.
@@ -420,17 +421,10 @@ class Agent:
         except Error as e:
             self.log.warning("%s: %s", mode, e)
             return
-        k = self.keep(r)
+        k = {"r": r, "call": None, "final": False}  # kept: a shutdown answers it
+        self.referrals.append(k)
         if mode == "follow":
             self.follow(k)
-
-    def keep(self, r: Referral) -> Dict[str, Any]:
-        for k in self.referrals:
-            if k["r"] is r:
-                return k
-        k = {"r": r, "call": None, "final": False}
-        self.referrals.append(k)
-        return k
 
     def notify_final(self, k: Dict[str, Any], code: int, reason: Optional[str] = None) -> None:
         if k["final"]:
