@@ -1,26 +1,27 @@
 /*
  * python_natives.i — functions of the Python module written against
  * CPython's API directly (METH_FASTCALL / METH_O, no SWIG argument
- * conversion), for the paths every SIP event or API call takes: what they
- * replace were Python frames of _base.py. %included by python.i.
+ * conversion), for the paths every SIP event or API call takes: each
+ * replaces a Python function of the package (named on the right) and its
+ * frame. %included by python.i.
  *
- * sr_py_call(ua_ref, fn, *args)    _base.call: fn(*args), then what its
- *                                  callbacks raised, then Error for rc < 0
- * sr_py_call_new(ua_ref, wrap, fn, *args)   _base.call_new: the same for
- *                                  fn -> [rc, ptr], returning wrap(ptr)
- * sr_py_call_session(ua_ref, owned, fn, *args)   the same, returning
- *                                  wrap_session(ptr, owned, ua_ref)
+ * sr_py_call(ua_ref, fn, *args)              _base.call: fn(*args), then
+ *     what its callbacks raised, then Error for a negative result
+ * sr_py_call_new(ua_ref, wrap, fn, *args)    _base.call_new: the same for
+ *     fn -> [rc, ptr], returning wrap(ptr)
+ * sr_py_call_session(ua_ref, owned, fn, *args)   _base.call_session: the
+ *     same, returning wrap_session(ptr, owned, ua_ref)
  * sr_py_remember(table, key, obj, release=None, *args)   _base.remember
  * sr_py_wrap_session(ptr, owned=False, ua_ref=None)   session.wrap_session
+ * sr_py_wrap_referral(ptr, ua_ref=None)      referral.wrap_referral
  * sr_py_own_callbacks(session, on_state, state_mask, on_response, min_code,
- *                     on_refer)   Session._own_callbacks (bound as a
- *                                  method: sr_py_own_callbacks_method)
- * sr_py_wrap_referral(ptr, ua_ref=None)               referral.wrap_referral
- * sr_py_set_hooks(Error, SERVED, touch, ua_ref_of)   what they need of
- *                                  _base
+ *     on_refer)                              Session._own_callbacks (a
+ *     method through sr_py_own_callbacks_method)
+ *
+ * What they need of the package, given at its import:
+ * sr_py_set_hooks(Error, SERVED, touch, ua_ref_of)              _base
  * sr_py_set_session_classes(SESSIONS, Inviter, Invitation, release)
- * sr_py_set_referral_class(REFERRALS, Referral, release)   and of the
- *                                  wrapper modules
+ * sr_py_set_referral_class(REFERRALS, Referral, release)
  */
 
 %{
@@ -53,6 +54,11 @@ static int sr_py_after(PyObject *ua_ref, int mark, PyObject *rc_obj) {
   Py_DECREF(p);
   long rc = PyLong_AsLong(rc_obj);
   if (rc == -1 && PyErr_Occurred()) return -1;
+  if (rc < 0 && !sr_py_error_cls) {
+    PyErr_Format(PyExc_RuntimeError, "error %ld (sipreferral not imported)",
+                 rc);
+    return -1;
+  }
   if (rc < 0) {
     PyObject *e = PyObject_CallOneArg(sr_py_error_cls, rc_obj);
     if (e) {
@@ -248,6 +254,7 @@ static int sr_py_args(const char *fn, PyObject *const *args, Py_ssize_t n,
 /* A weak reference to the UserAgent wrapper of ua (new reference; None
  * when it has none). */
 static PyObject *sr_py_ua_ref(sr_ua *ua) {
+  if (!sr_py_ua_ref_of) Py_RETURN_NONE; /* sipreferral not imported */
   PyObject *p = ua ? sr_py_ptr(ua, SWIGTYPE_p_sr_ua) : Py_None;
   if (!ua) Py_INCREF(p);
   if (!p) return NULL;
