@@ -106,6 +106,10 @@ void sr__peer_host(const sr__peer *peer, char *host, size_t n, int *port);
 /* The listener a message to peer leaves from (same family and transport). */
 sr__listener *sr__transport_listener_for(sr_ua *ua, sr_transport tp,
                                          int family);
+/* The same, else the transport's listener of another family (a Via or
+ * Contact for a peer of a family we do not listen on). */
+sr__listener *sr__transport_listener_near(sr_ua *ua, sr_transport tp,
+                                          int family);
 
 /* Upcall from transport: one whole message arrived. */
 void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,

@@ -210,8 +210,7 @@ void sr__session_close_for_ua(sr_session *s) {
 /* ---------------- building messages ---------------- */
 
 int sr__add_via(sr_ua *ua, osip_message_t *m, sr_transport tp, int family) {
-  sr__listener *l = sr__transport_listener_for(ua, tp, family);
-  if (!l) l = sr__transport_listener_for(ua, tp, 0);
+  sr__listener *l = sr__transport_listener_near(ua, tp, family);
   if (!l) return SR_ETRANSPORT;
   char branch[24], via[sizeof l->via_prefix + sizeof branch + 8];
   sr__random_token(ua, branch, sizeof branch);

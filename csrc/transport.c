@@ -160,6 +160,12 @@ sr__listener *sr__transport_listener_for(sr_ua *ua, sr_transport tp,
   return NULL;
 }
 
+sr__listener *sr__transport_listener_near(sr_ua *ua, sr_transport tp,
+                                          int family) {
+  sr__listener *l = sr__transport_listener_for(ua, tp, family);
+  return l ? l : sr__transport_listener_for(ua, tp, 0);
+}
+
 static void run_hook(sr_ua *ua, int outgoing, sr_transport tp,
                      const struct sockaddr_storage *remote, int *drop,
                      const char *data, size_t len) {

@@ -201,8 +201,7 @@ void sr_global_stats(sr_stats *out) {
 
 int sr__contact_for(sr_ua *ua, sr_transport tp, int family, char *out,
                     size_t n) {
-  sr__listener *l = sr__transport_listener_for(ua, tp, family);
-  if (!l) l = sr__transport_listener_for(ua, tp, 0);
+  sr__listener *l = sr__transport_listener_near(ua, tp, family);
   if (!l) return SR_ETRANSPORT;
   size_t len = strlen(l->contact);
   if (len >= n) return SR_ETOOBIG;

@@ -493,8 +493,7 @@ int sr__dialog_write_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
   if (!d || !d->remote_contact_uri || !d->remote_contact_uri->url ||
       !d->remote_uri || !d->local_uri || !d->call_id)
     return SR_ESTATE;
-  sr__listener *l = sr__transport_listener_for(ua, tp, family);
-  if (!l) l = sr__transport_listener_for(ua, tp, 0);
+  sr__listener *l = sr__transport_listener_near(ua, tp, family);
   if (!l) return SR_ETRANSPORT;
   int contact = strcmp(method, "BYE") != 0;
   char num[24];
