@@ -393,6 +393,7 @@ static int sr_lua_ua_new(lua_State *L) {
   SR_LUA_INT_OPT(max_referrals_per_session);
   SR_LUA_INT_OPT(max_tcp_connections);
   SR_LUA_INT_OPT(tcp_idle_timeout_ms);
+  SR_LUA_INT_OPT(udp_receive_buffer);
 #undef SR_LUA_INT_OPT
   o.notify_mode = (sr_notify_mode)sr_lua_opt_int(L, 1, "notify_mode",
                                                  (int)o.notify_mode);

@@ -730,7 +730,7 @@ static int sr_py_fill_ua(PyObject *d, sr_ua_options *o) {
       "allowed_schemes", "refer_decision_timeout_ms", "refer_expires_s",
       "notify_mode", "max_sessions", "max_referrals",
       "max_referrals_per_session", "max_tcp_connections",
-      "tcp_idle_timeout_ms", NULL};
+      "tcp_idle_timeout_ms", "udp_receive_buffer", NULL};
   long size = (long)o->max_message_size, mode = o->notify_mode;
   if (sr_py_opt_keys(d, "user agent", names) < 0 ||
       sr_py_opt_str(d, "uri", &o->uri) < 0 ||
@@ -758,7 +758,8 @@ static int sr_py_fill_ua(PyObject *d, sr_ua_options *o) {
       sr_py_opt_int(d, "max_referrals_per_session",
                     &o->max_referrals_per_session) < 0 ||
       sr_py_opt_int(d, "max_tcp_connections", &o->max_tcp_connections) < 0 ||
-      sr_py_opt_int(d, "tcp_idle_timeout_ms", &o->tcp_idle_timeout_ms) < 0)
+      sr_py_opt_int(d, "tcp_idle_timeout_ms", &o->tcp_idle_timeout_ms) < 0 ||
+      sr_py_opt_int(d, "udp_receive_buffer", &o->udp_receive_buffer) < 0)
     return -1;
   o->max_message_size = (size_t)size;
   o->notify_mode = (sr_notify_mode)mode;

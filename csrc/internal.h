@@ -86,6 +86,10 @@ typedef struct sr__listener {
    * call, and every request and response needs one of these). */
   char via_prefix[112]; /* "SIP/2.0/UDP host:port;branch=z9hG4bK" */
   char contact[256];    /* "<sip:user@host:port[;transport=tcp]>" */
+  /* UDP overload (udp_check_queue): new requests get 503 while set;
+   * `shed` counts them. */
+  int overloaded;
+  unsigned shed;
 } sr__listener;
 
 typedef struct sr__conn sr__conn;
@@ -261,6 +265,10 @@ void sr__ua_on_request(sr_ua *ua, sr__txn *t, osip_message_t *req);
 /* Upcall from txn: a message no transaction matches (ACK for 2xx,
  * retransmitted 2xx, CANCEL). Takes nothing; msg stays the caller's. */
 void sr__ua_on_stray(sr_ua *ua, osip_message_t *msg, const sr__peer *from);
+/* Upcall from txn, for a request no transaction matches while its UDP
+ * listener is overloaded (ua->overloaded): 1 if it would start new work
+ * and was answered 503 statelessly (msg stays the caller's), else 0. */
+int sr__ua_shed(sr_ua *ua, osip_message_t *msg, const sr__peer *from);
 
 /* ---------------- the user agent ---------------- */
 
@@ -309,6 +317,9 @@ struct sr_ua {
   int callback_error; /* set by sr_ua_callback_error() */
   const char *cur_data; /* raw bytes of the message being dispatched */
   size_t cur_len;
+  /* The listener whose datagram is being dispatched, while that
+   * listener is overloaded (transport.c, udp_check_queue); else NULL. */
+  sr__listener *overloaded;
 };
 
 void sr__log(sr_ua *ua, int level, const char *fmt, ...)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sock_diag.h> /* SK_MEMINFO_* */
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -182,6 +183,37 @@ static void run_hook(sr_ua *ua, int outgoing, sr_transport tp,
 
 /* ---------------- UDP ---------------- */
 
+/* Overload: checked after a full batch, when more is waiting. Past half
+ * of the receive buffer the loop is losing ground, and datagrams of calls
+ * in progress would soon be dropped (then retransmitted: more load); so
+ * new requests get 503 (sr__ua_shed) until the queue is under a quarter.
+ * Bursts that fit are served: they cost delay, not calls. */
+static void udp_overload_over(sr__listener *l) {
+  sr__log(l->ua, SR_LOG_WARNING, "overload over on udp %s:%d: %u new "
+          "requests got 503", l->host, l->port, l->shed);
+  l->overloaded = 0;
+  l->shed = 0;
+}
+
+static void udp_check_queue(sr__listener *l) {
+  sr_ua *ua = l->ua;
+  uint32_t mi[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mi;
+  if (getsockopt(l->io.fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 ||
+      len < sizeof mi)
+    return;
+  uint32_t used = mi[SK_MEMINFO_RMEM_ALLOC], cap = mi[SK_MEMINFO_RCVBUF];
+  if (!l->overloaded && used > cap / 2) {
+    l->overloaded = 1;
+    sr__log(ua, SR_LOG_WARNING,
+            "overloaded: the receive queue of udp %s:%d is %u%% full; new "
+            "requests get 503 until it drains",
+            l->host, l->port, (unsigned)(used * 100ull / (cap ? cap : 1)));
+  } else if (l->overloaded && used < cap / 4) {
+    udp_overload_over(l);
+  }
+}
+
 static void udp_ready(sr__io *io, uint32_t events) {
   sr__listener *l = (sr__listener *)io;
   sr_ua *ua = l->ua;
@@ -194,8 +226,11 @@ static void udp_ready(sr__io *io, uint32_t events) {
     ssize_t n = recvfrom(io->fd, ua->rxbuf, max + 1, MSG_TRUNC,
                          (struct sockaddr *)&from.addr, &from.addrlen);
     if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (l->overloaded) udp_overload_over(l); /* drained */
+      } else if (errno != EINTR) {
         sr__log(ua, SR_LOG_WARNING, "udp recv: %s", strerror(errno));
+      }
       return;
     }
     if ((size_t)n > max) {
@@ -210,8 +245,11 @@ static void udp_ready(sr__io *io, uint32_t events) {
     run_hook(ua, 0, SR_TRANSPORT_UDP, &from.addr, &drop, ua->rxbuf, (size_t)n);
     if (drop) continue;
     ua->rxbuf[n] = 0;
+    ua->overloaded = l->overloaded ? l : NULL;
     sr__ua_on_bytes(ua, &from, ua->rxbuf, (size_t)n);
+    ua->overloaded = NULL;
   }
+  if (!ua->closed && !ua->callback_error) udp_check_queue(l);
 }
 
 /* ---------------- TCP connections ---------------- */
@@ -614,10 +652,9 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
     close(fd);
     return SR_EADDR;
   }
-  if (tp == SR_TRANSPORT_UDP) {
-    int sz = 1 << 20; /* absorb bursts under load */
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-  }
+  if (tp == SR_TRANSPORT_UDP) /* absorbs bursts; see udp_check_queue */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &ua->opt.udp_receive_buffer,
+               sizeof ua->opt.udp_receive_buffer);
   struct sockaddr_storage bound;
   socklen_t bl = sizeof bound;
   getsockname(fd, (struct sockaddr *)&bound, &bl);

@@ -441,6 +441,12 @@ void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from) {
     osip_free(evt);
     return;
   }
+  if (ua->overloaded && sr__ua_shed(ua, m, from)) {
+    free_key(key, kb);
+    osip_message_free(m);
+    osip_free(evt);
+    return;
+  }
   sr__peer rp;
   response_peer(m, from, &rp);
   int invite = MSG_IS_INVITE(m);

@@ -34,6 +34,7 @@ void sr_ua_options_init(sr_ua_options *o) {
   o->max_referrals_per_session = 8;
   o->max_tcp_connections = 1024;
   o->tcp_idle_timeout_ms = 120000;
+  o->udp_receive_buffer = 4 << 20;
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -77,7 +78,7 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   DEF(t1_ms); DEF(t2_ms); DEF(t4_ms); DEF(refer_decision_timeout_ms);
   DEF(refer_expires_s); DEF(max_sessions); DEF(max_referrals);
   DEF(max_referrals_per_session); DEF(max_tcp_connections);
-  DEF(tcp_idle_timeout_ms);
+  DEF(tcp_idle_timeout_ms); DEF(udp_receive_buffer);
 #undef DEF
   if (ua->opt.max_message_size < 1024) ua->opt.max_message_size = 65536;
   char uabuf[64];
@@ -460,6 +461,30 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
   sr__txn_incoming(ua, evt, from);
   ua->cur_data = NULL;
   ua->cur_len = 0;
+}
+
+/* Under overload, work already started (in-dialog requests, CANCEL,
+ * ACK, responses, retransmissions absorbed by their transactions) goes
+ * on, and what would start more is refused as cheaply as possible: no
+ * transaction, no session, one response. A lost 503 costs the client one
+ * retransmission, answered the same way. */
+int sr__ua_shed(sr_ua *ua, osip_message_t *m, const sr__peer *from) {
+  if (MSG_IS_CANCEL(m) || sr__tag_of(m->to)) return 0;
+  /* An INVITE retransmitted after its 2xx, or merged: the call's own. */
+  if (sr__hash_find(&ua->sessions, offsetof(sr_session, hnext),
+                    sr__session_key, m->call_id->number))
+    return 0;
+  osip_message_t *r;
+  char tag[12];
+  sr__random_token(ua, tag, sizeof tag);
+  if (sr__build_response(ua, m, 503, "Overloaded", tag, &r) == 0) {
+    sr__peer to = *from;
+    if (sr__add_headers(r, "Retry-After: 5") == 0)
+      sr__send_stateless(ua, r, &to);
+    osip_message_free(r);
+  }
+  ua->overloaded->shed++;
+  return 1;
 }
 
 const char *sr__tag_of(osip_from_t *f) {

@@ -207,6 +207,13 @@ typedef struct sr_ua_options {
   int max_referrals_per_session;  /**< pending per dialog, default 8 */
   int max_tcp_connections;        /**< default 1024 */
   int tcp_idle_timeout_ms;        /**< default 120000 */
+  /** SO_RCVBUF of UDP sockets, in bytes (default 4 MiB; the kernel caps it
+   *  at net.core.rmem_max). Overload: while a socket's receive queue is
+   *  past half of it (until under a quarter), a request that would start
+   *  new work (out of dialog; not a CANCEL, a retransmission or an INVITE
+   *  of a known call) is answered 503 with Retry-After, without keeping
+   *  any state, so the calls in progress go on. */
+  int udp_receive_buffer;
 } sr_ua_options;
 
 /** Fills @p opts with the defaults above. */

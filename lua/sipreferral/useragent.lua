@@ -24,7 +24,7 @@ local UA_STRINGS = {"uri", "display_name", "user_agent", "username", "password"}
 local UA_INTS = {"t1_ms", "t2_ms", "t4_ms", "max_message_size",
                  "refer_decision_timeout_ms", "refer_expires_s", "max_sessions",
                  "max_referrals", "max_referrals_per_session",
-                 "max_tcp_connections", "tcp_idle_timeout_ms"}
+                 "max_tcp_connections", "tcp_idle_timeout_ms", "udp_receive_buffer"}
 local UA_BOOLS = {"allow_out_of_dialog_refer", "allow_refer_in_early_dialog"}
 local UA_KEYS = set_of{"listen", "log_level", "allowed_schemes", "notify_mode"}
 for _, list in ipairs{UA_STRINGS, UA_INTS, UA_BOOLS} do
@@ -108,7 +108,7 @@ end
 -- allowed_schemes ({"sip","sips"} or "sip,sips"), refer_decision_timeout_ms,
 -- refer_expires_s, notify_mode ("all"|"final_only"|"none"), max_sessions,
 -- max_referrals, max_referrals_per_session, max_tcp_connections,
--- tcp_idle_timeout_ms, and the handlers on_invite, on_refer,
+-- tcp_idle_timeout_ms, udp_receive_buffer, and the handlers on_invite, on_refer,
 -- on_refer_policy, on_message.
 local function new_user_agent(_, o)
   local what = "UserAgent"

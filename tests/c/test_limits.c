@@ -14,9 +14,18 @@
 
 /* The limits Bob gets (0: the default). */
 static struct {
-  int sessions, referrals, per_session, tcp, idle_ms;
+  int sessions, referrals, per_session, tcp, idle_ms, rcvbuf;
   size_t msg;
 } lim;
+
+/* Bob's overload lines (udp_receive_buffer). */
+static char overload_log[4][160];
+static int noverload_log;
+static void bob_log(int level, const char *msg, void *ud) {
+  if (strncmp(msg, "overload", 8) == 0 && noverload_log < 4)
+    snprintf(overload_log[noverload_log++], sizeof overload_log[0], "%s", msg);
+  t_quiet_log(level, msg, ud);
+}
 
 static void bob_limits(sr_ua_options *o) {
   o->max_sessions = lim.sessions;
@@ -25,6 +34,8 @@ static void bob_limits(sr_ua_options *o) {
   o->max_tcp_connections = lim.tcp;
   o->tcp_idle_timeout_ms = lim.idle_ms;
   o->max_message_size = lim.msg;
+  o->udp_receive_buffer = lim.rcvbuf;
+  o->log_fn = bob_log;
 }
 
 static sr_ua *A, *B, *C;
@@ -132,6 +143,7 @@ static void test_defaults(void) {
   CHECK_INT(o.max_tcp_connections, 1024);
   CHECK_INT(o.tcp_idle_timeout_ms, 120000);
   CHECK_INT(o.max_message_size, 65536);
+  CHECK_INT(o.udp_receive_buffer, 4 << 20);
   CHECK_INT(o.refer_decision_timeout_ms, 10000);
   CHECK_INT(o.refer_expires_s, 60);
   CHECK_INT(o.allow_out_of_dialog_refer, 0);
@@ -148,6 +160,7 @@ static void test_defaults(void) {
   o.max_message_size = 10;
   o.refer_decision_timeout_ms = -1;
   o.refer_expires_s = 0;
+  o.udp_receive_buffer = -3;
   sr_ua *ua;
   REQUIRE(sr_ua_new(&ua, &o) == 0);
   CHECK_INT(ua->opt.max_sessions, 100000);
@@ -158,6 +171,7 @@ static void test_defaults(void) {
   CHECK(ua->opt.max_message_size >= 1024);
   CHECK_INT(ua->opt.refer_decision_timeout_ms, 10000);
   CHECK_INT(ua->opt.refer_expires_s, 60);
+  CHECK_INT(ua->opt.udp_receive_buffer, 4 << 20);
   sr_ua_unref(ua);
 }
 
@@ -456,6 +470,137 @@ static void test_max_message_size(void) {
   teardown();
 }
 
+/* ---------------- overload ---------------- */
+
+static const char *stray_bye_tmpl =
+    "BYE sip:bob@$UA SIP/2.0\nVia: SIP/2.0/UDP $ME;branch=$BR;rport\n"
+    "From: <sip:raw@127.0.0.1>;tag=r1\nTo: <sip:bob@$UA>;tag=gone\n"
+    "Call-ID: $CID\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n";
+
+/* What a burst got back, by the index in its Call-ID ("raw-PORT-ID@"). */
+#define BURST 600
+static int answer[BURST + 2], n_answers, retry_after_ok, call_503;
+static unsigned burst_base;
+
+static int burst_index(const char *m) {
+  char cid[64];
+  unsigned port, id;
+  if (!t_header(m, "Call-ID", cid, sizeof cid) ||
+      sscanf(cid, "raw-%u-%u@", &port, &id) != 2 || id <= burst_base ||
+      id - burst_base > BURST + 1)
+    return -1;
+  return (int)(id - burst_base);
+}
+
+/* Takes in Bob's answers (the first final one per request) and tells
+ * whether he logged the end of the overload. */
+static int take_answers(t_raw *r) {
+  while (t_raw_poll_msg(r) && r->msglen) {
+    int code = t_status(r->msg), k = burst_index(r->msg);
+    if (k == 1 && code == 503) call_503++; /* (#150 has #1's Call-ID) */
+    if (code < 200 || k < 0 || answer[k]) continue;
+    answer[k] = code;
+    n_answers++;
+    char v[32];
+    if (code == 503 && t_header(r->msg, "Retry-After", v, sizeof v) &&
+        atoi(v) > 0)
+      retry_after_ok++;
+  }
+  return noverload_log >= 2;
+}
+static int want_answers;
+static int answered(t_raw *r) {
+  take_answers(r);
+  return n_answers >= want_answers;
+}
+
+/* Queues `n` requests at Bob before his loop reads one: an INVITE first
+ * (kept, and sent again at 150), then OPTIONS, every 10th a BYE in a
+ * dialog Bob does not have. */
+static void burst(t_raw *r, int n, const char *invite, size_t invite_len) {
+  burst_base = r->seq;
+  memset(answer, 0, sizeof answer);
+  n_answers = retry_after_ok = call_503 = 0;
+  for (int k = 1; k <= n; k++) {
+    if (k == 150 && invite) {
+      t_raw_send(r, invite, invite_len);
+      r->seq++; /* (keeps Call-ID numbers in step with k) */
+    } else {
+      t_raw_sendf(r, k == 1 && invite ? invite_tmpl
+                     : k % 10 == 0    ? stray_bye_tmpl
+                                      : options_tmpl);
+    }
+  }
+}
+
+/* A burst that fills more than half of Bob's receive buffer: what came
+ * first is served; then, until the queue is under a quarter, new requests
+ * get 503 with Retry-After while the work already started goes on (a BYE
+ * in a dialog gets its 481, the INVITE sent again is its call's); after
+ * that, requests are served again. A burst under half is served whole. */
+static void test_overload(void) {
+  lim.rcvbuf = 200000; /* under Debian's default rmem_max: the same here and there */
+  noverload_log = 0;
+  REQUIRE(setup());
+  t_raw r;
+  REQUIRE(t_raw_connect(&r, SR_TRANSPORT_UDP, sr_ua_local_port(B, SR_TRANSPORT_UDP)) == 0);
+  int big = 1 << 22;
+  setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  /* The kept INVITE: Call-ID number 1 of the burst. */
+  static char invite[4096];
+  burst_base = r.seq;
+  size_t invite_len = t_raw_fmt(&r, invite_tmpl, invite, sizeof invite);
+  r.seq = burst_base; /* the burst formats it again, with the same numbers */
+  REQUIRE(invite_len > 0);
+  burst(&r, BURST, invite, invite_len);
+  /* Until Bob has drained his queue (the kernel may have dropped some of
+   * the tail: the buffer was full). His answers are sent by then. */
+  CHECK(t_raw_drive(&r, take_answers, 20000));
+  int served = 0, shed = 0, bye481 = 0, bye503 = 0, first_shed = 0;
+  for (int k = 1; k <= BURST; k++) {
+    if (answer[k] == 503) {
+      shed++;
+      if (!first_shed) first_shed = k;
+    }
+    if (answer[k] == 200) served++;
+    if (k % 10 == 0 && k != 150) {
+      bye481 += answer[k] == 481;
+      bye503 += answer[k] == 503;
+    }
+  }
+  CHECK_INT(answer[1], 200);       /* the call */
+  CHECK_INT(call_503, 0);          /* its INVITE again (#150): the call's own */
+  CHECK(first_shed > 64);          /* the first batch was served */
+  CHECK(shed > 0);
+  CHECK_INT(retry_after_ok, shed);
+  CHECK_INT(bye503, 0);            /* in a dialog: never shed */
+  CHECK(bye481 > 0);
+  CHECK(served > 0);
+  if (getenv("SR_TEST_LOG"))
+    fprintf(stderr, "  burst: %d answered, %d served, %d shed from #%d, %d BYE 481\n",
+            n_answers, served, shed, first_shed, bye481);
+  CHECK(noverload_log >= 2);
+  CHECK(strstr(overload_log[0], "overloaded: the receive queue of udp ") != NULL);
+  const char *over = strstr(overload_log[1], "overload over on udp ");
+  CHECK(over && strstr(over, " requests got 503"));
+  if (over) CHECK_INT(atoi(strchr(over + 21, ' ') + 1), shed);
+  sr_stats st;
+  sr_ua_get_stats(B, &st);
+  CHECK_INT(st.sessions, 1);
+  /* The queue drained: a request is served; a burst under half of the
+   * buffer (40 requests) is served whole. */
+  noverload_log = 0;
+  burst(&r, 40, NULL, 0);
+  want_answers = 40;
+  CHECK(t_raw_drive(&r, answered, 20000));
+  int none503 = 1;
+  for (int k = 1; k <= 40; k++) none503 &= answer[k] != 503;
+  CHECK(none503);
+  CHECK_INT(noverload_log, 0);
+  t_raw_close(&r);
+  teardown();
+}
+
 int main(void) {
   RUN(test_defaults);
   RUN(test_max_sessions);
@@ -464,5 +609,6 @@ int main(void) {
   RUN(test_max_tcp_connections);
   RUN(test_tcp_idle_timeout);
   RUN(test_max_message_size);
+  RUN(test_overload);
   return DONE();
 }

@@ -254,6 +254,12 @@ t.test("extra headers reach the peer", function()
   t.check(req:header("From"):find("Alice A", 1, true), "display name")
 end)
 
+t.test("udp_receive_buffer is an option", function()
+  local ua = t.ua("buffered", {udp_receive_buffer = 200000})
+  t.check(ua:address("udp"), "listening")
+  t.raises(function() t.ua("bad", {udp_receive_buffer = "big"}) end, sr.EINVAL)
+end)
+
 t.test("no live C objects are left", function()
   collectgarbage()
   collectgarbage()

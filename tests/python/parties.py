@@ -139,6 +139,17 @@ class RawUDP:
         except BlockingIOError:
             return False
 
+    def send_options(self, ua: sr.UserAgent, call_id: str) -> None:
+        """Queues an out-of-dialog OPTIONS at the UA (nothing is read)."""
+        self.branch += 1
+        host, port = ua.address("udp")
+        msg = (f"OPTIONS sip:x@127.0.0.1:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKpy{self.branch};rport\r\n"
+               f"From: <sip:raw@127.0.0.1>;tag=r1\r\nTo: <sip:x@127.0.0.1>\r\n"
+               f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+               f"Content-Length: 0\r\n\r\n")
+        self.sock.sendto(msg.encode(), (host, port))
+
     def refer(self, net, ua: sr.UserAgent, call_id: str, to_tag: Optional[str],
               from_tag: str, refer_to_lines: str, cseq: int) -> int:
         """Sends a REFER; returns the status code of the answer (or -1)."""

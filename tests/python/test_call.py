@@ -10,6 +10,8 @@ import pytest
 import sipreferral as sr
 from sipreferral import SessionState as S
 
+from parties import RawUDP
+
 
 def answer(ua, rec, how="accept", **kw):
     """Bob's on_invite: record the Invitation and answer it."""
@@ -226,3 +228,37 @@ def test_run_until_and_timeout(net, rec):
     assert alice.run(timeout=10, until=lambda: inv.state == S.ESTABLISHED)
     inv.bye()
     assert alice.run(timeout=10, until=lambda: inv.state == S.TERMINATED)
+
+
+def test_overload_answers_new_requests_503(net, caplog):
+    """udp_receive_buffer reaches the core: a burst that fills more than
+    half of it gets 503 with Retry-After for new requests once the first
+    batch is served, until the queue drains; then requests are served."""
+    ua = net.ua("busy", udp_receive_buffer=200000)
+    raw = RawUDP()
+    answers: dict = {}
+
+    def take():
+        while raw.got():
+            cid = raw.last.split("Call-ID: ", 1)[1].split("\r\n", 1)[0]
+            answers.setdefault(cid, raw.last)
+
+    def drained():
+        take()
+        return any("overload over" in r.getMessage() for r in caplog.records)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="sipreferral"):
+            for i in range(400):  # queued before the UA reads any of them
+                raw.send_options(ua, f"burst-{i}")
+            assert net.drive(drained, fds=[raw.sock.fileno()])
+        codes = {cid: int(m[8:11]) for cid, m in answers.items()}
+        assert all(codes[f"burst-{i}"] == 200 for i in range(64))
+        shed = [cid for cid, c in codes.items() if c == 503]
+        assert shed and all("\r\nRetry-After: 5\r\n" in answers[c] for c in shed)
+        assert set(codes.values()) == {200, 503}
+        raw.send_options(ua, "after")
+        assert net.drive(lambda: take() or "after" in answers, fds=[raw.sock.fileno()])
+        assert answers["after"].startswith("SIP/2.0 200 ")
+    finally:
+        raw.close()
