@@ -139,30 +139,25 @@ class RawUDP:
         except BlockingIOError:
             return False
 
-    def send_options(self, ua: sr.UserAgent, call_id: str) -> None:
-        """Queues an out-of-dialog OPTIONS at the UA (nothing is read)."""
+    def send(self, ua: sr.UserAgent, method: str, call_id: str, cseq: int = 1,
+             to_tag: Optional[str] = None, from_tag: str = "r1",
+             more_lines: str = "") -> None:
+        """Sends a request from bob to alice (the UA), reading nothing."""
         self.branch += 1
         host, port = ua.address("udp")
-        msg = (f"OPTIONS sip:x@127.0.0.1:{port} SIP/2.0\r\n"
+        msg = (f"{method} sip:alice@127.0.0.1:{port} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKpy{self.branch};rport\r\n"
-               f"From: <sip:raw@127.0.0.1>;tag=r1\r\nTo: <sip:x@127.0.0.1>\r\n"
-               f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-               f"Content-Length: 0\r\n\r\n")
+               f"From: <sip:bob@127.0.0.1>;tag={from_tag}\r\n"
+               f"To: <sip:alice@127.0.0.1>{';tag=' + to_tag if to_tag else ''}\r\n"
+               f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+               f"Contact: <sip:bob@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
+               f"{more_lines}Content-Length: 0\r\n\r\n")
         self.sock.sendto(msg.encode(), (host, port))
 
     def refer(self, net, ua: sr.UserAgent, call_id: str, to_tag: Optional[str],
               from_tag: str, refer_to_lines: str, cseq: int) -> int:
         """Sends a REFER; returns the status code of the answer (or -1)."""
-        self.branch += 1
-        host, port = ua.address("udp")
-        msg = (f"REFER sip:alice@127.0.0.1:{port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKpy{self.branch};rport\r\n"
-               f"From: <sip:bob@127.0.0.1>;tag={from_tag}\r\n"
-               f"To: <sip:alice@127.0.0.1>{';tag=' + to_tag if to_tag else ''}\r\n"
-               f"Call-ID: {call_id}\r\nCSeq: {cseq} REFER\r\n"
-               f"Contact: <sip:bob@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
-               f"{refer_to_lines}Content-Length: 0\r\n\r\n")
-        self.sock.sendto(msg.encode(), (host, port))
+        self.send(ua, "REFER", call_id, cseq, to_tag, from_tag, refer_to_lines)
         if not net.drive(self.got, 5, fds=[self.sock.fileno()]):
             return -1
         return int(self.last[8:11])

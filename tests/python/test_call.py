@@ -250,14 +250,14 @@ def test_overload_answers_new_requests_503(net, caplog):
     try:
         with caplog.at_level(logging.WARNING, logger="sipreferral"):
             for i in range(400):  # queued before the UA reads any of them
-                raw.send_options(ua, f"burst-{i}")
+                raw.send(ua, "OPTIONS", f"burst-{i}")
             assert net.drive(drained, fds=[raw.sock.fileno()])
         codes = {cid: int(m[8:11]) for cid, m in answers.items()}
         assert all(codes[f"burst-{i}"] == 200 for i in range(64))
         shed = [cid for cid, c in codes.items() if c == 503]
         assert shed and all("\r\nRetry-After: 5\r\n" in answers[c] for c in shed)
         assert set(codes.values()) == {200, 503}
-        raw.send_options(ua, "after")
+        raw.send(ua, "OPTIONS", "after")
         assert net.drive(lambda: take() or "after" in answers, fds=[raw.sock.fileno()])
         assert answers["after"].startswith("SIP/2.0 200 ")
     finally:
