@@ -53,6 +53,11 @@ typedef struct sr_py_handler {
   PyObject *state_fn, *response_fn;
   unsigned state_mask;
   int min_code;
+  /* The agent's ended calls (sr_py_own_callbacks): when the session ends,
+   * ended_item joins ended_list, and the quiet loop stops for a sweep
+   * every ended_batch of them: no Python frame per call for it. */
+  PyObject *ended_list, *ended_item;
+  Py_ssize_t ended_batch;
   struct sr_py_handler *prev, *next;
 } sr_py_handler;
 
@@ -197,7 +202,11 @@ static void sr_py_uninstall(sr_py_handler *h, PyObject *grave) {
   h->obj = NULL;
   PyObject *fn = h->fn, *ref = h->ref, *keep = h->keep;
   PyObject *state_fn = h->state_fn, *response_fn = h->response_fn;
+  PyObject *ended_list = h->ended_list, *ended_item = h->ended_item;
   h->fn = h->ref = h->keep = h->state_fn = h->response_fn = NULL;
+  h->ended_list = h->ended_item = NULL;
+  sr_py_bury(ended_list, grave);
+  sr_py_bury(ended_item, grave);
   sr_py_bury(fn, grave);
   sr_py_bury(ref, grave);
   sr_py_bury(keep, grave);
@@ -466,11 +475,33 @@ static int sr_py_filtered(sr_py_handler *h, sr_py_ev ev, PyObject *fn) {
   return same;
 }
 
+static _Thread_local int sr_py_break; /* sr_py_loop_break() was called */
+
+/* A call of the agent ended: on its list, marked ended (its on_state does
+ * not see TERMINATED, see agent.Call), unless the agent already did. */
+static void sr_py_ended(sr_py_handler *h) {
+  static PyObject *ended;
+  if (!ended && !(ended = PyUnicode_InternFromString("ended"))) {
+    sr_py_fail(h);
+    return;
+  }
+  PyObject *was = PyObject_GetAttr(h->ended_item, ended);
+  if (was) Py_DECREF(was); /* (only compared: it is Py_True or not) */
+  if (!was || (was != Py_True &&
+               (PyList_Append(h->ended_list, h->ended_item) < 0 ||
+                PyObject_SetAttr(h->ended_item, ended, Py_True) < 0))) {
+    sr_py_fail(h);
+    return;
+  }
+  if (PyList_GET_SIZE(h->ended_list) >= h->ended_batch) sr_py_break = 1;
+}
+
 static void sr_py_s_on_state(sr_session *s, sr_session_state st, void *ud) {
   (void)s;
   PyGILState_STATE g = PyGILState_Ensure();
   sr_py_handler *h = ud;
   h->refs++;
+  if (st == SR_SESSION_TERMINATED && h->ended_list) sr_py_ended(h);
   if (!(h->state_fn && (unsigned)st < 32 && (h->state_mask >> st & 1u) == 0 &&
         sr_py_filtered(h, SR_PY_EV_STATE, h->state_fn)))
     sr_py_notify(h, SR_PY_EV_STATE, 1, sr_py_state((int)st), NULL, NULL);
@@ -649,7 +680,6 @@ static void sr_py_wait_after(void *ud) {
  * run_once returns. One read per turn: it stays readable while more
  * bytes wait. A closed or broken one is dropped rather than spun on. */
 static _Thread_local int sr_py_woken; /* a wake-up descriptor was read */
-static _Thread_local int sr_py_break; /* sr_py_loop_break() was called */
 
 static void sr_py_drain(sr_ua *ua, int fd, void *ud) {
   (void)ud;

@@ -15,7 +15,7 @@
  * sr_py_wrap_session(ptr, owned=False, ua_ref=None)   session.wrap_session
  * sr_py_wrap_referral(ptr, ua_ref=None)      referral.wrap_referral
  * sr_py_own_callbacks(session, on_state, state_mask, on_response, min_code,
- *     on_refer)                              Session._own_callbacks (a
+ *     on_refer, ended=None)                  Session._own_callbacks (a
  *     method through sr_py_own_callbacks_method)
  *
  * What they need of the package, given at its import:
@@ -390,10 +390,15 @@ fail:
 static PyObject *sr_py_own_callbacks(PyObject *self, PyObject *const *args,
                                      Py_ssize_t n) {
   (void)self;
-  if (n != 6) {
+  PyObject *ended = n == 7 ? args[6] : Py_None;
+  if ((n != 6 && n != 7) ||
+      (ended != Py_None &&
+       !(PyTuple_Check(ended) && PyTuple_GET_SIZE(ended) == 3 &&
+         PyList_Check(PyTuple_GET_ITEM(ended, 0)) &&
+         PyLong_Check(PyTuple_GET_ITEM(ended, 2))))) {
     PyErr_SetString(PyExc_TypeError,
                     "_own_callbacks(on_state, state_mask, on_response, "
-                    "min_code, on_refer)");
+                    "min_code, on_refer, ended=None | (list, item, batch))");
     return NULL;
   }
   PyObject *s = args[0], *h_obj = NULL;
@@ -416,6 +421,17 @@ static PyObject *sr_py_own_callbacks(PyObject *self, PyObject *const *args,
   if (h) { /* (a session that ended has none) */
     sr_py_handler_set_flags(h, args[5] != Py_None ? SR_PY_SESSION_REFER : 0);
     sr_py_session_filter(h, args[1], (int)mask, args[3], (int)min_code);
+    sr_py_handler *hh = h;
+    if (ended != Py_None && hh->installed) {
+      PyObject *old_l = hh->ended_list, *old_i = hh->ended_item;
+      hh->ended_list = PyTuple_GET_ITEM(ended, 0);
+      hh->ended_item = PyTuple_GET_ITEM(ended, 1);
+      Py_INCREF(hh->ended_list);
+      Py_INCREF(hh->ended_item);
+      hh->ended_batch = PyLong_AsSsize_t(PyTuple_GET_ITEM(ended, 2));
+      Py_XDECREF(old_l);
+      Py_XDECREF(old_i);
+    }
   }
   Py_RETURN_NONE;
 }
@@ -490,7 +506,7 @@ static PyMethodDef sr_py_natives[] = {
     {"sr_py_own_callbacks", (PyCFunction)(void (*)(void))sr_py_own_callbacks,
      METH_FASTCALL,
      "sr_py_own_callbacks(session, on_state, state_mask, on_response, "
-     "min_code, on_refer): Session._own_callbacks"},
+     "min_code, on_refer, ended=None): Session._own_callbacks"},
     {"sr_py_call_session", (PyCFunction)(void (*)(void))sr_py_call_session,
      METH_FASTCALL,
      "sr_py_call_session(ua_ref, owned, fn, *args) -> the session wrapper "

@@ -296,11 +296,17 @@ class Call:
         if agent.info:  # it logs every event
             states, min_code = -1, 0
             session.on_bye = self.on_bye
+            ended = None
         else:  # only what it acts on is delivered
             states = (agent.call_states | _ESTABLISHED_BIT) if placed else agent.call_states
             min_code = 0 if referral is not None and agent.script.get("on_notify") else 300
+            # Its end is kept in C (no Python frame), except a --call's,
+            # which on_state counts when it failed.
+            ended = None if placed else (agent.ended, self, _SWEEP_BATCH)
+            if ended is not None:
+                states &= ~_TERMINATED_BIT
         session._own_callbacks(self.on_state, states, self.on_response, min_code,
-                               agent.handle_referral)
+                               agent.handle_referral, ended)
 
     def name(self) -> str:
         return "outgoing" if self.session.role == SessionRole.INVITER else "incoming"
@@ -489,16 +495,19 @@ class Agent:
         when a call ended, got a --bye-after time or one is due (the loop
         calls it on every turn), and walks all calls only for
         --bye-after."""
-        if not self.dirty and (self.next_bye is None or now < self.next_bye):
+        if not self.dirty and not self.ended and (self.next_bye is None or now < self.next_bye):
             return None if self.next_bye is None else self.next_bye - now
         self.dirty = False
         if self.referrals:
             self.referrals = [k for k in self.referrals
                               if _referral_state(k["r"]._ptr) in _LIVE_REFERRAL]
         if self.ended:
-            ended, self.ended = self.ended, []
+            ended = self.ended[:]
+            self.ended.clear()  # (the same list: the C side of Call appends to it)
             for c in ended:
                 self.calls.remove(c)
+                s = c.session  # its callbacks and it no longer refer to each other
+                s.on_state = s.on_response = s.on_bye = None
                 if c.counted:
                     self.calls_ended += 1
                 k, c.kept = c.kept, None  # (they referred to each other)
@@ -590,7 +599,7 @@ class Agent:
                 # Turns in C until calls ended (call_ended breaks, every
                 # _SWEEP_BATCH calls) or a signal comes: nothing to check
                 # in between.
-                if self.dirty:
+                if self.dirty or self.ended:
                     self.sweep(monotonic())
                 try:
                     run_quiet()

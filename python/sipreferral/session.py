@@ -87,13 +87,17 @@ class Session:
             _core.sr_py_handler_set_flags(
                 self._handler, _core.SR_PY_SESSION_REFER if cb is not None else 0)
 
-    #: _own_callbacks(on_state, state_mask, on_response, min_code, on_refer):
-    #: sets the callbacks of a session the package itself handles (the
-    #: agent's), in one call: on_state is told only of the states in
-    #: ``state_mask`` (bits ``1 << state``), on_response only of codes of
-    #: ``min_code`` or more; the other events are not even made while they
-    #: stay the callbacks (a user's callback set later sees all). In C, a
-    #: method without a Python frame (sr_py_own_callbacks).
+    #: _own_callbacks(on_state, state_mask, on_response, min_code, on_refer,
+    #: ended=None): sets the callbacks of a session the package itself
+    #: handles (the agent's), in one call: on_state is told only of the
+    #: states in ``state_mask`` (bits ``1 << state``), on_response only of
+    #: codes of ``min_code`` or more; the other events are not even made
+    #: while they stay the callbacks (a user's callback set later sees
+    #: all). ``ended`` = (list, item, batch): when the session ends, item
+    #: is appended to list and its ``ended`` set to True, and once list
+    #: holds batch items the loop of ``UserAgent._run_until_break`` stops
+    #: after its turn. In C, a method without a Python frame
+    #: (sr_py_own_callbacks).
     _own_callbacks = _ext.sr_py_own_callbacks_method
 
     # -------------------------------------------------------- properties

@@ -4,6 +4,11 @@ while a callback a user sets afterwards sees every event."""
 
 from __future__ import annotations
 
+import os
+import threading
+
+import pytest
+
 import sipreferral as sr
 from sipreferral import SessionState as S
 
@@ -69,3 +74,75 @@ def test_own_on_refer_sets_the_handler(net, rec):
     inv._own_callbacks(rec("state"), TERMINATED_ONLY, rec("response"), 300, None)
     assert inv.on_refer is None
     assert isinstance(inv, sr.Inviter)
+
+
+class Item:
+    """What the agent's Call is to the ``ended`` list: it has ``ended``."""
+    __slots__ = ("ended",)
+
+    def __init__(self, ended: bool = False) -> None:
+        self.ended = ended
+
+
+def test_ended_list_is_kept_in_c(net, rec):
+    """``ended`` = (list, item, batch): when the session ends, item joins
+    the list once, marked ended, without a Python callback; on_state was
+    not asked for TERMINATED and hears nothing of it."""
+    alice, bob, inv = place(net, rec)
+    ended: list = []
+    item = Item()
+    inv._own_callbacks(rec("state"), 0, rec("response"), 300, None, (ended, item, 8))
+    inv.invite()
+    assert net.drive(lambda: inv.state == S.ESTABLISHED)
+    assert ended == [] and not item.ended
+    hang_up(net, inv)
+    assert ended == [item] and item.ended is True
+    assert rec.of("state") == []
+
+
+def test_ended_item_already_ended_is_not_added_again(net, rec):
+    alice, bob, inv = place(net, rec)
+    ended: list = []
+    item = Item(ended=True)  # the agent counted it itself
+    inv._own_callbacks(None, -1, None, 0, None, (ended, item, 8))
+    inv.invite()
+    assert net.drive(lambda: inv.state == S.ESTABLISHED)
+    hang_up(net, inv)
+    assert ended == []
+
+
+def test_ended_batch_stops_the_quiet_loop(net, rec):
+    """With a batch of 1, the loop that turns in C until a break
+    (UserAgent._run_until_break) returns once the call has ended. A guard
+    thread ends the wait through a wake-up descriptor after 10 s, so a
+    missing break fails instead of hanging."""
+    ua = net.ua("solo")  # calls itself: one loop runs both sides
+    ua.on_invite = lambda inv: inv.accept()
+    inv = ua.make_inviter(ua.contact_uri("solo"))
+    ended: list = []
+    inv._own_callbacks(None, -1, None, 0, None, (ended, Item(), 1))
+    inv.invite()
+    assert net.drive(lambda: inv.state == S.ESTABLISHED)
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    ua._watch_wakeup(r)
+    fired = []
+    guard = threading.Timer(10, lambda: (fired.append(1), os.write(w, b"x")))
+    guard.start()
+    try:
+        inv.bye()
+        ua._run_until_break()
+    finally:
+        guard.cancel()
+        guard.join()
+        ua._unwatch_wakeup(r)
+        os.close(r)
+        os.close(w)
+    assert not fired and len(ended) == 1 and inv.state == S.TERMINATED
+
+
+def test_ended_must_be_a_list_an_item_and_a_batch(net, rec):
+    alice, bob, inv = place(net, rec)
+    for bad in ((), ([], Item()), ((), Item(), 8), ([], Item(), "8")):
+        with pytest.raises(TypeError, match="ended"):
+            inv._own_callbacks(None, -1, None, 0, None, bad)
