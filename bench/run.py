@@ -563,8 +563,8 @@ def parse_args(argv):
                    help="length of each moderate-rate run (default 20)")
     p.add_argument("--reps", type=int, default=3,
                    help="moderate-rate runs and floor runs (median; 3)")
-    p.add_argument("--rounds", type=int, default=5,
-                   help="rounds of the binding comparison (default 5)")
+    p.add_argument("--rounds", type=int, default=9,
+                   help="rounds of the binding comparison (default 9)")
     p.add_argument("--round-seconds", type=float, default=10,
                    help="length of each run in a round (default 10)")
     p.add_argument("--sweep", default="50,100,200,400,800",
