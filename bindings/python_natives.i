@@ -401,6 +401,15 @@ static PyObject *sr_py_own_callbacks(PyObject *self, PyObject *const *args,
                     "min_code, on_refer, ended=None | (list, item, batch))");
     return NULL;
   }
+  Py_ssize_t batch = 0;
+  if (ended != Py_None) {
+    batch = PyLong_AsSsize_t(PyTuple_GET_ITEM(ended, 2));
+    if (batch < 1) {
+      if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "_own_callbacks: ended batch < 1");
+      return NULL;
+    }
+  }
   PyObject *s = args[0], *h_obj = NULL;
   long mask = PyLong_AsLong(args[2]), min_code = PyLong_AsLong(args[4]);
   if (PyErr_Occurred() || !sr_py_name(SR_PY_EV_STATE) ||
@@ -422,13 +431,16 @@ static PyObject *sr_py_own_callbacks(PyObject *self, PyObject *const *args,
     sr_py_handler_set_flags(h, args[5] != Py_None ? SR_PY_SESSION_REFER : 0);
     sr_py_session_filter(h, args[1], (int)mask, args[3], (int)min_code);
     sr_py_handler *hh = h;
-    if (ended != Py_None && hh->installed) {
+    if (hh->installed) { /* None drops a list set before */
       PyObject *old_l = hh->ended_list, *old_i = hh->ended_item;
-      hh->ended_list = PyTuple_GET_ITEM(ended, 0);
-      hh->ended_item = PyTuple_GET_ITEM(ended, 1);
-      Py_INCREF(hh->ended_list);
-      Py_INCREF(hh->ended_item);
-      hh->ended_batch = PyLong_AsSsize_t(PyTuple_GET_ITEM(ended, 2));
+      hh->ended_list = hh->ended_item = NULL;
+      if (ended != Py_None) {
+        hh->ended_list = PyTuple_GET_ITEM(ended, 0);
+        hh->ended_item = PyTuple_GET_ITEM(ended, 1);
+        Py_INCREF(hh->ended_list);
+        Py_INCREF(hh->ended_item);
+        hh->ended_batch = batch;
+      }
       Py_XDECREF(old_l);
       Py_XDECREF(old_i);
     }

@@ -146,3 +146,17 @@ def test_ended_must_be_a_list_an_item_and_a_batch(net, rec):
     for bad in ((), ([], Item()), ((), Item(), 8), ([], Item(), "8")):
         with pytest.raises(TypeError, match="ended"):
             inv._own_callbacks(None, -1, None, 0, None, bad)
+    for bad in ((list(), Item(), 0), (list(), Item(), -3)):
+        with pytest.raises(ValueError, match="batch"):
+            inv._own_callbacks(None, -1, None, 0, None, bad)
+
+
+def test_ended_none_drops_the_list(net, rec):
+    alice, bob, inv = place(net, rec)
+    ended: list = []
+    inv._own_callbacks(None, -1, None, 0, None, (ended, Item(), 8))
+    inv._own_callbacks(None, -1, None, 0, None, None)
+    inv.invite()
+    assert net.drive(lambda: inv.state == S.ESTABLISHED)
+    hang_up(net, inv)
+    assert ended == []
