@@ -40,8 +40,17 @@ typedef struct sr_lua_ua {
   int closed;    /* the UA was closed: no callback fires any more */
   int depth;     /* callbacks running; a dead context is freed at 0 */
   int dead;      /* its UA object was freed */
+  int log_level; /* the UA's (options), kept for sr_ua_set_log_handler */
+  /* The core's log lines for on_log, kept until the loop hands them over
+   * (sr_lua_take_logs): a line may be logged anywhere in the core, where
+   * no Lua code may run. */
+  struct sr_lua_line { int level; char *msg; } *lines;
+  int nlines, caplines;
+  unsigned dropped; /* lines over SR_LUA_MAX_LINES, or out of memory */
   char pending;  /* its address keys the dispatcher of a REFER being sent */
 } sr_lua_ua;
+
+#define SR_LUA_MAX_LINES 1024 /* kept per turn of the loop */
 
 /* Registry key of the table { [light userdata sr_ua] = light userdata ctx }. */
 static const char sr_lua_uas_key = 0;
@@ -51,7 +60,7 @@ enum { SR_LUA_UA = 0, SR_LUA_SESSION = 1, SR_LUA_REFERRER = 2 };
 /* Bits of the UA and session handler masks (which on_* the object has). */
 enum {
   SR_LUA_ON_INVITE = 1, SR_LUA_ON_UA_REFER = 2, SR_LUA_ON_POLICY = 4,
-  SR_LUA_ON_MESSAGE = 8
+  SR_LUA_ON_MESSAGE = 8, SR_LUA_ON_LOG = 16
 };
 enum {
   SR_LUA_ON_STATE = 1, SR_LUA_ON_RESPONSE = 2, SR_LUA_ON_REFER = 4,
@@ -276,6 +285,48 @@ static int sr_lua_tr_message(int outgoing, sr_transport tp, const char *local,
   return !c.failed && c.result != 0;
 }
 
+/* The core's log lines, while the UA has an on_log (installed by
+ * sr_lua_set_handler, removed before its context can go): kept for the
+ * loop, which calls on_log between turns. */
+static void sr_lua_tr_log(int level, const char *message, void *ud) {
+  sr_lua_ua *ctx = (sr_lua_ua *)ud;
+  if (ctx->nlines == ctx->caplines) {
+    int cap = ctx->caplines ? ctx->caplines * 2 : 16;
+    struct sr_lua_line *n =
+        cap <= SR_LUA_MAX_LINES
+            ? (struct sr_lua_line *)realloc(ctx->lines, (size_t)cap * sizeof *n)
+            : NULL;
+    if (!n) {
+      ctx->dropped++;
+      return;
+    }
+    ctx->lines = n;
+    ctx->caplines = cap;
+  }
+  char *m = strdup(message);
+  if (!m) {
+    ctx->dropped++;
+    return;
+  }
+  ctx->lines[ctx->nlines].level = level;
+  ctx->lines[ctx->nlines++].msg = m;
+}
+
+/* Forgets the kept lines; to stderr, as the core writes them, if `print`. */
+static void sr_lua_drop_lines(sr_lua_ua *ctx, int print) {
+  static const char *const names[] = {"error", "warning", "info", "debug"};
+  for (int i = 0; i < ctx->nlines; i++) {
+    int lv = ctx->lines[i].level;
+    if (print)
+      fprintf(stderr, "sipreferral %s: %s\n", names[lv < 0 ? 0 : lv > 3 ? 3 : lv],
+              ctx->lines[i].msg);
+    free(ctx->lines[i].msg);
+  }
+  free(ctx->lines);
+  ctx->lines = NULL;
+  ctx->nlines = ctx->caplines = 0;
+}
+
 /* ---- session delegate ---- */
 
 static void sr_lua_tr_state(sr_session *s, sr_session_state st, void *ud) {
@@ -407,6 +458,7 @@ static int sr_lua_ua_new(lua_State *L) {
     ctx->L = lua_tothread(L, -1);
     lua_pop(L, 1);
     ctx->ua = ua;
+    ctx->log_level = o.log_level;
     ctx->handlers = handlers;
     ctx->error = LUA_NOREF;
     lua_pushcfunction(L, sr_lua_rawsetp_p);
@@ -431,6 +483,10 @@ static int sr_lua_ua_new(lua_State *L) {
 }
 
 static void sr_lua_ctx_close(lua_State *L, sr_lua_ua *ctx) {
+  /* Its lines go to stderr from now on (those kept first): the context
+   * may be freed while the UA lives on (a session holds it). */
+  sr_ua_set_log_handler(ctx->ua, NULL, NULL, ctx->log_level);
+  sr_lua_drop_lines(ctx, 1);
   sr_ua_close(ctx->ua); /* fires no callback */
   sr_ua_set_delegate(ctx->ua, NULL, NULL);
   sr_ua_set_message_hook(ctx->ua, NULL, NULL);
@@ -518,6 +574,9 @@ static int sr_lua_set_handler(lua_State *L) {
     sr_ua_set_message_hook((sr_ua *)obj,
                            (mask & SR_LUA_ON_MESSAGE) ? sr_lua_tr_message : NULL,
                            ctx);
+    sr_ua_set_log_handler((sr_ua *)obj,
+                          (mask & SR_LUA_ON_LOG) ? sr_lua_tr_log : NULL,
+                          (mask & SR_LUA_ON_LOG) ? ctx : NULL, ctx->log_level);
   } else if (kind == SR_LUA_SESSION) {
     sr_session_delegate d;
     memset(&d, 0, sizeof d);
@@ -549,6 +608,24 @@ static int sr_lua_take_error(lua_State *L) {
   }
   ctx->error = LUA_NOREF;
   ctx->has_error = 0;
+  return 2;
+}
+
+/* take_logs(ua) -> {level, message, level, message, ...}, dropped: the
+ * core's lines kept for on_log since the last call (nothing if none). */
+static int sr_lua_take_logs(lua_State *L) {
+  sr_lua_ua *ctx = sr_lua_ctx(L, (sr_ua *)lua_touserdata(L, 1));
+  if (!ctx || (ctx->nlines == 0 && ctx->dropped == 0)) return 0;
+  lua_createtable(L, 2 * ctx->nlines, 0);
+  for (int i = 0; i < ctx->nlines; i++) { /* (may raise: nothing freed yet) */
+    lua_pushinteger(L, ctx->lines[i].level);
+    lua_rawseti(L, -2, 2 * i + 1);
+    lua_pushstring(L, ctx->lines[i].msg);
+    lua_rawseti(L, -2, 2 * i + 2);
+  }
+  lua_pushinteger(L, (lua_Integer)ctx->dropped);
+  sr_lua_drop_lines(ctx, 0);
+  ctx->dropped = 0;
   return 2;
 }
 
@@ -736,6 +813,7 @@ static int sr_lua_now_ms(lua_State *L) {
 %native(sr_lua_ua_free) int sr_lua_ua_free(lua_State *L);
 %native(sr_lua_set_handler) int sr_lua_set_handler(lua_State *L);
 %native(sr_lua_take_error) int sr_lua_take_error(lua_State *L);
+%native(sr_lua_take_logs) int sr_lua_take_logs(lua_State *L);
 %native(sr_lua_respond) int sr_lua_respond(lua_State *L);
 %native(sr_lua_make_inviter) int sr_lua_make_inviter(lua_State *L);
 %native(sr_lua_referral_make_inviter) int sr_lua_referral_make_inviter(lua_State *L);

@@ -16,7 +16,11 @@
 --   sr.UserAgent{uri=, listen={...}, ...options}  on_invite(invitation),
 --     on_refer(referral) (out of dialog), on_refer_policy(referral) -> nil
 --     or a code 300-699, on_message(outgoing, "udp"|"tcp", local, remote,
---     data) -> true drops it; :address(tp) -> host, port; :listen(spec);
+--     data) -> true drops it; on_log(level, message): the core's log lines
+--     ("error" | "warning" | "info" | "debug", up to log_level) instead of
+--     stderr, until the UA is closed; the loop (run, run_once, sr.run)
+--     hands them over between its turns, in order, and raises an error of
+--     on_log; :address(tp) -> host, port; :listen(spec);
 --     :run{timeout=, ["until"]=} -> boolean; :run_once([timeout]) -> n;
 --     :fileno(); :next_timeout(); :make_inviter(target, opts); :stats();
 --     :close(); .uri, .closed

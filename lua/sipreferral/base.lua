@@ -18,7 +18,8 @@ local fmt, concat = string.format, table.concat
 
 -- Handler registration kinds and masks (see bindings/lua.i).
 B.KIND_UA, B.KIND_SESSION, B.KIND_REFERRER = 0, 1, 2
-B.UA_EVENTS = {on_invite = 1, on_refer = 2, on_refer_policy = 4, on_message = 8}
+B.UA_EVENTS = {on_invite = 1, on_refer = 2, on_refer_policy = 4, on_message = 8,
+               on_log = 16}
 B.SESSION_EVENTS = {on_state = 1, on_response = 2, on_refer = 4, on_bye = 8}
 B.REFERRER_EVENTS = {on_accept = true, on_reject = true, on_notify = true,
                      on_closed = true}

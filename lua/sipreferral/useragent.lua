@@ -17,6 +17,8 @@ local fmt, concat = string.format, table.concat
 local UserAgent = B.classes.UserAgent
 local M = {} -- what this part adds to the module: run, stats
 
+local LEVEL_NAMES = {[core.SR_LOG_ERROR] = "error", [core.SR_LOG_WARNING] = "warning",
+                     [core.SR_LOG_INFO] = "info", [core.SR_LOG_DEBUG] = "debug"}
 local LOG_LEVELS = {error = core.SR_LOG_ERROR, warning = core.SR_LOG_WARNING,
                     info = core.SR_LOG_INFO, debug = core.SR_LOG_DEBUG}
 
@@ -109,7 +111,7 @@ end
 -- refer_expires_s, notify_mode ("all"|"final_only"|"none"), max_sessions,
 -- max_referrals, max_referrals_per_session, max_tcp_connections,
 -- tcp_idle_timeout_ms, udp_receive_buffer, and the handlers on_invite, on_refer,
--- on_refer_policy, on_message.
+-- on_refer_policy, on_message, on_log.
 local function new_user_agent(_, o)
   local what = "UserAgent"
   check_type(o, "table", what, "options")
@@ -143,6 +145,9 @@ local function new_user_agent(_, o)
   local ua = setmetatable({}, UserAgent)
   priv[ua] = {p = p, h = {}, kinds = UserAgent.kinds}
   live[p] = ua
+  for k in pairs(UA_EVENTS) do -- first: on_log sees the listening lines
+    if o[k] then ua[k] = o[k] end
+  end
   for _, spec in ipairs(listen or {}) do
     if type(spec) ~= "string" then
       UserAgent.release(ua)
@@ -153,9 +158,6 @@ local function new_user_agent(_, o)
       UserAgent.release(ua)
       raise(lrc, "%s: cannot listen on %s: %s", what, spec, core.sr_strerror(lrc))
     end
-  end
-  for k in pairs(UA_EVENTS) do
-    if o[k] then ua[k] = o[k] end
   end
   return ua
 end
@@ -232,9 +234,33 @@ function M.stats() return core.sr_lua_global_stats() end
 
 local now_ms = core.sr_lua_now_ms
 
+-- The core's log lines kept since the last turn, to on_log (or to stderr
+-- if it was unset since); an error of on_log is raised, and the lines
+-- after it are dropped.
+local function deliver_logs(p)
+  local lines, dropped = core.sr_lua_take_logs(p)
+  if not lines then return end
+  if dropped > 0 then
+    lines[#lines + 1] = core.SR_LOG_WARNING
+    lines[#lines + 1] = ("%d log lines dropped (more than 1024 in one turn)"):format(dropped)
+  end
+  local ua = live[p]
+  local st = ua and priv[ua]
+  local f = st and st.h.on_log
+  for i = 1, #lines, 2 do
+    local level = LEVEL_NAMES[lines[i]] or tostring(lines[i])
+    if f then
+      f(level, lines[i + 1])
+    else
+      io.stderr:write("sipreferral ", level, ": ", lines[i + 1], "\n")
+    end
+  end
+end
+
 -- One turn of a UA's loop (waiting up to ms), raising a callback's error.
 -- Returns the number of events handled, or nil if the UA is closed.
 local function step(p, ms)
+  deliver_logs(p)
   local has, err = core.sr_lua_take_error(p)
   if has then
     if core.sr_ua_fd(p) >= 0 then core.sr_ua_run_once(p, 0) end -- clears the C flag
@@ -242,6 +268,7 @@ local function step(p, ms)
   end
   if core.sr_ua_fd(p) < 0 then return nil end
   local rc = core.sr_ua_run_once(p, ms)
+  deliver_logs(p)
   has, err = core.sr_lua_take_error(p)
   if has then error(err, 0) end
   if rc == ECLOSED then return nil end

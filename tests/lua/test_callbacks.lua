@@ -224,4 +224,43 @@ t.test("on_refer_policy must return a status code", function()
   t.eq(alice.on_refer_policy, nil, "cleared")
 end)
 
+t.test("on_log gets the core's lines between turns of the loop", function()
+  local lines = {}
+  local ua = t.ua("logger", {log_level = "info",
+                             on_log = function(level, msg) lines[#lines + 1] = {level, msg} end})
+  t.eq(#lines, 0, "nothing during the constructor: the loop hands them over")
+  ua:run_once(0)
+  local listening
+  for _, l in ipairs(lines) do
+    if l[1] == "info" and l[2]:find("listening on udp 127.0.0.1 port", 1, true) then listening = true end
+  end
+  t.check(listening, "the constructor's listening line, as info")
+  -- A line logged by a call between turns comes with the next turn.
+  local n = #lines
+  ua:listen("tcp:127.0.0.1:0")
+  t.eq(#lines, n, "not inside the call")
+  ua:run_once(0)
+  t.check(#lines > n and lines[#lines][2]:find("listening on tcp", 1, true), "the tcp listening line")
+  -- An error of on_log is raised by the loop; unset, lines go to stderr.
+  ua.on_log = function() error("log boom", 0) end
+  ua:listen("udp:127.0.0.1:0")
+  local ok, err = pcall(ua.run_once, ua, 0)
+  t.check(not ok and err == "log boom", "the error of on_log")
+  ua.on_log = nil
+  n = #lines
+  ua:listen("udp:127.0.0.1:0")
+  ua:run_once(0)
+  t.eq(#lines, n, "no on_log: not delivered")
+end)
+
+t.test("on_log and a closed UA", function()
+  local lines = {}
+  local ua = t.ua("closing", {log_level = "debug",
+                              on_log = function(level, msg) lines[#lines + 1] = msg end})
+  ua:listen("udp:127.0.0.1:0") -- kept, not delivered: the UA closes first
+  ua:close()
+  t.eq(#lines, 0, "none after close (they went to stderr)")
+  t.raises(function() ua:run_once(0) end, sr.ECLOSED)
+end)
+
 t.done()
