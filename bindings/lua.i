@@ -577,6 +577,10 @@ static int sr_lua_set_handler(lua_State *L) {
     sr_ua_set_log_handler((sr_ua *)obj,
                           (mask & SR_LUA_ON_LOG) ? sr_lua_tr_log : NULL,
                           (mask & SR_LUA_ON_LOG) ? ctx : NULL, ctx->log_level);
+    if (!(mask & SR_LUA_ON_LOG)) { /* on_log unset: what it kept, to stderr */
+      sr_lua_drop_lines(ctx, 1);
+      ctx->dropped = 0;
+    }
   } else if (kind == SR_LUA_SESSION) {
     sr_session_delegate d;
     memset(&d, 0, sizeof d);

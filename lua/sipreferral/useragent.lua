@@ -234,9 +234,9 @@ function M.stats() return core.sr_lua_global_stats() end
 
 local now_ms = core.sr_lua_now_ms
 
--- The core's log lines kept since the last turn, to on_log (or to stderr
--- if it was unset since); an error of on_log is raised, and the lines
--- after it are dropped.
+-- The core's log lines kept since the last turn, to on_log (unsetting it
+-- sends those kept to stderr, in C); an error of on_log is raised, and
+-- the lines after it are dropped.
 local function deliver_logs(p)
   local lines, dropped = core.sr_lua_take_logs(p)
   if not lines then return end
@@ -245,16 +245,9 @@ local function deliver_logs(p)
     lines[#lines + 1] = ("%d log lines dropped (more than 1024 in one turn)"):format(dropped)
   end
   local ua = live[p]
-  local st = ua and priv[ua]
-  local f = st and st.h.on_log
-  for i = 1, #lines, 2 do
-    local level = LEVEL_NAMES[lines[i]] or tostring(lines[i])
-    if f then
-      f(level, lines[i + 1])
-    else
-      io.stderr:write("sipreferral ", level, ": ", lines[i + 1], "\n")
-    end
-  end
+  local f = priv[ua].h.on_log
+  if not f then return end -- (none are kept without it)
+  for i = 1, #lines, 2 do f(LEVEL_NAMES[lines[i]] or tostring(lines[i]), lines[i + 1]) end
 end
 
 -- One turn of a UA's loop (waiting up to ms), raising a callback's error.
