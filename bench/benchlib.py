@@ -62,11 +62,13 @@ def free_udp_port() -> int:
 
 @dataclass
 class Usage:
-    """CPU seconds (user, sys) and the wall time of a finished process."""
+    """CPU seconds (user, sys), the wall time and the context switches
+    (voluntary and not) of a finished process."""
     user: float = 0.0
     sys: float = 0.0
     wall: float = 0.0
     max_rss_kb: int = 0
+    switches: int = 0
 
     @property
     def cpu(self) -> float:
@@ -186,7 +188,7 @@ class Agent(Child):
         rc, ru, ended = self._exit
         self.log.close()
         self.usage = Usage(ru.ru_utime, ru.ru_stime, ended - self.started,
-                           ru.ru_maxrss)
+                           ru.ru_maxrss, ru.ru_nvcsw + ru.ru_nivcsw)
         if rc != 0:
             raise BenchError(f"the agent exited with {rc}")
         return self.usage

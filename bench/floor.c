@@ -29,7 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,30 +147,38 @@ static int64_t cpu_ns(void) {
 
 static volatile size_t g_sink; /* keeps the work from being optimised out */
 
+/* What is done with a serialised message before it is freed: the paced
+ * run sends it; the loop only counts its bytes. */
+typedef int (*use_fn)(const char *out, size_t len, void *arg);
+
+/* One message's libosip2 work: parse it; with ser and if the agent sent
+ * it, also serialise it and hand the text to use (if any). The text is
+ * freed before the message, as the floor always did: in the other order
+ * glibc's malloc makes the serialise part half as slow again. */
+static int one_message(const msg *m, int ser, use_fn use, void *arg) {
+  osip_message_t *sip;
+  if (osip_message_init(&sip) != 0) return -1;
+  int rc = osip_message_parse(sip, m->data, m->len);
+  if (rc == 0 && ser && m->sent) {
+    char *out;
+    size_t outlen;
+    osip_message_force_update(sip);
+    rc = osip_message_to_str(sip, &out, &outlen);
+    if (rc == 0) {
+      g_sink += outlen;
+      if (use) rc = use(out, outlen, arg);
+      osip_free(out);
+    }
+  }
+  osip_message_free(sip);
+  return rc == 0 ? 0 : -1;
+}
+
 /* One transfer's libosip2 work: parse every message; with ser, also
  * serialise the sent ones. Timed in bulk by the caller. */
 static int one_transfer(int ser) {
-  for (int i = 0; i < g_n; i++) {
-    msg *m = &g_msgs[i];
-    osip_message_t *sip;
-    if (osip_message_init(&sip) != 0) return -1;
-    if (osip_message_parse(sip, m->data, m->len) != 0) {
-      osip_message_free(sip);
-      return -1;
-    }
-    if (ser && m->sent) {
-      char *out;
-      size_t outlen;
-      osip_message_force_update(sip);
-      if (osip_message_to_str(sip, &out, &outlen) != 0) {
-        osip_message_free(sip);
-        return -1;
-      }
-      g_sink += outlen;
-      osip_free(out);
-    }
-    osip_message_free(sip);
-  }
+  for (int i = 0; i < g_n; i++)
+    if (one_message(&g_msgs[i], ser, NULL, NULL) < 0) return -1;
   return 0;
 }
 
@@ -221,10 +233,210 @@ static int udp_pair(int *tx, int *rx) {
   return 0;
 }
 
+/* ---------------- --paced: the floor, woken as the agent is ----------------
+ *
+ * The loop above runs hot: every cache warm, no system call, no sleep. At
+ * a moderate rate the agent is woken for a few datagrams at a time, its
+ * caches cooled by the peers in between, and pays the kernel for each
+ * datagram and each wake-up. --paced RATE runs the floor's same libosip2
+ * work under those conditions: a peer process replays the capture's
+ * received messages over loopback UDP, RATE transfers a second, each
+ * group of them once the floor's answers to the previous one have come
+ * back (the order the capture shows); the floor, woken by epoll, parses
+ * each datagram, then parses, serialises and sends the messages the agent
+ * sent next. Each datagram ends with a 6-byte tag (transfer, message) that
+ * is not parsed. The figure is the floor process's own CPU time. */
+
+enum { TAG = 6 };
+
+static void tag_put(unsigned char *t, uint32_t transfer, unsigned idx) {
+  memcpy(t, &transfer, 4);
+  t[4] = (unsigned char)(idx >> 8);
+  t[5] = (unsigned char)idx;
+}
+
+static void tag_get(const char *end, uint32_t *transfer, unsigned *idx) {
+  const unsigned char *t = (const unsigned char *)end - TAG;
+  memcpy(transfer, t, 4);
+  *idx = (unsigned)(t[4] << 8 | t[5]);
+}
+
+static int send_tagged(int fd, const struct sockaddr_in *to, const char *data,
+                       size_t len, uint32_t transfer, unsigned idx) {
+  unsigned char t[TAG];
+  tag_put(t, transfer, idx);
+  struct iovec iov[2] = {{(void *)data, len}, {t, TAG}};
+  struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = sizeof *to,
+                      .msg_iov = iov, .msg_iovlen = 2};
+  return sendmsg(fd, &mh, 0) == (ssize_t)(len + TAG) ? 0 : -1;
+}
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The peers: starts a transfer every 1/rate s; sends the received
+ * messages from pos[k] on, up to the next sent one, and goes on when all
+ * the sent ones have come back. Ends with a 4-byte datagram: how many
+ * transfers completed. */
+static int paced_peer(int fd, const struct sockaddr_in *floor_addr,
+                      double rate, uint32_t transfers) {
+  unsigned short *pos = calloc(transfers, sizeof *pos);
+  if (!pos) return 1;
+  uint32_t started = 0, done = 0;
+  int64_t t0 = mono_ns(), limit = t0 + (int64_t)((transfers / rate + 30) * 1e9);
+  static char buf[65536];
+  while (done < transfers && mono_ns() < limit) {
+    int64_t now = mono_ns();
+    while (started < transfers &&
+           now >= t0 + (int64_t)(started * 1e9 / rate)) {
+      uint32_t k = started++;
+      for (; pos[k] < g_n && !g_msgs[pos[k]].sent; pos[k]++)
+        send_tagged(fd, floor_addr, g_msgs[pos[k]].data, g_msgs[pos[k]].len,
+                    k, pos[k]);
+    }
+    int64_t next = started < transfers
+                       ? t0 + (int64_t)(started * 1e9 / rate) - now : 100000000;
+    if (next < 0) next = 0;
+    struct timespec to = {next / 1000000000, next % 1000000000};
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (ppoll(&p, 1, &to, NULL) <= 0) continue;
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) >= TAG) {
+      uint32_t k;
+      unsigned idx;
+      tag_get(buf + n, &k, &idx);
+      if (k >= started || idx != pos[k]) continue; /* not awaited */
+      pos[k]++;
+      for (; pos[k] < g_n && !g_msgs[pos[k]].sent; pos[k]++)
+        send_tagged(fd, floor_addr, g_msgs[pos[k]].data, g_msgs[pos[k]].len,
+                    k, pos[k]);
+      if (pos[k] == g_n) done++;
+    }
+  }
+  free(pos);
+  send(fd, &done, sizeof done, 0);
+  return 0;
+}
+
+typedef struct answer {
+  int fd;
+  const struct sockaddr_in *to;
+  uint32_t transfer;
+  unsigned idx;
+} answer;
+
+static int send_answer(const char *out, size_t len, void *arg) {
+  answer *a = arg;
+  return send_tagged(a->fd, a->to, out, len, a->transfer, a->idx);
+}
+
+/* The floor's side: woken by epoll, reads until the socket is empty, as
+ * the agent does. Prints the JSON result. */
+static int paced_floor(double rate, uint32_t transfers) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  int peer = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in fa = {.sin_family = AF_INET}, pa = fa;
+  socklen_t al = sizeof fa;
+  fa.sin_addr.s_addr = pa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int big = 4 << 20;
+  if (fd < 0 || peer < 0 || bind(fd, (struct sockaddr *)&fa, sizeof fa) ||
+      getsockname(fd, (struct sockaddr *)&fa, &al) ||
+      bind(peer, (struct sockaddr *)&pa, sizeof pa) ||
+      getsockname(peer, (struct sockaddr *)&pa, &al) ||
+      connect(peer, (struct sockaddr *)&fa, sizeof fa)) {
+    fprintf(stderr, "bench_floor: loopback UDP: %s\n", strerror(errno));
+    return 1;
+  }
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  fflush(stdout);
+  pid_t child = fork();
+  if (child < 0) {
+    fprintf(stderr, "bench_floor: fork: %s\n", strerror(errno));
+    return 1;
+  }
+  if (child == 0) {
+    close(fd);
+    _exit(paced_peer(peer, &fa, rate, transfers));
+  }
+  close(peer);
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN};
+  epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  struct rusage r0, r1;
+  getrusage(RUSAGE_SELF, &r0);
+  static char buf[65536];
+  long wakeups = 0, datagrams = 0;
+  int64_t done = -1, limit = mono_ns() + (int64_t)((transfers / rate + 60) * 1e9);
+  while (done < 0 && mono_ns() < limit) {
+    struct epoll_event e;
+    if (epoll_wait(ep, &e, 1, 1000) <= 0) continue;
+    wakeups++;
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    ssize_t n;
+    while ((n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from,
+                         &fl)) >= 0) {
+      if (n == sizeof(uint32_t)) { /* the peer's end */
+        uint32_t d;
+        memcpy(&d, buf, sizeof d);
+        done = d;
+        break;
+      }
+      if (n < TAG) continue;
+      datagrams++;
+      answer a = {.fd = fd, .to = &from};
+      tag_get(buf + n, &a.transfer, &a.idx);
+      if (a.idx >= (unsigned)g_n || g_msgs[a.idx].sent) continue;
+      msg m = g_msgs[a.idx];
+      m.data = buf;
+      m.len = (size_t)n - TAG;
+      if (one_message(&m, 1, NULL, NULL) < 0) return 1;
+      for (a.idx++; a.idx < (unsigned)g_n && g_msgs[a.idx].sent; a.idx++)
+        if (one_message(&g_msgs[a.idx], 1, send_answer, &a) < 0) {
+          fprintf(stderr, "bench_floor: --paced: %s\n", strerror(errno));
+          return 1;
+        }
+      fl = sizeof from;
+    }
+  }
+  getrusage(RUSAGE_SELF, &r1);
+  int status = 0;
+  waitpid(child, &status, 0);
+  close(fd);
+  close(ep);
+  if (done < 0) {
+    fprintf(stderr, "bench_floor: --paced: the peer did not finish\n");
+    return 1;
+  }
+  double us = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
+                       r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e6 +
+              (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
+                       r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
+  printf("{\"messages\": %d, \"rate\": %g, \"transfers\": %u, "
+         "\"completed\": %lld, \"paced_us\": %.3f, \"user_us\": %.3f, "
+         "\"sys_us\": %.3f, \"wakeups_per_transfer\": %.2f, "
+         "\"datagrams_per_transfer\": %.2f, \"switches_per_transfer\": %.2f}\n",
+         g_n, rate, transfers, (long long)done, done ? us / done : 0,
+         done ? ((r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1e6 +
+                 (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec)) / done : 0,
+         done ? ((r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e6 +
+                 (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec)) / done : 0,
+         done ? (double)wakeups / done : 0,
+         done ? (double)datagrams / done : 0,
+         done ? (double)(r1.ru_nvcsw - r0.ru_nvcsw + r1.ru_nivcsw -
+                         r0.ru_nivcsw) / done : 0);
+  return done == (int64_t)transfers && WIFEXITED(status) &&
+         WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
 static void usage(void) {
   fprintf(stderr,
           "Usage: bench_floor [--seconds S] [--io] [--pool] [--count N] "
-          "TRANSFER.pcap\n"
+          "[--paced RATE [--transfers N]] TRANSFER.pcap\n"
           "Parses (and serialises the sent) SIP messages of one transfer\n"
           "with libosip2 in a loop; prints CPU microseconds per transfer "
           "as JSON.\n");
@@ -234,12 +446,18 @@ int main(int argc, char **argv) {
   double seconds = 2.0;
   long count = -1;
   int io = 0, pool = 0;
+  double paced = 0;
+  long transfers = 2000;
   const char *path = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
       seconds = atof(argv[++i]);
     } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
       count = atol(argv[++i]);
+    } else if (strcmp(argv[i], "--paced") == 0 && i + 1 < argc) {
+      paced = atof(argv[++i]);
+    } else if (strcmp(argv[i], "--transfers") == 0 && i + 1 < argc) {
+      transfers = atol(argv[++i]);
     } else if (strcmp(argv[i], "--io") == 0) {
       io = 1;
     } else if (strcmp(argv[i], "--pool") == 0) {
@@ -251,7 +469,8 @@ int main(int argc, char **argv) {
       path = argv[i];
     }
   }
-  if (!path || seconds <= 0 || (count < 0 && count != -1)) {
+  if (!path || seconds <= 0 || (count < 0 && count != -1) || paced < 0 ||
+      transfers < 1 || transfers > 1000000) {
     usage();
     return 2;
   }
@@ -278,6 +497,19 @@ int main(int argc, char **argv) {
   for (int i = 0; i < g_n; i++) {
     nsent += g_msgs[i].sent;
     bytes += g_msgs[i].len;
+  }
+
+  if (paced > 0) {
+    if (g_msgs[0].sent) {
+      fprintf(stderr, "bench_floor: --paced: %s starts with a message the "
+              "agent sent\n", path);
+      return 1;
+    }
+    for (int i = 0; i < 200; i++) /* the allocator's lists, as below */
+      if (one_transfer(1) < 0) return 1;
+    int rc = paced_floor(paced, (uint32_t)transfers);
+    for (int i = 0; i < g_n; i++) free(g_msgs[i].data);
+    return rc;
   }
 
   if (count >= 0) {

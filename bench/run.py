@@ -174,6 +174,7 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
         out["user_us_per_transfer"] = round(cpu * share * 1e6 / completed, 2)
         out["sys_us_per_transfer"] = round(cpu * (1 - share) * 1e6 /
                                            completed, 2)
+        out["switches_per_transfer"] = round(usage.switches / completed, 2)
     if capture:
         out["latency"] = latencies(wd / "load.pcap", agent.port)
         m = re.search(r"dropped on interface[^:]*:\s*(\d+)/(\d+)", cap_log)
@@ -250,6 +251,22 @@ def part_floor(build: Path, pcap: Path, seconds: float) -> dict:
     return res
 
 
+def part_paced_floor(build: Path, pcap: Path, rate: float,
+                     transfers: int) -> dict:
+    """The floor's libosip2 work at a rate, as the agent does it: woken by
+    datagrams from a peer process, with the same socket calls (bench_floor
+    --paced). The loop of part_floor runs hot; this is the like-for-like
+    figure at a moderate rate."""
+    exe = build / "bench" / "bench_floor"
+    out = subprocess.run([str(exe), "--paced", f"{rate:g}", "--transfers",
+                          str(transfers), str(pcap)], capture_output=True,
+                         text=True, timeout=transfers / rate * 2 + 120)
+    if out.returncode != 0:
+        raise BenchError(f"bench_floor --paced {rate:g} failed: "
+                         f"{out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
 def capture_one_transfer(kinds: Kinds, workdir: Path) -> Path:
     """The messages of one transfer, as the agent saw them (--pcap)."""
     r = transfer_run(kinds, "c", 1, 1, workdir, 0.0, pcap_agent=True)
@@ -261,7 +278,8 @@ def capture_one_transfer(kinds: Kinds, workdir: Path) -> Path:
 
 def summarize_runs(runs: list[dict]) -> dict:
     keys = ("cpu_us_per_transfer", "user_us_per_transfer",
-            "sys_us_per_transfer", "achieved_rate", "agent_busy")
+            "sys_us_per_transfer", "switches_per_transfer", "achieved_rate",
+            "agent_busy")
     s = {k: median([r.get(k) for r in runs]) for k in keys}
     s = {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
     s["completed"] = sum(r["completed"] for r in runs)
@@ -619,7 +637,7 @@ def main(argv: list[str]) -> int:
         res["startup_cpu_s"] = {"c": base}
 
         pcap = None
-        if parts & {"floor", "instructions"}:
+        if parts & {"floor", "sweep", "instructions"}:
             log("capturing one transfer (agent --pcap) for the floor")
             pcap = capture_one_transfer(kinds, workdir)
             shutil.copy(pcap, out / "transfer.pcap")
@@ -637,6 +655,18 @@ def main(argv: list[str]) -> int:
                 f"(+ socket calls: {res['floor']['floor_with_io_us']:.1f}; "
                 f"on the library's allocator: "
                 f"{res['floor']['floor_pool_us']:.1f})")
+            n = max(3, int(a.rate * a.seconds))
+            paced = [part_paced_floor(build, pcap, a.rate, n)
+                     for _ in range(a.reps)]
+            res["floor"]["paced"] = {
+                "rate": a.rate, "transfers": n,
+                **{k: median([p[k] for p in paced])
+                   for k in ("paced_us", "user_us", "sys_us",
+                             "switches_per_transfer",
+                             "wakeups_per_transfer")},
+                "runs": paced}
+            log(f"floor paced at {a.rate:g}/s: "
+                f"{res['floor']['paced']['paced_us']:.1f} us/transfer")
 
         if "moderate" in parts:
             calls = max(3, int(a.rate * a.seconds))
@@ -661,8 +691,11 @@ def main(argv: list[str]) -> int:
                     f"us/transfer; REFER->202 p50/p99 "
                     f"{lat['latency']['refer_to_202_us']['p50']}/"
                     f"{lat['latency']['refer_to_202_us']['p99']} us")
+                pf = part_paced_floor(build, pcap, rate, calls)
+                log(f"  the floor paced at {rate:g}/s: {pf['paced_us']} "
+                    "us/transfer")
                 res["sweep"].append({"rate": rate, "cpu": r,
-                                     "latency_run": lat})
+                                     "latency_run": lat, "paced_floor": pf})
             mod = [s for s in res["sweep"] if s["rate"] == a.rate]
             if mod:
                 res["latency"] = {"rate": a.rate,
