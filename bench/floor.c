@@ -14,6 +14,8 @@
  * message and recvfrom of each received one, timed one call at a time.
  * With --pool, libosip2 allocates from the library's free lists
  * (csrc/pool.c), as it does inside the agent.
+ * With --paced RATE, the same work at RATE transfers a second, woken by
+ * datagrams from a peer process as the agent is (see below).
  *
  * Output: one JSON object on stdout. CPU time is the thread's own
  * (CLOCK_THREAD_CPUTIME_ID), as the agent's is its own user+sys time.
@@ -25,6 +27,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,6 +324,10 @@ static int paced_peer(int fd, const struct sockaddr_in *floor_addr,
   return 0;
 }
 
+static double tv_us(struct timeval a, struct timeval b) {
+  return (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_usec - a.tv_usec);
+}
+
 typedef struct answer {
   int fd;
   const struct sockaddr_in *to;
@@ -371,15 +378,17 @@ static int paced_floor(double rate, uint32_t transfers) {
   static char buf[65536];
   long wakeups = 0, datagrams = 0;
   int64_t done = -1, limit = mono_ns() + (int64_t)((transfers / rate + 60) * 1e9);
-  while (done < 0 && mono_ns() < limit) {
+  const char *failed = NULL;
+  while (done < 0 && !failed && mono_ns() < limit) {
     struct epoll_event e;
     if (epoll_wait(ep, &e, 1, 1000) <= 0) continue;
     wakeups++;
     struct sockaddr_in from;
     socklen_t fl = sizeof from;
     ssize_t n;
-    while ((n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from,
-                         &fl)) >= 0) {
+    while (!failed && (n = recvfrom(fd, buf, sizeof buf, 0,
+                                    (struct sockaddr *)&from, &fl)) >= 0) {
+      fl = sizeof from;
       if (n == sizeof(uint32_t)) { /* the peer's end */
         uint32_t d;
         memcpy(&d, buf, sizeof d);
@@ -394,41 +403,40 @@ static int paced_floor(double rate, uint32_t transfers) {
       msg m = g_msgs[a.idx];
       m.data = buf;
       m.len = (size_t)n - TAG;
-      if (one_message(&m, 1, NULL, NULL) < 0) return 1;
-      for (a.idx++; a.idx < (unsigned)g_n && g_msgs[a.idx].sent; a.idx++)
-        if (one_message(&g_msgs[a.idx], 1, send_answer, &a) < 0) {
-          fprintf(stderr, "bench_floor: --paced: %s\n", strerror(errno));
-          return 1;
-        }
-      fl = sizeof from;
+      if (one_message(&m, 1, NULL, NULL) < 0) failed = "cannot parse";
+      for (a.idx++; !failed && a.idx < (unsigned)g_n && g_msgs[a.idx].sent;
+           a.idx++)
+        if (one_message(&g_msgs[a.idx], 1, send_answer, &a) < 0)
+          failed = "cannot write or send";
     }
   }
   getrusage(RUSAGE_SELF, &r1);
+  if (failed) kill(child, SIGTERM);
   int status = 0;
   waitpid(child, &status, 0);
   close(fd);
   close(ep);
+  if (failed) {
+    fprintf(stderr, "bench_floor: --paced: %s a message (%s)\n", failed,
+            strerror(errno));
+    return 1;
+  }
   if (done < 0) {
     fprintf(stderr, "bench_floor: --paced: the peer did not finish\n");
     return 1;
   }
-  double us = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
-                       r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e6 +
-              (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
-                       r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
+  double user = tv_us(r0.ru_utime, r1.ru_utime);
+  double sys = tv_us(r0.ru_stime, r1.ru_stime);
+  double per = done ? 1.0 / (double)done : 0;
   printf("{\"messages\": %d, \"rate\": %g, \"transfers\": %u, "
          "\"completed\": %lld, \"paced_us\": %.3f, \"user_us\": %.3f, "
          "\"sys_us\": %.3f, \"wakeups_per_transfer\": %.2f, "
          "\"datagrams_per_transfer\": %.2f, \"switches_per_transfer\": %.2f}\n",
-         g_n, rate, transfers, (long long)done, done ? us / done : 0,
-         done ? ((r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1e6 +
-                 (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec)) / done : 0,
-         done ? ((r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e6 +
-                 (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec)) / done : 0,
-         done ? (double)wakeups / done : 0,
-         done ? (double)datagrams / done : 0,
-         done ? (double)(r1.ru_nvcsw - r0.ru_nvcsw + r1.ru_nivcsw -
-                         r0.ru_nivcsw) / done : 0);
+         g_n, rate, transfers, (long long)done, (user + sys) * per,
+         user * per, sys * per, (double)wakeups * per,
+         (double)datagrams * per,
+         (double)(r1.ru_nvcsw - r0.ru_nvcsw + r1.ru_nivcsw - r0.ru_nivcsw) *
+             per);
   return done == (int64_t)transfers && WIFEXITED(status) &&
          WEXITSTATUS(status) == 0 ? 0 : 1;
 }
@@ -438,8 +446,9 @@ static void usage(void) {
           "Usage: bench_floor [--seconds S] [--io] [--pool] [--count N] "
           "[--paced RATE [--transfers N]] TRANSFER.pcap\n"
           "Parses (and serialises the sent) SIP messages of one transfer\n"
-          "with libosip2 in a loop; prints CPU microseconds per transfer "
-          "as JSON.\n");
+          "with libosip2 in a loop (--paced: at RATE transfers a second, "
+          "over\nloopback UDP); prints CPU microseconds per transfer as "
+          "JSON.\n");
 }
 
 int main(int argc, char **argv) {
