@@ -27,12 +27,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -280,10 +280,18 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The peers: starts a transfer every 1/rate s; sends the received
- * messages from pos[k] on, up to the next sent one, and goes on when all
- * the sent ones have come back. Ends with a 4-byte datagram: how many
- * transfers completed. */
+/* Sends transfer k's received messages from *pos on, up to the next one
+ * the agent sent. */
+static void send_group(int fd, const struct sockaddr_in *to, uint32_t k,
+                       unsigned short *pos) {
+  for (; *pos < g_n && !g_msgs[*pos].sent; ++*pos)
+    send_tagged(fd, to, g_msgs[*pos].data, g_msgs[*pos].len, k, *pos);
+}
+
+/* The peers: starts a transfer every 1/rate s with its first group, and
+ * sends the next group when all the messages the agent sent before it
+ * have come back. Ends with a 4-byte datagram: how many transfers
+ * completed. */
 static int paced_peer(int fd, const struct sockaddr_in *floor_addr,
                       double rate, uint32_t transfers) {
   unsigned short *pos = calloc(transfers, sizeof *pos);
@@ -295,10 +303,8 @@ static int paced_peer(int fd, const struct sockaddr_in *floor_addr,
     int64_t now = mono_ns();
     while (started < transfers &&
            now >= t0 + (int64_t)(started * 1e9 / rate)) {
-      uint32_t k = started++;
-      for (; pos[k] < g_n && !g_msgs[pos[k]].sent; pos[k]++)
-        send_tagged(fd, floor_addr, g_msgs[pos[k]].data, g_msgs[pos[k]].len,
-                    k, pos[k]);
+      send_group(fd, floor_addr, started, &pos[started]);
+      started++;
     }
     int64_t next = started < transfers
                        ? t0 + (int64_t)(started * 1e9 / rate) - now : 100000000;
@@ -313,9 +319,7 @@ static int paced_peer(int fd, const struct sockaddr_in *floor_addr,
       tag_get(buf + n, &k, &idx);
       if (k >= started || idx != pos[k]) continue; /* not awaited */
       pos[k]++;
-      for (; pos[k] < g_n && !g_msgs[pos[k]].sent; pos[k]++)
-        send_tagged(fd, floor_addr, g_msgs[pos[k]].data, g_msgs[pos[k]].len,
-                    k, pos[k]);
+      send_group(fd, floor_addr, k, &pos[k]);
       if (pos[k] == g_n) done++;
     }
   }
