@@ -18,7 +18,9 @@
  * datagrams from a peer process as the agent is (see below).
  *
  * Output: one JSON object on stdout. CPU time is the thread's own
- * (CLOCK_THREAD_CPUTIME_ID), as the agent's is its own user+sys time.
+ * (CLOCK_THREAD_CPUTIME_ID), as the agent's is its own user+sys time;
+ * with --paced, the floor process's user+sys (getrusage), its peer's
+ * not counted.
  *
  * --count N runs exactly N transfers (parse and serialise) and nothing
  * else, for counting instructions under callgrind: the difference between

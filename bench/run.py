@@ -276,11 +276,15 @@ def capture_one_transfer(kinds: Kinds, workdir: Path) -> Path:
     return Path(r["agent_pcap"])
 
 
+def medians(runs: list[dict], keys) -> dict:
+    """Each key's median over the runs."""
+    return {k: median([r.get(k) for r in runs]) for k in keys}
+
+
 def summarize_runs(runs: list[dict]) -> dict:
-    keys = ("cpu_us_per_transfer", "user_us_per_transfer",
-            "sys_us_per_transfer", "switches_per_transfer", "achieved_rate",
-            "agent_busy")
-    s = {k: median([r.get(k) for r in runs]) for k in keys}
+    s = medians(runs, ("cpu_us_per_transfer", "user_us_per_transfer",
+                       "sys_us_per_transfer", "switches_per_transfer",
+                       "achieved_rate", "agent_busy"))
     s = {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
     s["completed"] = sum(r["completed"] for r in runs)
     s["failed"] = sum(r["failed"] for r in runs)
@@ -638,6 +642,7 @@ def main(argv: list[str]) -> int:
         base = startup_cost(kinds, "c", workdir)
         res["startup_cpu_s"] = {"c": base}
 
+        moderate_calls = max(3, int(a.rate * a.seconds))
         pcap = None
         if parts & {"floor", "sweep", "instructions"}:
             log("capturing one transfer (agent --pcap) for the floor")
@@ -646,10 +651,10 @@ def main(argv: list[str]) -> int:
         if "floor" in parts:
             floors = [part_floor(build, pcap, 0.3 if a.smoke else 2.0)
                       for _ in range(a.reps)]
-            res["floor"] = {k: median([f[k] for f in floors])
-                            for k in ("parse_us", "serialise_us", "floor_us",
-                                      "io_us", "floor_with_io_us",
-                                      "floor_pool_us")}
+            res["floor"] = medians(floors, ("parse_us", "serialise_us",
+                                            "floor_us", "io_us",
+                                            "floor_with_io_us",
+                                            "floor_pool_us"))
             res["floor"].update({k: floors[0][k] for k in
                                  ("messages", "received", "sent", "bytes")})
             res["floor"]["runs"] = floors
@@ -657,21 +662,19 @@ def main(argv: list[str]) -> int:
                 f"(+ socket calls: {res['floor']['floor_with_io_us']:.1f}; "
                 f"on the library's allocator: "
                 f"{res['floor']['floor_pool_us']:.1f})")
-            n = max(3, int(a.rate * a.seconds))
-            paced = [part_paced_floor(build, pcap, a.rate, n)
+            paced = [part_paced_floor(build, pcap, a.rate, moderate_calls)
                      for _ in range(a.reps)]
             res["floor"]["paced"] = {
-                "rate": a.rate, "transfers": n,
-                **{k: median([p[k] for p in paced])
-                   for k in ("paced_us", "user_us", "sys_us",
-                             "switches_per_transfer",
-                             "wakeups_per_transfer")},
+                "rate": a.rate, "transfers": moderate_calls,
+                **medians(paced, ("paced_us", "user_us", "sys_us",
+                                  "switches_per_transfer",
+                                  "wakeups_per_transfer")),
                 "runs": paced}
             log(f"floor paced at {a.rate:g}/s: "
                 f"{res['floor']['paced']['paced_us']:.1f} us/transfer")
 
         if "moderate" in parts:
-            calls = max(3, int(a.rate * a.seconds))
+            calls = moderate_calls
             runs = []
             for i in range(a.reps):
                 r = transfer_run(kinds, "c", a.rate, calls, workdir, base)
