@@ -29,11 +29,11 @@ typedef struct {
 } challenge;
 
 static void challenge_free(challenge *c) {
-  free(c->realm);
-  free(c->nonce);
-  free(c->opaque);
-  free(c->algorithm);
-  free(c->qop);
+  sr__free(c->realm);
+  sr__free(c->nonce);
+  sr__free(c->opaque);
+  sr__free(c->algorithm);
+  sr__free(c->qop);
 }
 
 /* A value: quoted-string (unescaped into a new string) or a run of
@@ -44,19 +44,19 @@ static int parse_value(const char *s, size_t n, size_t *pi, char **out) {
   size_t i = *pi;
   char *d;
   if (i < n && s[i] == '"') {
-    d = malloc(n - i);
+    d = sr__malloc(n - i);
     if (!d) return SR_ENOMEM;
     size_t k = 0;
     i++;
     for (;;) {
       if (i >= n) {
-        free(d);
+        sr__free(d);
         return SR_EPARSE;
       }
       char c = s[i];
       if (c == '\\') {
         if (i + 1 >= n) {
-          free(d);
+          sr__free(d);
           return SR_EPARSE;
         }
         c = s[++i];
@@ -65,7 +65,7 @@ static int parse_value(const char *s, size_t n, size_t *pi, char **out) {
         break;
       }
       if (is_ctl((unsigned char)c) && c != '\t') {
-        free(d);
+        sr__free(d);
         return SR_EPARSE;
       }
       d[k++] = c;
@@ -111,7 +111,7 @@ static int parse_challenge(const char *s, challenge *c) {
     if (rc) return rc;
     while (i < n && is_lws((unsigned char)s[i])) i++;
     if (i < n && s[i] != ',') {
-      free(v);
+      sr__free(v);
       return SR_EPARSE;
     }
     char **slot = NULL;
@@ -128,11 +128,11 @@ static int parse_challenge(const char *s, challenge *c) {
     else if (span_caseeq(nm, nl, "qop"))
       slot = &c->qop;
     if (!slot) { /* domain, stale, charset, userhash, ...: not needed */
-      free(v);
+      sr__free(v);
       continue;
     }
     if (*slot) { /* a repeated parameter is ambiguous: refuse it */
-      free(v);
+      sr__free(v);
       return SR_EPARSE;
     }
     *slot = v;
@@ -230,7 +230,7 @@ static void sb_addn(strbuf *b, const char *s, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + n + 1) cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-    char *p = realloc(b->buf, cap);
+    char *p = sr__realloc(b->buf, cap);
     if (!p) {
       b->oom = 1;
       return;
@@ -328,7 +328,7 @@ int sr__digest_response(const char *challenge_text, const char *method,
   }
   challenge_free(&c);
   if (b.oom) {
-    free(b.buf);
+    sr__free(b.buf);
     return SR_ENOMEM;
   }
   *out = b.buf;

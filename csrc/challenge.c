@@ -34,7 +34,7 @@ int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
   }
   osip_message_t *m;
   if (osip_message_clone(req, &m) != 0) {
-    free(value);
+    sr__free(value);
     return SR_ENOMEM;
   }
   char num[16];
@@ -55,7 +55,7 @@ int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
   if (rc == 0 && (proxy ? osip_message_set_proxy_authorization(m, value)
                          : osip_message_set_authorization(m, value)) != 0)
     rc = SR_ENOMEM;
-  free(value);
+  sr__free(value);
   if (rc < 0) {
     osip_message_free(m);
     return rc;

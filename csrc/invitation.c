@@ -19,7 +19,7 @@ static void ack_timeout(void *arg);
 static char *uri_string(osip_uri_t *u) {
   char *s = NULL, *out;
   if (!u || sr__uri_to_str(u, &s) != 0) return NULL;
-  out = strdup(s);
+  out = sr__strdup(s);
   osip_free(s);
   return out;
 }
@@ -67,19 +67,19 @@ void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
   }
   char tag[16];
   sr__random_token(ua, tag, sizeof tag);
-  s->local_tag = strdup(tag);
-  s->call_id = strdup(req->call_id->number);
+  s->local_tag = sr__strdup(tag);
+  s->call_id = sr__strdup(req->call_id->number);
   const char *ftag = sr__tag_of(req->from);
-  s->remote_tag = ftag ? strdup(ftag) : NULL;
+  s->remote_tag = ftag ? sr__strdup(ftag) : NULL;
   s->remote_identity = uri_string(req->from->url);
   osip_contact_t *c = osip_list_get(&req->contacts, 0);
   s->remote_target = c ? uri_string(c->url) : NULL;
   osip_body_t *b = osip_list_get(&req->bodies, 0);
-  if (b && b->body) s->remote_body = strdup(b->body);
+  if (b && b->body) s->remote_body = sr__strdup(b->body);
   s->tp = t->peer.tp;
   s->peer = t->peer;
   /* The view is parsed when first asked for: most programs never do. */
-  if (ua->cur_data && (s->request_raw = malloc(ua->cur_len + 1))) {
+  if (ua->cur_data && (s->request_raw = sr__malloc(ua->cur_len + 1))) {
     memcpy(s->request_raw, ua->cur_data, ua->cur_len);
     s->request_raw[ua->cur_len] = 0;
     s->request_raw_len = ua->cur_len;
@@ -171,7 +171,7 @@ int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
   char *sdp = sr__sdp_default(l ? l->host : "127.0.0.1", 2);
   osip_message_t *r = NULL;
   rc = build(s, code, o, 1, sdp, &r);
-  free(sdp);
+  sr__free(sdp);
   if (rc < 0) return rc;
   /* The dialog and the bytes for retransmissions come first: the IST ends
    * (and frees the INVITE) as soon as it sends a 2xx. */
@@ -229,7 +229,7 @@ const sr_request *sr_invitation_get_request(const sr_session *s) {
     /* Not const underneath: the view is filled in on first use. */
     sr_session *w = (sr_session *)s;
     sr__request_init(&w->request, w->request_raw, w->request_raw_len);
-    free(w->request_raw);
+    sr__free(w->request_raw);
     w->request_raw = NULL;
   }
   return &s->request;

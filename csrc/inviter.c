@@ -12,19 +12,19 @@ void sr_inviter_options_init(sr_inviter_options *o) {
   if (o) memset(o, 0, sizeof *o);
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) { return s ? sr__strdup(s) : NULL; }
 
 int sr_ua_make_inviter(sr_ua *ua, const char *target,
                        const sr_inviter_options *opts, sr_session **out) {
   if (!ua || !target || !out) return SR_EINVAL;
   if (ua->closed) return SR_ECLOSED;
   /* Accept "<sip:...>" as well as a bare URI. */
-  char *t = strdup(target[0] == '<' ? target + 1 : target);
+  char *t = sr__strdup(target[0] == '<' ? target + 1 : target);
   if (!t) return SR_ENOMEM;
   char *gt = strchr(t, '>');
   if (target[0] == '<') {
     if (!gt) {
-      free(t);
+      sr__free(t);
       return SR_EINVAL;
     }
     *gt = 0;
@@ -37,13 +37,13 @@ int sr_ua_make_inviter(sr_ua *ua, const char *target,
   if (ok && sr__peer_from_uri(&probe, u, tp) < 0) ok = 0;
   if (u) osip_uri_free(u);
   if (!ok) {
-    free(t);
+    sr__free(t);
     return SR_EINVAL;
   }
   sr_session *s;
   int rc = sr__session_new(ua, SR_ROLE_INVITER, &s);
   if (rc < 0) {
-    free(t);
+    sr__free(t);
     return rc;
   }
   s->target = t;
@@ -91,7 +91,7 @@ static int send_invite(sr_session *s, osip_message_t *inv) {
 static char *name_addr(const char *display, const char *uri, const char *tag) {
   size_t n = strlen(uri) + (tag ? strlen(tag) : 0) + 16 +
              (display ? 2 * strlen(display) : 0);
-  char *out = malloc(n), *o = out;
+  char *out = sr__malloc(n), *o = out;
   if (!out) return NULL;
   if (display) {
     *o++ = '"';
@@ -122,8 +122,8 @@ static int build_invite(sr_session *s, osip_message_t **out) {
   if (rc == 0 && (!from || !to)) rc = SR_ENOMEM;
   if (rc == 0) rc = osip_message_set_from(m, from) == 0 ? 0 : SR_EINVAL;
   if (rc == 0) rc = osip_message_set_to(m, to) == 0 ? 0 : SR_EINVAL;
-  free(from);
-  free(to);
+  sr__free(from);
+  sr__free(to);
   if (rc == 0) rc = osip_message_set_call_id(m, s->call_id) == 0 ? 0 : SR_ENOMEM;
   if (rc == 0) rc = osip_message_set_cseq(m, "1 INVITE") == 0 ? 0 : SR_ENOMEM;
   if (rc == 0) rc = sr__add_via(ua, m, s->tp, s->peer.addr.ss_family);
@@ -137,7 +137,7 @@ static int build_invite(sr_session *s, osip_message_t **out) {
     }
     rc = sr__set_body(m, s->iopt_body ? s->iopt_body : sdp,
                       s->iopt_ctype ? s->iopt_ctype : "application/sdp");
-    free(sdp);
+    sr__free(sdp);
   }
   if (rc != 0) {
     osip_message_free(m);
@@ -155,10 +155,10 @@ int sr_inviter_invite(sr_session *s) {
   char tag[16], cid[40];
   sr__random_token(s->ua, tag, sizeof tag);
   sr__random_token(s->ua, cid, sizeof cid);
-  free(s->local_tag); /* an earlier attempt that failed */
-  free(s->call_id);
-  s->local_tag = strdup(tag);
-  s->call_id = strdup(cid);
+  sr__free(s->local_tag); /* an earlier attempt that failed */
+  sr__free(s->call_id);
+  s->local_tag = sr__strdup(tag);
+  s->call_id = sr__strdup(cid);
   if (!s->local_tag || !s->call_id) return SR_ENOMEM;
   osip_message_t *inv = NULL;
   int rc = build_invite(s, &inv);
@@ -260,7 +260,7 @@ static void on_invite_response(void *owner, sr__txn *t, osip_message_t *r) {
   sr_session_ref(s);
   if (code < 200) {
     const char *tag = sr__tag_of(r->to);
-    if (tag && !s->remote_tag) s->remote_tag = strdup(tag);
+    if (tag && !s->remote_tag) s->remote_tag = sr__strdup(tag);
     if (s->cancel_pending == 1) {
       s->cancel_pending = 2;
       send_cancel(s);
@@ -277,19 +277,19 @@ static void on_invite_response(void *owner, sr__txn *t, osip_message_t *r) {
       } else {
         ua->ndialogs++;
         s->dialog->local_cseq = atoi(s->invite->cseq->number);
-        free(s->remote_tag);
-        s->remote_tag = strdup(s->dialog->remote_tag);
+        sr__free(s->remote_tag);
+        s->remote_tag = sr__strdup(s->dialog->remote_tag);
         char *c = NULL;
         if (s->dialog->remote_contact_uri && s->dialog->remote_contact_uri->url)
           sr__uri_to_str(s->dialog->remote_contact_uri->url, &c);
-        s->remote_target = c ? strdup(c) : NULL;
+        s->remote_target = c ? sr__strdup(c) : NULL;
         osip_free(c);
         char *to = NULL;
         sr__uri_to_str(r->to->url, &to);
-        s->remote_identity = to ? strdup(to) : NULL;
+        s->remote_identity = to ? sr__strdup(to) : NULL;
         osip_free(to);
         osip_body_t *b = osip_list_get(&r->bodies, 0);
-        if (b && b->body) s->remote_body = strdup(b->body);
+        if (b && b->body) s->remote_body = sr__strdup(b->body);
         sr__session_update_peer(s);
       }
     }

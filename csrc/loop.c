@@ -108,7 +108,7 @@ void sr__timer_start(sr_ua *ua, sr__timer *t, int64_t delay_ms) {
   }
   if (ua->nheap == ua->capheap) {
     size_t cap = ua->capheap ? ua->capheap * 2 : 64;
-    sr__heap_entry *h = realloc(ua->heap, cap * sizeof *h);
+    sr__heap_entry *h = sr__realloc(ua->heap, cap * sizeof *h);
     if (!h) {
       sr__log(ua, SR_LOG_ERROR, "timer heap: out of memory");
       return;
@@ -151,7 +151,7 @@ static void watch_reap(sr_ua *ua) {
     struct sr__watch *w = *pp;
     if (w->dead) {
       *pp = w->next;
-      free(w);
+      sr__free(w);
     } else {
       pp = &w->next;
     }
@@ -168,7 +168,7 @@ int sr_ua_watch_fd(sr_ua *ua, int fd, sr_fd_cb cb, void *user_data) {
   if (ua->closed) return SR_ECLOSED;
   for (struct sr__watch *w = ua->watches; w; w = w->next)
     if (!w->dead && w->io.fd == fd) return SR_EINVAL;
-  struct sr__watch *w = calloc(1, sizeof *w);
+  struct sr__watch *w = sr__calloc(1, sizeof *w);
   if (!w) return SR_ENOMEM;
   w->io.fd = fd;
   w->io.on_ready = watch_ready;
@@ -178,7 +178,7 @@ int sr_ua_watch_fd(sr_ua *ua, int fd, sr_fd_cb cb, void *user_data) {
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->io};
   if (epoll_ctl(ua->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int e = errno;
-    free(w);
+    sr__free(w);
     switch (e) {
     case ENOMEM: case ENOSPC: return SR_ENOMEM;
     /* The caller's mistakes: a library socket (EEXIST), a regular file

@@ -57,7 +57,7 @@ static int grow(void **arr, int *cap, int need, size_t elem) {
   if (*cap > INT_MAX / 2) return SR_ENOMEM;
   int ncap = *cap ? *cap * 2 : 8;
   if ((size_t)ncap > SIZE_MAX / elem) return SR_ENOMEM;
-  void *p = realloc(*arr, (size_t)ncap * elem);
+  void *p = sr__realloc(*arr, (size_t)ncap * elem);
   if (!p) return SR_ENOMEM;
   *arr = p;
   *cap = ncap;
@@ -69,14 +69,14 @@ static int grow(void **arr, int *cap, int need, size_t elem) {
 static int pair_push(sr__pair **arr, int *n, int *cap, char *name,
                      char *value, int value_expected) {
   if (!name || (value_expected && !value) || *n == INT_MAX) {
-    free(name);
-    free(value);
+    sr__free(name);
+    sr__free(value);
     return SR_ENOMEM;
   }
   void *a = *arr;
   if (grow(&a, cap, *n + 1, sizeof(sr__pair))) {
-    free(name);
-    free(value);
+    sr__free(name);
+    sr__free(value);
     return SR_ENOMEM;
   }
   *arr = a;
@@ -88,10 +88,10 @@ static int pair_push(sr__pair **arr, int *n, int *cap, char *name,
 
 static void pairs_free(sr__pair *p, int n) {
   for (int i = 0; i < n; i++) {
-    free(p[i].name);
-    free(p[i].value);
+    sr__free(p[i].name);
+    sr__free(p[i].value);
   }
-  free(p);
+  sr__free(p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -100,7 +100,7 @@ static void pairs_free(sr__pair *p, int n) {
 
 /* 0, SR_EPARSE (bad or NUL escape) or SR_ENOMEM. */
 static int unescape_n(const char *s, size_t n, char **out) {
-  char *d = malloc(n + 1);
+  char *d = sr__malloc(n + 1);
   if (!d) return SR_ENOMEM;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
@@ -109,13 +109,13 @@ static int unescape_n(const char *s, size_t n, char **out) {
       continue;
     }
     if (n - i < 3) {
-      free(d);
+      sr__free(d);
       return SR_EPARSE;
     }
     int hi = hex_val((unsigned char)s[i + 1]);
     int lo = hex_val((unsigned char)s[i + 2]);
     if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-      free(d);
+      sr__free(d);
       return SR_EPARSE;
     }
     d[k++] = (char)(hi * 16 + lo);
@@ -153,7 +153,7 @@ char *sr__escape_hvalue(const char *in) {
   if (!in) return NULL;
   size_t n = strlen(in);
   if (n > (SIZE_MAX - 1) / 3) return NULL;
-  char *d = malloc(n * 3 + 1);
+  char *d = sr__malloc(n * 3 + 1);
   if (!d) return NULL;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
@@ -176,10 +176,10 @@ char *sr__escape_hvalue(const char *in) {
 
 void sr__uri_clear(struct sr_uri *u) {
   if (!u) return;
-  free(u->text);
-  free(u->scheme);
-  free(u->user);
-  free(u->host);
+  sr__free(u->text);
+  sr__free(u->scheme);
+  sr__free(u->user);
+  sr__free(u->host);
   pairs_free(u->params, u->nparams);
   pairs_free(u->headers, u->nheaders);
   memset(u, 0, sizeof *u);
@@ -238,7 +238,7 @@ static int parse_uri_headers(struct sr_uri *u, const char *p, size_t n) {
     else if (!(value = dupn("", 0)))
       rc = SR_ENOMEM;
     if (rc) {
-      free(name);
+      sr__free(name);
       return rc;
     }
     rc = pair_push(&u->headers, &u->nheaders, &cap, name, value, 1);
@@ -362,8 +362,8 @@ int sr__uri_parse(struct sr_uri *u, const char *text) {
 
 void sr__name_addr_clear(struct sr_name_addr *na) {
   if (!na) return;
-  free(na->text);
-  free(na->display);
+  sr__free(na->text);
+  sr__free(na->display);
   sr__uri_clear(&na->uri);
   pairs_free(na->params, na->nparams);
   memset(na, 0, sizeof *na);
@@ -439,18 +439,18 @@ static int name_addr_parse_n(struct sr_name_addr *na, const char *s,
 
   size_t i;
   if (s[0] == '"') {
-    char *d = malloc(n);
+    char *d = sr__malloc(n);
     if (!d) return SR_ENOMEM;
     size_t k = 0;
     i = 1;
     for (;;) {
       if (i >= n) {
-        free(d);
+        sr__free(d);
         return SR_EPARSE;
       }
       if (s[i] == '\\') {
         if (i + 1 >= n) {
-          free(d);
+          sr__free(d);
           return SR_EPARSE;
         }
         d[k++] = s[i + 1];
@@ -467,7 +467,7 @@ static int name_addr_parse_n(struct sr_name_addr *na, const char *s,
     if (k)
       na->display = d;
     else
-      free(d);
+      sr__free(d);
     while (i < n && is_lws((unsigned char)s[i])) i++;
     if (i >= n || s[i] != '<') return SR_EPARSE;
   } else {
@@ -609,14 +609,14 @@ static int is_list_header(const char *canon) {
 
 void sr__request_clear(struct sr_request *req) {
   if (!req) return;
-  free(req->text);
-  free(req->method);
-  free(req->ruri);
+  sr__free(req->text);
+  sr__free(req->method);
+  sr__free(req->ruri);
   for (int i = 0; i < req->nhdrs; i++) {
-    free(req->hdrs[i].name);
-    free(req->hdrs[i].value);
+    sr__free(req->hdrs[i].name);
+    sr__free(req->hdrs[i].value);
   }
-  free(req->hdrs);
+  sr__free(req->hdrs);
   memset(req, 0, sizeof *req);
 }
 
@@ -643,8 +643,8 @@ static int hdr_push(hdr_builder *b, hdr_name *name, const char *v,
   char *nm = name->own ? name->own : dupn(name->canon, strlen(name->canon));
   char *val = dupn(v, vn);
   if (!nm || !val) {
-    if (nm != name->own) free(nm);
-    free(val);
+    if (nm != name->own) sr__free(nm);
+    sr__free(val);
     return SR_ENOMEM;
   }
   name->own = NULL;
@@ -758,8 +758,8 @@ static int hdr_add(hdr_builder *b, const char *t, size_t ns, size_t ne,
   size_t vn = ve - vs;
   char *val = NULL;
   if (memchr(v, '\n', vn) || memchr(v, '\r', vn)) { /* folded */
-    if (!(val = malloc(ve - vs + 1))) {
-      free(canon);
+    if (!(val = sr__malloc(ve - vs + 1))) {
+      sr__free(canon);
       return SR_ENOMEM;
     }
     vn = unfold(val, t, vs, ve);
@@ -768,8 +768,8 @@ static int hdr_add(hdr_builder *b, const char *t, size_t ns, size_t ne,
   trim_span(&v, &vn);
   int rc = is_list_header(canon) ? hdr_push_list(b, &name, v, vn)
                                  : hdr_push(b, &name, v, vn);
-  free(name.own);
-  free(val);
+  sr__free(name.own);
+  sr__free(val);
   return rc;
 }
 
@@ -945,10 +945,10 @@ int sr__headers_foreach(const char *lines,
   char *buf = dupn(lines, n);
   struct hv {
     const char *name, *value;
-  } *items = calloc(maxl, sizeof *items);
+  } *items = sr__calloc(maxl, sizeof *items);
   if (!buf || !items) {
-    free(buf);
-    free(items);
+    sr__free(buf);
+    sr__free(items);
     return SR_ENOMEM;
   }
   /* First pass: validate every line and cut it in place; nothing is called
@@ -992,8 +992,8 @@ int sr__headers_foreach(const char *lines,
   }
   for (size_t h = 0; rc == 0 && h < count; h++)
     rc = fn(items[h].name, items[h].value, ctx);
-  free(items);
-  free(buf);
+  sr__free(items);
+  sr__free(buf);
   return rc;
 }
 

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include "sipreferral.h"
+#include "alloc.h"
 
 /* One "name[=value]" item: URI parameter, URI header, header parameter. */
 typedef struct sr__pair {

@@ -1,5 +1,6 @@
 /*
- * pool.c — the allocator libosip2 uses: per-thread free lists by size.
+ * pool.c — the allocator libosip2 and the core use: per-thread free lists
+ * by size.
  *
  * Parsing or writing one SIP message makes libosip2 allocate and free a
  * hundred small strings and structs; a transfer, about two thousand. With
@@ -167,6 +168,28 @@ static void *pool_realloc(void *p, size_t size) {
   pool_free(p);
   return q;
 }
+
+void *sr__malloc(size_t size) { return pool_malloc(size); }
+void *sr__realloc(void *p, size_t size) { return pool_realloc(p, size); }
+void sr__free(void *p) { pool_free(p); }
+
+void *sr__calloc(size_t n, size_t size) {
+  if (size && n > SIZE_MAX / size) return NULL;
+  void *p = pool_malloc(n * size);
+  if (p) memset(p, 0, n * size); /* a kept block holds its last use */
+  return p;
+}
+
+char *sr__strndup(const char *s, size_t n) {
+  size_t len = strnlen(s, n);
+  char *d = pool_malloc(len + 1);
+  if (!d) return NULL;
+  memcpy(d, s, len);
+  d[len] = '\0';
+  return d;
+}
+
+char *sr__strdup(const char *s) { return sr__strndup(s, SIZE_MAX); }
 
 /* Another copy of this library in the process (the Lua or Python module
  * next to a program linked with it) may have installed its pool first:

@@ -21,8 +21,8 @@ static void referral_free(sr_referral *r) {
   sr_ua *ua = r->ua;
   sr__request_clear(&r->req);
   sr__name_addr_clear(&r->refer_to);
-  free(r->replaces);
-  free(r->referred_by);
+  sr__free(r->replaces);
+  sr__free(r->referred_by);
   if (r->dlg) osip_dialog_free(r->dlg);
   sr__txn_unref(r->stx);
   sr__txn_unref(r->in_flight);
@@ -30,7 +30,7 @@ static void referral_free(sr_referral *r) {
   sr_session_unref(r->session);
   ua->nreferrals--;
   sr__live_referrals--;
-  free(r);
+  sr__free(r);
   sr__ua_child_del(ua);
 }
 
@@ -261,7 +261,7 @@ static void on_inviter_progress(void *ctx, sr_session *inv, int code,
 static char *inviter_target(sr_referral *r) {
   const struct sr_uri *u = &r->refer_to.uri;
   size_t n = strlen(u->text) + 1;
-  char *t = malloc(n), *q = strchr(u->text, '?');
+  char *t = sr__malloc(n), *q = strchr(u->text, '?');
   if (!t) return NULL;
   size_t len = q ? (size_t)(q - u->text) : strlen(u->text);
   memcpy(t, u->text, len);
@@ -296,17 +296,17 @@ int sr_referral_make_inviter(sr_referral *r, const sr_inviter_options *opts,
     if (f) {
       const char *lt = strchr(f, '<'), *gt = lt ? strchr(lt, '>') : NULL;
       if (lt && gt) {
-        from_rb = strndup(lt, (size_t)(gt - lt + 1));
+        from_rb = sr__strndup(lt, (size_t)(gt - lt + 1));
         rb = from_rb;
       }
     }
   }
   size_t n = strlen(extra) + (r->replaces ? strlen(r->replaces) : 0) +
              (rb ? strlen(rb) : 0) + 64;
-  char *headers = malloc(n);
+  char *headers = sr__malloc(n);
   if (!headers) {
-    free(target);
-    free(from_rb);
+    sr__free(target);
+    sr__free(from_rb);
     return SR_ENOMEM;
   }
   size_t el = strlen(extra);
@@ -317,15 +317,15 @@ int sr_referral_make_inviter(sr_referral *r, const sr_inviter_options *opts,
                   r->replaces);
   if (rb)
     snprintf(headers + k, n - (size_t)k, "%sReferred-By: %s", k ? "\r\n" : "", rb);
-  free(from_rb);
+  sr__free(from_rb);
   sr_inviter_options o;
   sr_inviter_options_init(&o);
   if (opts) o = *opts;
   o.extra_headers = headers;
   sr_session *inv;
   int rc = sr_ua_make_inviter(r->ua, target, &o, &inv);
-  free(target);
-  free(headers);
+  sr__free(target);
+  sr__free(headers);
   if (rc < 0) return rc;
   r->inviter = inv; /* the referral's reference */
   if (r->core_ref) { /* a subscription to report to */
@@ -455,9 +455,9 @@ static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
     *why = "Bad Replaces";
     return 400;
   }
-  if (rep && !(r->replaces = strdup(rep))) return 500;
+  if (rep && !(r->replaces = sr__strdup(rep))) return 500;
   int nrb = sr_request_header_count(&r->req, "referred-by");
-  if (nrb > 0 && !(r->referred_by = strdup(sr_request_header(&r->req, "referred-by", 0))))
+  if (nrb > 0 && !(r->referred_by = sr__strdup(sr_request_header(&r->req, "referred-by", 0))))
     return 500;
   const char *rs = sr_request_header(&r->req, "refer-sub", 0);
   r->refer_sub = !(rs && strcasecmp(rs, "false") == 0);
@@ -471,7 +471,7 @@ static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
 
 void sr__referral_incoming(sr_ua *ua, sr_session *s, sr__txn *t,
                            osip_message_t *req) {
-  sr_referral *r = calloc(1, sizeof *r);
+  sr_referral *r = sr__calloc(1, sizeof *r);
   if (!r) {
     sr__ua_reply(ua, t, 500, NULL, NULL);
     return;

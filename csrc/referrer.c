@@ -30,7 +30,7 @@ void sr_referrer_unref(sr_referrer *r) {
   if (r->refer) osip_message_free(r->refer);
   ua->nreferrers--;
   sr__live_referrers--;
-  free(r);
+  sr__free(r);
   sr__ua_child_del(ua);
 }
 
@@ -142,7 +142,7 @@ static int send_refer(sr_session *s, const char *refer_to,
     osip_message_free(m);
     return rc;
   }
-  sr_referrer *r = calloc(1, sizeof *r);
+  sr_referrer *r = sr__calloc(1, sizeof *r);
   if (!r) {
     osip_message_free(m);
     return SR_ENOMEM;
@@ -177,11 +177,11 @@ int sr_session_refer(sr_session *s, const char *target,
   int ok = osip_uri_init(&u) == 0 && osip_uri_parse(u, target) == 0 && u->scheme;
   if (u) osip_uri_free(u);
   if (!ok) return SR_EINVAL;
-  char *rt = malloc(strlen(target) + 3);
+  char *rt = sr__malloc(strlen(target) + 3);
   if (!rt) return SR_ENOMEM;
   sprintf(rt, "<%s>", target);
   int rc = send_refer(s, rt, opts, d, user_data, out);
-  free(rt);
+  sr__free(rt);
   return rc;
 }
 
@@ -197,24 +197,24 @@ int sr_session_refer_session(sr_session *s, sr_session *other,
    * (RFC 3891 §3): to-tag is theirs, from-tag ours. */
   size_t n = strlen(other->call_id) + strlen(other->remote_tag) +
              strlen(other->local_tag) + 32;
-  char *rep = malloc(n);
+  char *rep = sr__malloc(n);
   if (!rep) return SR_ENOMEM;
   snprintf(rep, n, "%s;to-tag=%s;from-tag=%s", other->call_id,
            other->remote_tag, other->local_tag);
   char *esc = sr__escape_hvalue(rep);
-  free(rep);
+  sr__free(rep);
   if (!esc) return SR_ENOMEM;
   size_t tn = strlen(other->remote_target) + strlen(esc) + 16;
-  char *rt = malloc(tn);
+  char *rt = sr__malloc(tn);
   if (!rt) {
-    free(esc);
+    sr__free(esc);
     return SR_ENOMEM;
   }
   snprintf(rt, tn, "<%s%sReplaces=%s>", other->remote_target,
            strchr(other->remote_target, '?') ? "&" : "?", esc);
-  free(esc);
+  sr__free(esc);
   int rc = send_refer(s, rt, opts, d, user_data, out);
-  free(rt);
+  sr__free(rt);
   return rc;
 }
 
@@ -252,7 +252,7 @@ int sr__referrer_incoming_notify(sr_session *s, sr__txn *t,
     return 0;
   }
   const char *state = sr_request_header(&v, "subscription-state", 0);
-  char *st = strdup(state ? state : "");
+  char *st = sr__strdup(state ? state : "");
   int code = 0;
   char *reason = NULL;
   if (sr__sipfrag_parse(v.body, v.body_len, &code, &reason) < 0) code = 0;
@@ -269,7 +269,7 @@ int sr__referrer_incoming_notify(sr_session *s, sr__txn *t,
     close_referrer(r, 0);
   }
   sr_referrer_unref(r);
-  free(st);
-  free(reason);
+  sr__free(st);
+  sr__free(reason);
   return 1;
 }

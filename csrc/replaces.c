@@ -37,11 +37,11 @@ int sr__replaces_match(sr_ua *ua, osip_message_t *invite,
   /* the position argument is where the search starts */
   if (osip_message_header_get_byname(invite, "replaces", pos + 1, &again) >= 0)
     return 400; /* more than one */
-  char *v = strdup(h->hvalue), *cid, *to, *from;
+  char *v = sr__strdup(h->hvalue), *cid, *to, *from;
   int early;
   if (!v) return 500;
   if (parse(v, &cid, &to, &from, &early) < 0) {
-    free(v);
+    sr__free(v);
     return 400;
   }
   /* to-tag is our local tag, from-tag the peer's. */
@@ -58,6 +58,6 @@ int sr__replaces_match(sr_ua *ua, osip_message_t *invite,
   } else {
     *replaced = s;
   }
-  free(v);
+  sr__free(v);
   return code;
 }

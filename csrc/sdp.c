@@ -41,7 +41,7 @@ char *sr__sdp_default(const char *ip, unsigned long session_id) {
                              "a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
   size_t len = (sizeof head - 1) + 2 * idn + 1 + 8 + n + (sizeof mid - 1) +
                7 + n + (sizeof tail - 1);
-  char *out = malloc(len + 1), *p = out;
+  char *out = sr__malloc(len + 1), *p = out;
 #define PUT(s, k) (memcpy(p, (s), (k)), p += (k))
   if (!out) return NULL;
   PUT(head, sizeof head - 1);

@@ -24,7 +24,7 @@ const char *sr_session_state_name(sr_session_state st) {
 
 int sr__session_new(sr_ua *ua, sr_session_role role, sr_session **out) {
   if (ua->nsessions >= ua->opt.max_sessions) return SR_ELIMIT;
-  sr_session *s = calloc(1, sizeof *s);
+  sr_session *s = sr__calloc(1, sizeof *s);
   if (!s) return SR_ENOMEM;
   s->refs = 1;
   s->ua = ua;
@@ -43,17 +43,17 @@ sr_session *sr_session_ref(sr_session *s) {
 
 static void session_free(sr_session *s) {
   sr_ua *ua = s->ua;
-  free(s->call_id);
-  free(s->local_tag);
-  free(s->remote_tag);
-  free(s->remote_target);
-  free(s->remote_identity);
-  free(s->remote_body);
-  free(s->target);
-  free(s->iopt_headers);
-  free(s->iopt_body);
-  free(s->iopt_ctype);
-  free(s->iopt_display);
+  sr__free(s->call_id);
+  sr__free(s->local_tag);
+  sr__free(s->remote_tag);
+  sr__free(s->remote_target);
+  sr__free(s->remote_identity);
+  sr__free(s->remote_body);
+  sr__free(s->target);
+  sr__free(s->iopt_headers);
+  sr__free(s->iopt_body);
+  sr__free(s->iopt_ctype);
+  sr__free(s->iopt_display);
   if (s->invite) osip_message_free(s->invite);
   osip_free(s->ack);
   osip_free(s->answer);
@@ -62,7 +62,7 @@ static void session_free(sr_session *s) {
     ua->ndialogs--;
   }
   sr__request_clear(&s->request);
-  free(s->request_raw);
+  sr__free(s->request_raw);
   if (s->referred_session) {
     if (s->referred_session->referral_inviter == s)
       s->referred_session->referral_inviter = NULL;
@@ -76,7 +76,7 @@ static void session_free(sr_session *s) {
   sr__txn_unref(s->ist);
   ua->nsessions--;
   sr__live_sessions--;
-  free(s);
+  sr__free(s);
   sr__ua_child_del(ua);
 }
 
@@ -405,7 +405,7 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
       char *sdp = sr__sdp_default(sr_ua_local_host(ua, s->tp), 1);
       sr__add_common(ua, resp, s->tp, s->peer.addr.ss_family, 1);
       sr__set_body(resp, sdp, "application/sdp");
-      free(sdp);
+      sr__free(sdp);
       sr__txn_respond(t, resp);
     }
   } else if (strcmp(m, "INFO") == 0 || strcmp(m, "OPTIONS") == 0 ||

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 static inline int is_alpha(int c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
@@ -41,7 +43,7 @@ static inline int is_token(int c) {
 /* A NUL-terminated copy of s[0..n), or NULL. */
 static inline char *dupn(const char *s, size_t n) {
   if (n == SIZE_MAX) return NULL;
-  char *d = malloc(n + 1);
+  char *d = sr__malloc(n + 1);
   if (!d) return NULL;
   if (n) memcpy(d, s, n);
   d[n] = '\0';

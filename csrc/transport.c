@@ -284,9 +284,9 @@ static void conn_reject(sr__conn *c, const char *why) {
 }
 
 static void conn_free(sr__conn *c) {
-  free(c->rbuf);
-  free(c->wbuf);
-  free(c);
+  sr__free(c->rbuf);
+  sr__free(c->wbuf);
+  sr__free(c);
 }
 
 void sr__transport_reap(sr_ua *ua) {
@@ -460,7 +460,7 @@ static void conn_ready(sr__io *io, uint32_t events) {
           conn_close(c, "receive buffer full");
           return;
         }
-        char *nb = realloc(c->rbuf, cap);
+        char *nb = sr__realloc(c->rbuf, cap);
         if (!nb) {
           conn_close(c, "out of memory");
           return;
@@ -489,7 +489,7 @@ static void conn_ready(sr__io *io, uint32_t events) {
 
 static sr__conn *conn_new(sr_ua *ua, int fd, const struct sockaddr_storage *a,
                           socklen_t alen, int connecting) {
-  sr__conn *c = calloc(1, sizeof *c);
+  sr__conn *c = sr__calloc(1, sizeof *c);
   if (!c) return NULL;
   /* SIP messages are small and request/response paced: Nagle would hold
    * each one back waiting for an ACK. */
@@ -506,7 +506,7 @@ static sr__conn *conn_new(sr_ua *ua, int fd, const struct sockaddr_storage *a,
   c->last_activity = sr__now_ms();
   sr__timer_init(&c->idle, conn_idle, c);
   if (sr__io_add(ua, &c->io, EPOLLIN | (connecting ? EPOLLOUT : 0)) < 0) {
-    free(c);
+    sr__free(c);
     return NULL;
   }
   c->next = ua->conns;
@@ -564,7 +564,7 @@ static int conn_write(sr__conn *c, const char *data, size_t len) {
   if (c->wlen + len > c->wcap) {
     size_t cap = c->wcap ? c->wcap : 4096;
     while (cap < c->wlen + len) cap *= 2;
-    char *nb = realloc(c->wbuf, cap);
+    char *nb = sr__realloc(c->wbuf, cap);
     if (!nb) return SR_ENOMEM;
     c->wbuf = nb;
     c->wcap = cap;
@@ -658,7 +658,7 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
   struct sockaddr_storage bound;
   socklen_t bl = sizeof bound;
   getsockname(fd, (struct sockaddr *)&bound, &bl);
-  sr__listener *l = calloc(1, sizeof *l);
+  sr__listener *l = sr__calloc(1, sizeof *l);
   if (!l) {
     close(fd);
     return SR_ENOMEM;
@@ -683,12 +683,12 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
   if (cn < 0 || (size_t)cn >= sizeof l->contact) {
     sr__log(ua, SR_LOG_ERROR, "the UA's user name is too long for a Contact");
     close(fd);
-    free(l);
+    sr__free(l);
     return SR_EINVAL;
   }
   if (sr__io_add(ua, &l->io, EPOLLIN) < 0) {
     close(fd);
-    free(l);
+    sr__free(l);
     return SR_EIO;
   }
   ua->listeners[ua->nlisteners++] = l;
@@ -702,7 +702,7 @@ void sr__transport_close_all(sr_ua *ua) {
     sr__listener *l = ua->listeners[i];
     sr__io_del(ua, &l->io);
     close(l->io.fd);
-    free(l);
+    sr__free(l);
   }
   ua->nlisteners = 0;
   for (sr__conn *c = ua->conns; c; c = c->next) conn_close(c, NULL);

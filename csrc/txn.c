@@ -36,7 +36,7 @@ static char *make_key(int server, osip_message_t *m, const char *method,
   const char *host = via->host ? via->host : "", *port = via->port ? via->port : "";
   size_t n = strlen(branch) + strlen(method) + 4 +
              (server ? strlen(host) + strlen(port) + 2 : 0);
-  char *k = n <= cap ? buf : malloc(n);
+  char *k = n <= cap ? buf : sr__malloc(n);
   if (!k) return NULL;
   char *p = k;
   *p++ = server ? 'S' : 'C';
@@ -56,7 +56,7 @@ static char *make_key(int server, osip_message_t *m, const char *method,
 enum { KEY_BUF = 256 };
 
 static void free_key(char *k, const char *buf) {
-  if (k != buf) free(k);
+  if (k != buf) sr__free(k);
 }
 
 sr__txn *sr__txn_ref(sr__txn *t) {
@@ -68,8 +68,8 @@ void sr__txn_unref(sr__txn *t) {
   if (!t || --t->refs > 0) return;
   if (t->req) osip_message_free(t->req);
   osip_free(t->wire);
-  free(t->key);
-  free(t);
+  sr__free(t->key);
+  sr__free(t);
 }
 
 void sr__txn_detach(sr__txn *t) {
@@ -258,12 +258,12 @@ void sr__txn_system_free(sr_ua *ua) {
 /* `key` is the index key the caller computed (copied). */
 static sr__txn *txn_new(sr_ua *ua, osip_fsm_type_t type, int server,
                         const sr__peer *peer, const char *key) {
-  sr__txn *t = calloc(1, sizeof *t);
+  sr__txn *t = sr__calloc(1, sizeof *t);
   if (!t) return NULL;
   t->kind = type;
-  t->key = strdup(key);
+  t->key = sr__strdup(key);
   if (!t->key) {
-    free(t);
+    sr__free(t);
     return NULL;
   }
   t->ua = ua;

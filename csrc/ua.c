@@ -37,20 +37,20 @@ void sr_ua_options_init(sr_ua_options *o) {
   o->udp_receive_buffer = 4 << 20;
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) { return s ? sr__strdup(s) : NULL; }
 
 static void ua_free_memory(sr_ua *ua) {
-  free(ua->uri);
-  free(ua->display_name);
-  free(ua->user_agent);
-  free(ua->username);
-  free(ua->password);
-  free(ua->schemes);
+  sr__free(ua->uri);
+  sr__free(ua->display_name);
+  sr__free(ua->user_agent);
+  sr__free(ua->username);
+  sr__free(ua->password);
+  sr__free(ua->schemes);
   if (ua->identity) osip_uri_free(ua->identity);
-  free(ua->heap);
-  free(ua->rxbuf);
+  sr__free(ua->heap);
+  sr__free(ua->rxbuf);
   sr__hash_free(&ua->sessions);
-  free(ua);
+  sr__free(ua);
 }
 
 int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
@@ -63,7 +63,7 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
     osip_uri_free(id);
     return SR_EINVAL;
   }
-  sr_ua *ua = calloc(1, sizeof *ua);
+  sr_ua *ua = sr__calloc(1, sizeof *ua);
   if (!ua) {
     osip_uri_free(id);
     return SR_ENOMEM;
@@ -83,13 +83,13 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   if (ua->opt.max_message_size < 1024) ua->opt.max_message_size = 65536;
   char uabuf[64];
   snprintf(uabuf, sizeof uabuf, "sipreferral/%s", SR_VERSION);
-  ua->uri = strdup(opts->uri);
+  ua->uri = sr__strdup(opts->uri);
   ua->display_name = dup_or_null(opts->display_name);
-  ua->user_agent = strdup(opts->user_agent ? opts->user_agent : uabuf);
+  ua->user_agent = sr__strdup(opts->user_agent ? opts->user_agent : uabuf);
   ua->username = dup_or_null(opts->username);
   ua->password = dup_or_null(opts->password);
-  ua->schemes = strdup(opts->allowed_schemes ? opts->allowed_schemes : "sip,sips");
-  ua->rxbuf = malloc(ua->opt.max_message_size + 2);
+  ua->schemes = sr__strdup(opts->allowed_schemes ? opts->allowed_schemes : "sip,sips");
+  ua->rxbuf = sr__malloc(ua->opt.max_message_size + 2);
   ua->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (!ua->uri || !ua->user_agent || !ua->schemes || !ua->rxbuf ||
       ua->epfd < 0 || sr__txn_system_init(ua) < 0) {
@@ -323,7 +323,7 @@ static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
   if (too_many) return;
   /* Each copied line grows by at most its canonical name and a tag. */
   size_t cap = len + 1024, n;
-  char *out = malloc(cap), tag[12];
+  char *out = sr__malloc(cap), tag[12];
   if (!out) return;
   n = (size_t)snprintf(out, cap, "SIP/2.0 400 Bad Request\r\n");
   for (int h = 0; h < 5; h++) {
@@ -353,7 +353,7 @@ static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
   sr__peer to = *from;
   sr__transport_send(ua, &to, out, n);
 drop:
-  free(out);
+  sr__free(out);
 }
 
 static const char *missing_header(osip_message_t *m) {

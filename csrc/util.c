@@ -64,7 +64,7 @@ void *sr__hash_next(void *obj, size_t off, sr__key_fn key, const char *k) {
 
 static int grow(sr__hash *h, size_t off, sr__key_fn key) {
   size_t nb = h->nbuckets ? h->nbuckets * 2 : 64;
-  void **b = calloc(nb, sizeof *b);
+  void **b = sr__calloc(nb, sizeof *b);
   if (!b) return SR_ENOMEM;
   for (size_t i = 0; i < h->nbuckets; i++) {
     void *o = h->buckets[i];
@@ -76,7 +76,7 @@ static int grow(sr__hash *h, size_t off, sr__key_fn key) {
       o = next;
     }
   }
-  free(h->buckets);
+  sr__free(h->buckets);
   h->buckets = b;
   h->nbuckets = nb;
   return 0;
@@ -107,7 +107,7 @@ void sr__hash_remove(sr__hash *h, size_t off, sr__key_fn key, void *obj) {
 }
 
 void sr__hash_free(sr__hash *h) {
-  free(h->buckets);
+  sr__free(h->buckets);
   h->buckets = NULL;
   h->nbuckets = h->count = 0;
 }

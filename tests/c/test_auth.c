@@ -49,7 +49,7 @@ static void test_rfc2617_vector(void) {
             "opaque=\"5ccc069c403ebaf9f0171e9517f40e41\", qop=auth, "
             "nc=00000001, cnonce=\"0a4f113b\"");
   CHECK_STR(param(out, "response"), "6629fae49393a05397450978507c4ef1");
-  free(out);
+  sr__free(out);
 
   /* the same without qop (RFC 2069 compatibility):
    * MD5(HA1 ":" nonce ":" HA2) */
@@ -64,7 +64,7 @@ static void test_rfc2617_vector(void) {
                  "response=\"670fd8c2df070c60b045671b8b24ff02\", "
                  "algorithm=MD5");
   CHECK(strstr(out, "cnonce") == NULL && strstr(out, "qop") == NULL);
-  free(out);
+  sr__free(out);
 }
 
 static void test_sip_vectors(void) {
@@ -79,7 +79,7 @@ static void test_sip_vectors(void) {
   CHECK_STR(param(out, "realm"), "biloxi.com");
   CHECK_STR(param(out, "nonce"), "abc123");
   CHECK(strstr(out, "opaque") == NULL);
-  free(out);
+  sr__free(out);
 
   /* quoted-pair unescaping in the challenge, escaping in the output, nc in
    * hex, a nonce with a comma inside quotes, unquoted qop */
@@ -92,7 +92,7 @@ static void test_sip_vectors(void) {
   CHECK(strstr(out, "nonce=\"n,1\"") != NULL);
   CHECK(strstr(out, "response=\"c193935222280c4191fa913caf84176e\"") != NULL);
   CHECK(strstr(out, ", qop=auth, nc=00000002, cnonce=\"c1\"") != NULL);
-  free(out);
+  sr__free(out);
 
   /* nc formatting */
   out = NULL;
@@ -100,7 +100,7 @@ static void test_sip_vectors(void) {
                               "BYE", "sip:x", "u", "p", 0xabcdefu, "c",
                               &out) == 0);
   CHECK_STR(param(out, "nc"), "00abcdef");
-  free(out);
+  sr__free(out);
 }
 
 static void test_random_cnonce(void) {
@@ -119,8 +119,8 @@ static void test_random_cnonce(void) {
   snprintf(ca, sizeof ca, "%s", param(a, "response"));
   snprintf(cb, sizeof cb, "%s", param(b, "response"));
   CHECK(strcmp(ca, cb) != 0);
-  free(a);
-  free(b);
+  sr__free(a);
+  sr__free(b);
 }
 
 static void test_digest_errors(void) {
@@ -209,7 +209,7 @@ static void test_digest_errors(void) {
   out = NULL;
   CHECK_INT(sr__digest_response(c, "GET", "/", "u", "p", 1, "c", &out), 0);
   CHECK(out && strlen(out) > big);
-  free(out);
+  sr__free(out);
   c[k] = '\0';
   out = (char *)"untouched";
   CHECK_INT(sr__digest_response(c, "GET", "/", "u", "p", 1, "c", &out),
@@ -232,20 +232,20 @@ static void test_sdp_default(void) {
                "m=audio 9 RTP/AVP 0\r\n"
                "a=rtpmap:0 PCMU/8000\r\n"
                "a=sendrecv\r\n");
-  free(s);
+  sr__free(s);
   s = sr__sdp_default("2001:db8::1", 7);
   CHECK(s && strstr(s, "o=- 7 7 IN IP6 2001:db8::1\r\n") != NULL);
   CHECK(s && strstr(s, "c=IN IP6 2001:db8::1\r\n") != NULL);
-  free(s);
+  sr__free(s);
   s = sr__sdp_default("[::1]", 1);
   CHECK(s && strstr(s, "c=IN IP6 ::1\r\n") != NULL);
-  free(s);
+  sr__free(s);
   s = sr__sdp_default("10.0.0.1", 0);
   CHECK(s && strstr(s, "o=- 0 0 IN IP4 10.0.0.1\r\n") != NULL);
-  free(s);
+  sr__free(s);
   s = sr__sdp_default("10.0.0.1", 18446744073709551615UL);
   CHECK(s && strstr(s, "o=- 18446744073709551615 18446744073709551615 IN") != NULL);
-  free(s);
+  sr__free(s);
   CHECK(sr__sdp_default(NULL, 1) == NULL);
   CHECK(sr__sdp_default("", 1) == NULL);
   CHECK(sr__sdp_default("1.2.3.4\r\na=evil", 1) == NULL);

@@ -246,10 +246,10 @@ static void test_uri_hostile(void) {
 static void test_escapes(void) {
   char *s = sr__unescape("a%20b%3d%3Dc%25");
   CHECK_STR(s, "a b==c%");
-  free(s);
+  sr__free(s);
   s = sr__unescape("");
   CHECK_STR(s, "");
-  free(s);
+  sr__free(s);
   CHECK(sr__unescape("%zz") == NULL);
   CHECK(sr__unescape("%4") == NULL);
   CHECK(sr__unescape("abc%") == NULL);
@@ -262,17 +262,17 @@ static void test_escapes(void) {
   /* and back */
   char *back = sr__unescape(s);
   CHECK_STR(back, "12345@192.168.118.3;to-tag=12345;from-tag=5FFE-3994");
-  free(back);
-  free(s);
+  sr__free(back);
+  sr__free(s);
   s = sr__escape_hvalue("a b&c%d\"e<f>g,h\r\n[i]/?:+$-_.!~*'()");
   CHECK_STR(s, "a%20b%26c%25d%22e%3Cf%3Eg%2Ch%0D%0A[i]/?:+$-_.!~*'()");
-  free(s);
+  sr__free(s);
   s = sr__escape_hvalue("\xc3\xa9");
   CHECK_STR(s, "%C3%A9");
-  free(s);
+  sr__free(s);
   s = sr__escape_hvalue("");
   CHECK_STR(s, "");
-  free(s);
+  sr__free(s);
   CHECK(sr__escape_hvalue(NULL) == NULL);
 
   /* round trip of every non-NUL byte */
@@ -283,8 +283,8 @@ static void test_escapes(void) {
   REQUIRE(s != NULL);
   back = sr__unescape(s);
   CHECK(back && strcmp(back, all) == 0);
-  free(back);
-  free(s);
+  sr__free(back);
+  sr__free(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -803,7 +803,7 @@ static void test_sipfrag(void) {
   REQUIRE(sr__sipfrag_parse(b1, sizeof b1 - 1, &code, &reason) == 0);
   CHECK_INT(code, 200);
   CHECK_STR(reason, "OK");
-  free(reason);
+  sr__free(reason);
   reason = NULL;
 
   /* no trailing CRLF, and the buffer is not NUL-terminated */
@@ -815,13 +815,13 @@ static void test_sipfrag(void) {
   REQUIRE(sr__sipfrag_parse(heap, sizeof b2, &code, &reason) == 0);
   CHECK_INT(code, 180);
   CHECK_STR(reason, "Ringing");
-  free(reason);
+  sr__free(reason);
   reason = NULL;
   /* prefix "SIP/2.0 180" alone */
   REQUIRE(sr__sipfrag_parse(heap, 11, &code, &reason) == 0);
   CHECK_INT(code, 180);
   CHECK_STR(reason, "");
-  free(reason);
+  sr__free(reason);
   reason = NULL;
   for (size_t n = 0; n < 11; n++)
     CHECK_INT(sr__sipfrag_parse(heap, n, &code, &reason), SR_EPARSE);
@@ -831,16 +831,16 @@ static void test_sipfrag(void) {
           0);
   CHECK_INT(code, 603);
   CHECK_STR(reason, "Decline");
-  free(reason);
+  sr__free(reason);
   reason = NULL;
   REQUIRE(sr__sipfrag_parse("\r\nSIP/2.0 100 Trying", 20, &code, &reason) == 0);
   CHECK_INT(code, 100);
-  free(reason);
+  sr__free(reason);
   reason = NULL;
   REQUIRE(sr__sipfrag_parse("SIP/2.0 486 Busy Here\r", 22, &code, &reason) ==
           0);
   CHECK_STR(reason, "Busy Here");
-  free(reason);
+  sr__free(reason);
   reason = NULL;
 
   static const char *const bad[] = {

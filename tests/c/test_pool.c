@@ -4,7 +4,8 @@
  * size class, message buffers (1-16 KiB) included;
  * realloc keeps the bytes; large blocks, blocks freed on another thread
  * (whose kept blocks go back at its end), and a plain malloc'd block
- * handed to osip_free all work. Run under ASan and valgrind as well
+ * handed to osip_free all work; the core's own blocks (sr__malloc and
+ * the rest) come from the same pool. Run under ASan and valgrind as well
  * (nothing is kept under ASan; the reuse checks are skipped there).
  */
 #include <pthread.h>
@@ -163,6 +164,45 @@ static void test_many_messages(void) {
   }
 }
 
+static void test_core_blocks(void) {
+  /* calloc zeroes a reused block, whatever its last use left in it */
+  char *p = sr__malloc(60);
+  REQUIRE(p);
+  memset(p, 'x', 60);
+  sr__free(p);
+  unsigned char *z = sr__calloc(6, 10);
+  REQUIRE(z);
+  if (KEEPS) CHECK((char *)z == p);
+  size_t nonzero = 0;
+  for (int i = 0; i < 60; i++) nonzero += z[i] != 0;
+  CHECK_INT(nonzero, 0);
+  /* shared with libosip2: either side frees the other's blocks */
+  osip_free(z);
+  char *o = osip_malloc(8);
+  REQUIRE(o);
+  sr__free(o);
+  CHECK(sr__calloc(SIZE_MAX / 2, 3) == NULL); /* n * size overflows */
+  char *d = sr__strndup("abcdef", 3), *e = sr__strndup("ab", 10);
+  char *f = sr__strdup("");
+  REQUIRE(d && e && f);
+  CHECK_STR(d, "abc");
+  CHECK_STR(e, "ab");
+  CHECK_STR(f, "");
+  char *g = sr__realloc(d, 2000);
+  REQUIRE(g);
+  CHECK_STR(g, "abc");
+  sr__free(g);
+  sr__free(e);
+  sr__free(f);
+  sr__free(NULL);
+  /* sr__free takes a glibc block too (see test_foreign_block for why
+   * not under the sanitizers or valgrind) */
+  if (!KEEPS || RUNNING_ON_VALGRIND) return;
+  char *plain = strdup("a glibc block");
+  REQUIRE(plain);
+  sr__free(plain);
+}
+
 int main(void) {
   RUN(test_installed);
   RUN(test_reuse_by_class);
@@ -172,5 +212,6 @@ int main(void) {
   RUN(test_other_thread);
   RUN(test_foreign_block);
   RUN(test_many_messages);
+  RUN(test_core_blocks);
   return DONE();
 }

@@ -138,13 +138,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   char *un = sr__unescape(s);
   fp_sink += fp_len(un);
-  free(un);
+  sr__free(un);
   char *esc = sr__escape_hvalue(s);
   if (!esc) abort();
   char *back = sr__unescape(esc);
   if (!back || strcmp(back, s) != 0) abort(); /* escaping must round-trip */
-  free(back);
-  free(esc);
+  sr__free(back);
+  sr__free(esc);
 
   struct sr_request q;
   if (sr__request_init(&q, (const char *)data, size) == 0) {
@@ -156,7 +156,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *reason = NULL;
   if (sr__sipfrag_parse((const char *)data, size, &code, &reason) == 0) {
     if (code < 100 || code > 699 || !reason) abort();
-    free(reason);
+    sr__free(reason);
   }
   sr__headers_foreach(s, fp_header, NULL);
   char canon[40];
@@ -165,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *auth = NULL;
   if (sr__digest_response(s, "INVITE", "sip:bob@127.0.0.1", "alice", "secret", 1,
                           "0a4f113b", &auth) == 0)
-    free(auth);
+    sr__free(auth);
 
   fp_replaces(s, size);
   free(s);
