@@ -1,7 +1,15 @@
 /*
- * challenge.c — answering a 401/407 (RFC 3261 §22.2): the same request
- * again with a new branch, the next CSeq, and (Proxy-)Authorization from
- * the UA's credentials. Used for INVITE and REFER.
+ * challenge.c — answering a 401/407 (RFC 3261 §22.2, §22.3): the same
+ * request again with a new branch, the next CSeq, and (Proxy-)Authorization
+ * from the UA's credentials. Used for INVITE and REFER.
+ *
+ * Every challenge in the response gets its answer: a forked request may
+ * come back with one per proxy, and a server may offer algorithms we do
+ * not do (SHA-256 first, RFC 8760) next to one we do. The request keeps
+ * what it already carried for the realms not challenged now (a second
+ * proxy on the path challenges after the first accepted), and drops its
+ * answers for a realm challenged again (a stale nonce, a wrong password:
+ * the caller bounds the retries).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,32 +17,66 @@
 
 #include "internal.h"
 
+/* A realm as libosip2 keeps it, quotes included or not. */
+static int same_realm(const char *a, const char *b) {
+  if (!a || !b) return 0;
+  size_t la = strlen(a), lb = strlen(b);
+  if (la >= 2 && a[0] == '"' && a[la - 1] == '"') a++, la -= 2;
+  if (lb >= 2 && b[0] == '"' && b[lb - 1] == '"') b++, lb -= 2;
+  return la == lb && memcmp(a, b, la) == 0;
+}
+
+static int challenged(osip_list_t *chs, const char *realm) {
+  for (int i = 0; i < osip_list_size(chs); i++)
+    if (same_realm(osip_www_authenticate_get_realm(osip_list_get(chs, i)),
+                   realm))
+      return 1;
+  return 0;
+}
+
+/* Drops the credentials m carries for a realm that chs challenges. */
+static void drop_answered(osip_list_t *auths, osip_list_t *chs) {
+  for (int i = 0; i < osip_list_size(auths);) {
+    osip_authorization_t *a = osip_list_get(auths, i);
+    if (challenged(chs, osip_authorization_get_realm(a))) {
+      osip_list_remove(auths, i);
+      osip_authorization_free(a);
+    } else {
+      i++;
+    }
+  }
+}
+
+/* Adds m's answer to challenge ch: 0, SR_ENOMEM, or the reason it cannot
+ * be answered (SR_EINVAL for an algorithm we do not do, SR_EPARSE). */
+static int answer_one(sr_ua *ua, osip_message_t *m, osip_www_authenticate_t *ch,
+                      int proxy, const char *uri) {
+  char *chs = NULL, *value = NULL;
+  osip_www_authenticate_to_str(ch, &chs);
+  if (!chs) return SR_ENOMEM;
+  int rc = sr__digest_response(chs, m->sip_method, uri, ua->username,
+                               ua->password, 1, NULL, &value);
+  osip_free(chs);
+  if (rc == 0 && (proxy ? osip_message_set_proxy_authorization(m, value)
+                        : osip_message_set_authorization(m, value)) != 0)
+    rc = SR_ENOMEM;
+  sr__free(value);
+  return rc;
+}
+
 int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
                          osip_message_t *resp, int cseq, sr_transport tp,
                          int family, osip_message_t **out) {
   if (!ua->username || !ua->password) return SR_EINVAL;
   int proxy = resp->status_code == 407;
-  void *ch = osip_list_get(proxy ? &resp->proxy_authenticates
-                                 : &resp->www_authenticates, 0);
-  char *chs = NULL, *uri = NULL, *value = NULL;
-  if (!ch) return SR_EPARSE;
-  if (proxy) osip_proxy_authenticate_to_str(ch, &chs);
-  else osip_www_authenticate_to_str(ch, &chs);
-  if (!chs) return SR_ENOMEM;
-  osip_uri_to_str(req->req_uri, &uri);
-  int rc = uri ? sr__digest_response(chs, req->sip_method, uri, ua->username,
-                                     ua->password, 1, NULL, &value)
-               : SR_ENOMEM;
-  osip_free(chs);
-  osip_free(uri);
-  if (rc < 0) {
-    sr__log(ua, SR_LOG_WARNING, "cannot answer the %d challenge: %s",
-            resp->status_code, sr_strerror(rc));
-    return rc;
-  }
+  osip_list_t *chs = proxy ? &resp->proxy_authenticates : &resp->www_authenticates;
+  if (osip_list_size(chs) <= 0) return SR_EPARSE;
+  char *uri = NULL;
   osip_message_t *m;
+  osip_uri_to_str(req->req_uri, &uri);
+  if (!uri) return SR_ENOMEM;
   if (osip_message_clone(req, &m) != 0) {
-    sr__free(value);
+    osip_free(uri);
     return SR_ENOMEM;
   }
   char num[16];
@@ -47,15 +89,21 @@ int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
     osip_list_remove(&m->vias, 0);
     osip_via_free(v);
   }
-  /* Drop credentials answering an earlier challenge. */
-  osip_list_special_free(proxy ? &m->proxy_authorizations : &m->authorizations,
-                         proxy ? (void (*)(void *))osip_proxy_authorization_free
-                               : (void (*)(void *))osip_authorization_free);
-  rc = sr__add_via(ua, m, tp, family);
-  if (rc == 0 && (proxy ? osip_message_set_proxy_authorization(m, value)
-                         : osip_message_set_authorization(m, value)) != 0)
-    rc = SR_ENOMEM;
-  sr__free(value);
+  drop_answered(proxy ? &m->proxy_authorizations : &m->authorizations, chs);
+  int rc = 0, answered = 0;
+  for (int i = 0; i < osip_list_size(chs) && rc != SR_ENOMEM; i++) {
+    osip_www_authenticate_t *ch = osip_list_get(chs, i);
+    rc = answer_one(ua, m, ch, proxy, uri);
+    if (rc == 0) {
+      answered++;
+    } else if (rc != SR_ENOMEM) {
+      const char *realm = osip_www_authenticate_get_realm(ch);
+      sr__log(ua, SR_LOG_WARNING, "cannot answer the %d challenge for realm %s: %s",
+              resp->status_code, realm ? realm : "(none)", sr_strerror(rc));
+    }
+  }
+  osip_free(uri);
+  if (rc != SR_ENOMEM && answered) rc = sr__add_via(ua, m, tp, family);
   if (rc < 0) {
     osip_message_free(m);
     return rc;

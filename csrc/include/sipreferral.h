@@ -183,7 +183,11 @@ typedef struct sr_ua_options {
   const char *uri;          /**< identity, e.g. "sip:alice@127.0.0.1" (required) */
   const char *display_name; /**< display name in From, or NULL */
   const char *user_agent;   /**< User-Agent header; default "sipreferral/VERSION" */
-  const char *username;     /**< digest username (401/407), or NULL */
+  /** Digest (MD5) credentials for a 401/407 to an INVITE or REFER, used
+   * for every realm: each challenge in the response is answered (one in
+   * another algorithm is skipped, and logged), the answers for realms not
+   * challenged again are kept; two retries at most. */
+  const char *username;     /**< digest username, or NULL */
   const char *password;     /**< digest password, or NULL */
   int t1_ms;                /**< RFC 3261 T1 (default 500) */
   int t2_ms;                /**< T2 (default 4000) */

@@ -4,7 +4,8 @@
  * challenge, recomputes the digest of the retried INVITE on its own (MD5
  * from libosip2, with the nc and cnonce the client sent), answers 200 and
  * checks the ACK. With wrong credentials the Inviter gives up with 401
- * after a bounded number of tries.
+ * after a bounded number of tries. Several challenges, in one response or
+ * one after another, are answered together (§22.3).
  */
 #include "harness.h"
 #include "uas.h"
@@ -99,23 +100,21 @@ static const char *ruri_of(const char *m, char *out, size_t n) {
   return out;
 }
 
-/* Checks the credentials in `m` (header `hname`) against the challenge
- * with `realm` and `nonce`, with the right password. 1 if the response is
- * right, 0 if wrong; CHECK failures for a malformed header. */
-static int digest_ok(const char *m, const char *hname, const char *realm,
-                     const char *nonce) {
-  char h[1024], v[256], uri[256], nc[32], cnonce[128], resp[64];
+/* How many `hname` headers m has. */
+static int count_headers(const char *m, const char *hname) {
+  char v[1024];
+  int n = 0;
+  while (t_header_n(m, hname, NULL, n, v, sizeof v)) n++;
+  return n;
+}
+
+/* Checks the credentials `h` (a header value of request `m`) against the
+ * challenge with `realm` and `nonce`, with the right password. 1 if the
+ * response is right, 0 if wrong; CHECK failures for a malformed value. */
+static int digest_value_ok(const char *h, const char *m, const char *realm,
+                           const char *nonce) {
+  char v[256], uri[256], nc[32], cnonce[128], resp[64];
   char a1[512], ha1[33], a2[512], ha2[33], all[1024], want[33];
-  if (!t_header(m, hname, h, sizeof h)) {
-    fprintf(stderr, "  no %s header in the retried INVITE\n", hname);
-    CHECK(0);
-    return 0;
-  }
-  /* One set of credentials for the realm: a retry after a second
-   * challenge replaces the first answer, it does not add to it. */
-  if (t_header_n(m, hname, NULL, 1, v, sizeof v))
-    fprintf(stderr, "  two %s headers: %.60s... and %.60s...\n", hname, h, v);
-  CHECK(!t_header_n(m, hname, NULL, 1, v, sizeof v));
   CHECK(auth_param(h, "username", v, sizeof v) && strcmp(v, USER) == 0);
   CHECK(auth_param(h, "realm", v, sizeof v) && strcmp(v, realm) == 0);
   CHECK(auth_param(h, "nonce", v, sizeof v) && strcmp(v, nonce) == 0);
@@ -141,6 +140,29 @@ static int digest_ok(const char *m, const char *hname, const char *realm,
            ha2);
   md5_hex(all, want);
   return strcmp(resp, want) == 0;
+}
+
+/* The `hname` credentials of m for `realm` are right (digest_value_ok),
+ * and m has `count` headers `hname` in all. */
+static int realm_ok(const char *m, const char *hname, int count,
+                    const char *realm, const char *nonce) {
+  char h[1024], r[256];
+  int n = count_headers(m, hname);
+  if (n != count) fprintf(stderr, "  %d %s headers, not %d\n", n, hname, count);
+  CHECK_INT(n, count);
+  for (int i = 0; t_header_n(m, hname, NULL, i, h, sizeof h); i++)
+    if (auth_param(h, "realm", r, sizeof r) && strcmp(r, realm) == 0)
+      return digest_value_ok(h, m, realm, nonce);
+  fprintf(stderr, "  no %s header for realm %s\n", hname, realm);
+  CHECK(0);
+  return 0;
+}
+
+/* One set of credentials, for `realm`: a retry after a second challenge
+ * for the same realm replaces the first answer, it does not add to it. */
+static int digest_ok(const char *m, const char *hname, const char *realm,
+                     const char *nonce) {
+  return realm_ok(m, hname, 1, realm, nonce);
 }
 
 /* ---- the test UAS ---- */
@@ -236,15 +258,23 @@ static void teardown(void) {
   CHECK_INT(st.sessions, 0);
 }
 
-/* Challenges the INVITE `m` and checks the ACK for the challenge. */
-static void challenge(const char *m, int proxy, const char *realm,
-                      const char *nonce) {
-  char extra[512], first[T_RAW_MAX + 1], br[128], v[256];
-  memcpy(first, m, strlen(m) + 1);
-  snprintf(extra, sizeof extra,
+/* A challenge header (with its CRLF) for realm and nonce; algorithm
+ * NULL for MD5. */
+static const char *chal(char *out, size_t n, int proxy, const char *realm,
+                        const char *nonce, const char *algorithm) {
+  snprintf(out, n,
            "%s: Digest realm=\"%s\", nonce=\"%s\", "
-           "opaque=\"0paque\", qop=\"auth\", algorithm=MD5\r\n",
-           proxy ? "Proxy-Authenticate" : "WWW-Authenticate", realm, nonce);
+           "opaque=\"0paque\", qop=\"auth\", algorithm=%s\r\n",
+           proxy ? "Proxy-Authenticate" : "WWW-Authenticate", realm, nonce,
+           algorithm ? algorithm : "MD5");
+  return out;
+}
+
+/* Challenges the INVITE `m` with the challenge headers `extra` and checks
+ * the ACK for the challenge. */
+static void challenge_with(const char *m, int proxy, const char *extra) {
+  char first[T_RAW_MAX + 1], br[128], v[256];
+  memcpy(first, m, strlen(m) + 1);
   respond(first, proxy ? 407 : 401,
           proxy ? "Proxy Authentication Required" : "Unauthorized", "chal",
           extra, NULL);
@@ -256,6 +286,13 @@ static void challenge(const char *m, int proxy, const char *realm,
   CHECK_STR(branch_of(ack, v, sizeof v), last_branch);
   CHECK_INT(cseq_num(ack), cseq_num(first));
   CHECK(t_header(ack, "To", v, sizeof v) && strstr(v, "tag=chal"));
+}
+
+/* Challenges the INVITE `m` for one realm (MD5). */
+static void challenge(const char *m, int proxy, const char *realm,
+                      const char *nonce) {
+  char extra[512];
+  challenge_with(m, proxy, chal(extra, sizeof extra, proxy, realm, nonce, NULL));
 }
 
 /* Answers the INVITE `m` (branch br) with 200, checks the ACK and the
@@ -342,6 +379,61 @@ static void test_407_then_401_tcp(void) {
   CHECK(digest_ok(m, "Proxy-Authorization", "proxy.example", "p-n0nce"));
   CHECK(digest_ok(m, "Authorization", REALM, "u-n0nce"));
   answer_and_end(m, SR_TRANSPORT_TCP, branch_of(m, br, sizeof br));
+  teardown();
+}
+
+/* Two proxies on the path, one after the other (§22.3): the second 407
+ * adds its realm's credentials, the first proxy's stay as they were. */
+static void test_two_proxies_udp(void) {
+  char br[128];
+  setup(SR_TRANSPORT_UDP, PASS);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  challenge(m, 1, "a.example", "a-n0nce");
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(realm_ok(m, "Proxy-Authorization", 1, "a.example", "a-n0nce"));
+  challenge(m, 1, "b.example", "b-n0nce");
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(realm_ok(m, "Proxy-Authorization", 2, "a.example", "a-n0nce"));
+  CHECK(realm_ok(m, "Proxy-Authorization", 2, "b.example", "b-n0nce"));
+  CHECK_INT(count_headers(m, "Authorization"), 0);
+  answer_and_end(m, SR_TRANSPORT_UDP, branch_of(m, br, sizeof br));
+  teardown();
+}
+
+/* One 401 with several challenges: one the library cannot answer
+ * (SHA-256, offered first as RFC 8760 servers do), and two realms it
+ * can. The retry answers those two, and not the first. */
+static void test_several_challenges_tcp(void) {
+  char br[128], extra[1536], a[512], b[512], c[512];
+  setup(SR_TRANSPORT_TCP, PASS);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  snprintf(extra, sizeof extra, "%s%s%s",
+           chal(a, sizeof a, 0, "sha.example", "s-n0nce", "SHA-256"),
+           chal(b, sizeof b, 0, REALM, "u-n0nce", NULL),
+           chal(c, sizeof c, 0, "other.example", "o-n0nce", NULL));
+  challenge_with(m, 0, extra);
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(realm_ok(m, "Authorization", 2, REALM, "u-n0nce"));
+  CHECK(realm_ok(m, "Authorization", 2, "other.example", "o-n0nce"));
+  answer_and_end(m, SR_TRANSPORT_TCP, branch_of(m, br, sizeof br));
+  teardown();
+}
+
+/* Only what the library cannot answer: the Inviter gives up with the 401
+ * rather than send credentials that cannot be right. */
+static void test_unanswerable_challenge_udp(void) {
+  char extra[512];
+  setup(SR_TRANSPORT_UDP, PASS);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  challenge_with(m, 0, chal(extra, sizeof extra, 0, REALM, "s-n0nce", "SHA-256"));
+  CHECK(t_drive(inv_terminated, NULL, 10000));
+  CHECK(ncodes >= 1 && codes[ncodes - 1] == 401);
   teardown();
 }
 
@@ -447,6 +539,9 @@ int main(void) {
   RUN(test_401_tcp);
   RUN(test_407_udp);
   RUN(test_407_then_401_tcp);
+  RUN(test_two_proxies_udp);
+  RUN(test_several_challenges_tcp);
+  RUN(test_unanswerable_challenge_udp);
   RUN(test_wrong_password_udp);
   RUN(test_wrong_password_tcp);
   RUN(test_refer_401_udp);
