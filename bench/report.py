@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Figures measured by the CEO on other stacks (not reproducible here).
+# Reference figures for other stacks under the same SIPp load, from the
+# project brief (pjsua and SIP.js are not installed here to remeasure).
 PEERS_US = {"pjsua": 2000.0, "SIP.js": 24000.0}
 
 
@@ -151,7 +152,7 @@ def write_markdown(res: dict, path: Path) -> None:
               "completed transfers."]
         ps = mod.get("peers_speedup") or {}
         if ps:
-            L.append("Against the CEO's figures: " + ", ".join(
+            L.append("Against the project brief's figures for other stacks: " + ", ".join(
                 f"{k} ~{v / 1000:g} ms/transfer ({_fmt(ps[k])}x ours)"
                 for k, v in PEERS_US.items()) + ".")
         L.append("")
