@@ -17,13 +17,20 @@
 
 #include "internal.h"
 
-/* A realm as libosip2 keeps it, quotes included or not. */
+/* Realms as libosip2 keeps them (a quoted string, or a bare token from a
+ * lax peer), compared by their text: our answer escapes only what must
+ * be, the challenge may escape more. */
 static int same_realm(const char *a, const char *b) {
   if (!a || !b) return 0;
-  size_t la = strlen(a), lb = strlen(b);
+  size_t la = strlen(a), lb = strlen(b), i = 0, j = 0;
   if (la >= 2 && a[0] == '"' && a[la - 1] == '"') a++, la -= 2;
   if (lb >= 2 && b[0] == '"' && b[lb - 1] == '"') b++, lb -= 2;
-  return la == lb && memcmp(a, b, la) == 0;
+  for (; i < la && j < lb; i++, j++) {
+    if (a[i] == '\\' && i + 1 < la) i++;
+    if (b[j] == '\\' && j + 1 < lb) j++;
+    if (a[i] != b[j]) return 0;
+  }
+  return i == la && j == lb;
 }
 
 static int challenged(osip_list_t *chs, const char *realm) {

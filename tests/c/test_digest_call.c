@@ -403,6 +403,25 @@ static void test_two_proxies_udp(void) {
   teardown();
 }
 
+/* A realm challenged again (a stale nonce), as the proxy escapes it: the
+ * retry replaces its answer for that realm, it does not add a second. */
+static void test_rechallenged_realm_udp(void) {
+  char br[128];
+  setup(SR_TRANSPORT_UDP, PASS);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  challenge(m, 1, "a\\.example", "a-n0nce-1");
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(realm_ok(m, "Proxy-Authorization", 1, "a.example", "a-n0nce-1"));
+  challenge(m, 1, "a\\.example", "a-n0nce-2");
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(realm_ok(m, "Proxy-Authorization", 1, "a.example", "a-n0nce-2"));
+  answer_and_end(m, SR_TRANSPORT_UDP, branch_of(m, br, sizeof br));
+  teardown();
+}
+
 /* One 401 with several challenges: one the library cannot answer
  * (SHA-256, offered first as RFC 8760 servers do), and two realms it
  * can. The retry answers those two, and not the first. */
@@ -540,6 +559,7 @@ int main(void) {
   RUN(test_407_udp);
   RUN(test_407_then_401_tcp);
   RUN(test_two_proxies_udp);
+  RUN(test_rechallenged_realm_udp);
   RUN(test_several_challenges_tcp);
   RUN(test_unanswerable_challenge_udp);
   RUN(test_wrong_password_udp);
