@@ -612,10 +612,7 @@ void sr__request_clear(struct sr_request *req) {
   sr__free(req->text);
   sr__free(req->method);
   sr__free(req->ruri);
-  for (int i = 0; i < req->nhdrs; i++) {
-    sr__free(req->hdrs[i].name);
-    sr__free(req->hdrs[i].value);
-  }
+  for (int i = 0; i < req->nhdrs; i++) sr__free(req->hdrs[i].name);
   sr__free(req->hdrs);
   memset(req, 0, sizeof *req);
 }
@@ -625,29 +622,25 @@ typedef struct {
   int cap;
 } hdr_builder;
 
-/* A header's name while its values are pushed: the first value takes
- * the malloc'd name itself, later ones (a list) a copy. */
-typedef struct {
-  char *own;         /* NULL once taken */
-  const char *canon; /* stays valid: the request then owns it */
-} hdr_name;
-
-/* Appends one value (trimmed span) under the name. */
-static int hdr_push(hdr_builder *b, hdr_name *name, const char *v,
+/* Appends one value (trimmed span) under the canonical name. The name
+ * and the value share one block (the value follows the name's NUL): a
+ * kept request (a referral's REFER, a session's INVITE) holds half as
+ * many blocks, each with its allocator's overhead. */
+static int hdr_push(hdr_builder *b, const char *canon, const char *v,
                     size_t vn) {
   struct sr_request *req = b->req;
   if (req->nhdrs == INT_MAX) return SR_ENOMEM;
   void *a = req->hdrs;
   if (grow(&a, &b->cap, req->nhdrs + 1, sizeof(sr__hdr))) return SR_ENOMEM;
   req->hdrs = a;
-  char *nm = name->own ? name->own : dupn(name->canon, strlen(name->canon));
-  char *val = dupn(v, vn);
-  if (!nm || !val) {
-    if (nm != name->own) sr__free(nm);
-    sr__free(val);
-    return SR_ENOMEM;
-  }
-  name->own = NULL;
+  size_t nl = strlen(canon);
+  if (vn > SIZE_MAX - nl - 2) return SR_ENOMEM;
+  char *nm = sr__malloc(nl + 1 + vn + 1);
+  if (!nm) return SR_ENOMEM;
+  memcpy(nm, canon, nl + 1);
+  char *val = nm + nl + 1;
+  if (vn) memcpy(val, v, vn);
+  val[vn] = '\0';
   req->hdrs[req->nhdrs].name = nm;
   req->hdrs[req->nhdrs].value = val;
   req->nhdrs++;
@@ -675,7 +668,7 @@ static int list_balanced(const char *v, size_t n) {
   return !inq && !depth;
 }
 
-static int hdr_push_list(hdr_builder *b, hdr_name *name, const char *v,
+static int hdr_push_list(hdr_builder *b, const char *name, const char *v,
                          size_t n) {
   /* An unbalanced value stays one item: whoever reads it reports it
    * (a REFER's bad Refer-To gets its own 400), the rest of the request
@@ -753,7 +746,6 @@ static int hdr_add(hdr_builder *b, const char *t, size_t ns, size_t ne,
                    size_t vs, size_t ve) {
   char *canon = canonical_dup(t + ns, ne - ns);
   if (!canon) return SR_ENOMEM;
-  hdr_name name = {canon, canon};
   const char *v = t + vs;
   size_t vn = ve - vs;
   char *val = NULL;
@@ -766,9 +758,9 @@ static int hdr_add(hdr_builder *b, const char *t, size_t ns, size_t ne,
     v = val;
   }
   trim_span(&v, &vn);
-  int rc = is_list_header(canon) ? hdr_push_list(b, &name, v, vn)
-                                 : hdr_push(b, &name, v, vn);
-  sr__free(name.own);
+  int rc = is_list_header(canon) ? hdr_push_list(b, canon, v, vn)
+                                 : hdr_push(b, canon, v, vn);
+  sr__free(canon);
   sr__free(val);
   return rc;
 }

@@ -39,7 +39,7 @@ struct sr_name_addr {
 /* One header field value in a request view. */
 typedef struct sr__hdr {
   char *name;  /* full name, lower-cased ("refer-to" for "r") */
-  char *value; /* trimmed, unfolded */
+  char *value; /* trimmed, unfolded; in name's block, after its NUL */
 } sr__hdr;
 
 struct sr_request {
