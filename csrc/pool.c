@@ -42,20 +42,24 @@
 #define POOL_KEEP 1
 #endif
 
-/* Classes 1..SMALL: 16-byte steps to 1 KiB; SMALL+1..NCLASS-1: 1 KiB
- * steps to 16 KiB. */
-enum { STEP = 16, SMALL = 64, BIG_STEP = 1024, NCLASS = SMALL + 16,
-       KEEP_BYTES = 64 * 1024 };
+/* Classes 1..SMALL: 16-byte steps, 24 to 1032 bytes; SMALL+1..NCLASS-1:
+ * 1 KiB steps to 16 KiB. A small class holds SLACK bytes over a multiple
+ * of 16 because glibc adds an 8-byte size field to our 16-byte header
+ * and rounds the chunk up to 16: those 8 bytes would be padding. */
+enum { STEP = 16, SLACK = 8, SMALL = 64, BIG_STEP = 1024,
+       NCLASS = SMALL + 16, KEEP_BYTES = 64 * 1024 };
 
 static inline uint32_t class_of(size_t size) {
-  if (size <= SMALL * STEP) return size ? (uint32_t)((size + STEP - 1) / STEP) : 1;
+  if (size <= STEP + SLACK) return 1;
+  if (size <= SMALL * STEP + SLACK) return (uint32_t)((size - SLACK + STEP - 1) / STEP);
   if (size <= (NCLASS - SMALL) * BIG_STEP)
     return SMALL + (uint32_t)((size - 1) / BIG_STEP);
   return NCLASS;
 }
 
 static inline size_t class_bytes(uint32_t cls) {
-  return cls <= SMALL ? (size_t)cls * STEP : (size_t)(cls - SMALL + 1) * BIG_STEP;
+  return cls <= SMALL ? (size_t)cls * STEP + SLACK
+                      : (size_t)(cls - SMALL + 1) * BIG_STEP;
 }
 
 typedef union hdr {

@@ -37,7 +37,7 @@ static void test_reuse_by_class(void) {
   REQUIRE(p);
   memset(p, 'x', 40);
   osip_free(p);
-  char *q = osip_malloc(33); /* the same 48-byte class */
+  char *q = osip_malloc(33); /* the same 40-byte class (25..40) */
   REQUIRE(q);
   if (KEEPS) CHECK(q == p);
   char *r = osip_malloc(100); /* another class */
@@ -48,10 +48,10 @@ static void test_reuse_by_class(void) {
 }
 
 static void test_realloc(void) {
-  char *p = osip_malloc(20); /* 32-byte class */
+  char *p = osip_malloc(20); /* the 24-byte class */
   REQUIRE(p);
   strcpy(p, "nineteen characters");
-  char *q = osip_realloc(p, 30); /* still fits */
+  char *q = osip_realloc(p, 24); /* still fits */
   REQUIRE(q);
   if (KEEPS) CHECK(q == p);
   char *r = osip_realloc(q, 5000); /* a large block now */
