@@ -14,7 +14,7 @@
 void *sr__malloc(size_t size);
 void *sr__calloc(size_t n, size_t size);
 void *sr__realloc(void *p, size_t size);
-char *sr__strdup(const char *s);
+char *sr__strdup(const char *s); /* NULL for NULL (an unset option) */
 char *sr__strndup(const char *s, size_t n);
 void sr__free(void *p);
 

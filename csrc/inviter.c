@@ -12,8 +12,6 @@ void sr_inviter_options_init(sr_inviter_options *o) {
   if (o) memset(o, 0, sizeof *o);
 }
 
-static char *dup_or_null(const char *s) { return s ? sr__strdup(s) : NULL; }
-
 int sr_ua_make_inviter(sr_ua *ua, const char *target,
                        const sr_inviter_options *opts, sr_session **out) {
   if (!ua || !target || !out) return SR_EINVAL;
@@ -51,10 +49,10 @@ int sr_ua_make_inviter(sr_ua *ua, const char *target,
   s->tp = probe.tp;
   if (opts) {
     s->iopt = *opts;
-    s->iopt_headers = dup_or_null(opts->extra_headers);
-    s->iopt_body = dup_or_null(opts->body);
-    s->iopt_ctype = dup_or_null(opts->content_type);
-    s->iopt_display = dup_or_null(opts->from_display_name);
+    s->iopt_headers = sr__strdup(opts->extra_headers);
+    s->iopt_body = sr__strdup(opts->body);
+    s->iopt_ctype = sr__strdup(opts->content_type);
+    s->iopt_display = sr__strdup(opts->from_display_name);
   }
   *out = s;
   return 0;

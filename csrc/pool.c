@@ -193,7 +193,7 @@ char *sr__strndup(const char *s, size_t n) {
   return d;
 }
 
-char *sr__strdup(const char *s) { return sr__strndup(s, SIZE_MAX); }
+char *sr__strdup(const char *s) { return s ? sr__strndup(s, SIZE_MAX) : NULL; }
 
 /* Another copy of this library in the process (the Lua or Python module
  * next to a program linked with it) may have installed its pool first:

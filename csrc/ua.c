@@ -37,8 +37,6 @@ void sr_ua_options_init(sr_ua_options *o) {
   o->udp_receive_buffer = 4 << 20;
 }
 
-static char *dup_or_null(const char *s) { return s ? sr__strdup(s) : NULL; }
-
 static void ua_free_memory(sr_ua *ua) {
   sr__free(ua->uri);
   sr__free(ua->display_name);
@@ -84,10 +82,10 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   char uabuf[64];
   snprintf(uabuf, sizeof uabuf, "sipreferral/%s", SR_VERSION);
   ua->uri = sr__strdup(opts->uri);
-  ua->display_name = dup_or_null(opts->display_name);
+  ua->display_name = sr__strdup(opts->display_name);
   ua->user_agent = sr__strdup(opts->user_agent ? opts->user_agent : uabuf);
-  ua->username = dup_or_null(opts->username);
-  ua->password = dup_or_null(opts->password);
+  ua->username = sr__strdup(opts->username);
+  ua->password = sr__strdup(opts->password);
   ua->schemes = sr__strdup(opts->allowed_schemes ? opts->allowed_schemes : "sip,sips");
   ua->rxbuf = sr__malloc(ua->opt.max_message_size + 2);
   ua->epfd = epoll_create1(EPOLL_CLOEXEC);
