@@ -66,6 +66,9 @@ int sr_referral_get_id(const sr_referral *r) { return r ? r->id : 0; }
 int sr_referral_get_refer_sub(const sr_referral *r) {
   return r ? r->refer_sub : 1;
 }
+sr_session *sr_referral_get_inviter(const sr_referral *r) {
+  return r ? r->inviter : NULL;
+}
 
 /* ---------------- lists and limits ---------------- */
 

@@ -512,6 +512,9 @@ SR_API sr_ua *sr_referral_get_ua(const sr_referral *r);
 SR_API int sr_referral_get_id(const sr_referral *r);
 /** 0 when the REFER carried Refer-Sub: false (no NOTIFYs). */
 SR_API int sr_referral_get_refer_sub(const sr_referral *r);
+/** The Inviter sr_referral_make_inviter made for this referral (borrowed),
+ *  or NULL when it has not been called. */
+SR_API sr_session *sr_referral_get_inviter(const sr_referral *r);
 
 /** Accepts: 202 by default (any 2xx). Then NOTIFY 100 (unless Refer-Sub:
  *  false). Errors: SR_EINVAL (non-2xx), SR_EALREADY, SR_ECLOSED. */

@@ -94,7 +94,9 @@ static void on_refer(sr_session *s, sr_referral *r, void *ud) {
     CHECK_INT(sr_referral_accept(r, NULL), SR_EALREADY);
     if (p->refer_mode == 1) {
       sr_session *inv = NULL, *again = NULL;
+      CHECK(sr_referral_get_inviter(r) == NULL);
       CHECK_INT(sr_referral_make_inviter(r, NULL, &inv), 0);
+      CHECK(sr_referral_get_inviter(r) == inv);
       CHECK_INT(sr_referral_make_inviter(r, NULL, &again), 0);
       CHECK(inv && inv == again);
       CHECK(sr_session_get_referred_session(inv) == s);
@@ -445,6 +447,8 @@ static void test_app_rejects(void) {
   CHECK_INT(sr_referral_accept(*lr, NULL), SR_EALREADY);
   sr_session *inv = NULL;
   CHECK_INT(sr_referral_make_inviter(*lr, NULL, &inv), SR_ESTATE);
+  CHECK(sr_referral_get_inviter(*lr) == NULL);
+  CHECK(sr_referral_get_inviter(NULL) == NULL);
   CHECK(t_drive(closed, &rr, 10000));
   CHECK_INT(rr.reject_code, 603);
   CHECK_INT(sr_referral_get_state(*lr), SR_REFERRAL_REJECTED);
