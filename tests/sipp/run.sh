@@ -283,6 +283,23 @@ uac_calls() {
     why "agent left objects alive: $(grep stats "$D/agent.out")"
 }
 
+# --bye-after with several calls up at once, established one after the
+# other: the agent hangs up each of them (its queue of calls to hang up).
+bye_after_calls() {
+  local tp=$1 port
+  start_agent agent --max-calls 6 --bye-after 0.3 --stats || return
+  [[ $tp == t1 ]] && port=$TPORT || port=$UPORT
+  run_sipp uac -sf "$HERE/uac_hung_up.xml" "127.0.0.1:$port" -t "$tp" -m 6 \
+    -r 20 -l 6
+  expect_rc "sipp uac_hung_up (6 calls the agent hangs up)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent (exits after --max-calls 6)" $? 0
+  [[ $(grep -c "hanging up" "$D/agent.err") -eq 6 ]] ||
+    why "agent did not hang up 6 calls: $(grep -c "hanging up" "$D/agent.err")"
+  grep -q "stats process: sessions=0 referrals=0 referrers=0" "$D/agent.out" ||
+    why "agent left objects alive: $(grep stats "$D/agent.out")"
+}
+
 # An Inviter (the agent's --call) against sipp -sn uas.
 call_uas() {
   local tp=$1 sport target
@@ -340,6 +357,8 @@ t uac-udp uac_calls u1
 t uac-tcp uac_calls t1
 t uac-ipv6-udp uac_ipv6 u1
 t uac-ipv6-tcp uac_ipv6 t1
+t bye-after-udp bye_after_calls u1
+t bye-after-tcp bye_after_calls t1
 t call-uas-udp call_uas u1
 t call-uas-tcp call_uas t1
 t auth-401-udp call_auth u1 wonderland 0 0

@@ -55,9 +55,14 @@ typedef struct agent_options {
  * or --version; AGENT_EXIT_USAGE after a one-line error on stderr). */
 int agent_parse_options(agent_options *o, int argc, char **argv);
 
-/* One call the agent holds (incoming, --call, or one following a REFER). */
+/* One call the agent holds (incoming, --call, or one following a REFER).
+ * Every event reaches it through its own links: nothing the agent does
+ * per message walks all calls or all referrals (10,000 calls up must not
+ * cost more per transfer than ten). */
 typedef struct agent_call {
-  struct agent_call *next;
+  struct agent_call *next, **pprev; /* ag->calls, until the sweep frees it */
+  struct agent_call *ended_next;    /* ag->ended, once Terminated */
+  struct agent_call *bye_next, **bye_pprev; /* ag->byes while bye_at is set */
   struct agent *ag;
   sr_session *s;   /* our reference */
   int id;
@@ -65,7 +70,7 @@ typedef struct agent_call {
   int placed;      /* made by --call */
   int established; /* reached Established at least once */
   int ended;       /* Terminated: freed by the next sweep */
-  sr_referral *follows; /* the REFER this call follows (borrowed), or NULL */
+  struct agent_referral *kept; /* the kept REFER this call follows, or NULL */
   long long bye_at;/* monotonic ms for --bye-after, 0 when none */
 } agent_call;
 
@@ -84,8 +89,13 @@ typedef struct agent_script agent_script;
 typedef struct agent {
   agent_options o;
   sr_ua *ua;
-  agent_call *calls;
+  agent_call *calls;   /* every call not yet freed, newest first */
+  agent_call *ended;   /* Terminated since the last sweep */
+  agent_call *byes, **byes_tail; /* --bye-after, in order of bye_at */
+  int live_calls;      /* calls not ended */
   agent_referral *referrals;
+  int nreferrals;      /* kept, finished ones included until a scan */
+  int scan_referrals_at; /* the sweep scans them at this many */
   int next_call_id;
   int calls_started;   /* counted calls seen */
   int calls_ended;     /* counted calls ended */
@@ -110,14 +120,13 @@ void agent_handle_referral(agent *ag, sr_referral *r);
 agent_referral *agent_keep_referral(agent *ag, sr_referral *r);
 agent_call *agent_add_call(agent *ag, sr_session *s, int counted);
 void agent_follow_referral(agent *ag, agent_referral *kr);
-/* Frees ended calls and finished referrals; fires --bye-after. Returns the
- * ms until the next --bye-after (or -1). */
+/* Frees ended calls and (now and then) finished referrals; fires
+ * --bye-after. Returns the ms until the next --bye-after (or -1). */
 int agent_sweep(agent *ag);
 /* Shutdown steps: 1 answers/finishes referrals, 2 ends every call. */
 void agent_finish_referrals(agent *ag);
 void agent_end_calls(agent *ag);
-int agent_live_referrals(agent *ag);
-int agent_live_calls(agent *ag);
+int agent_live_referrals(agent *ag); /* walks them: shutdown, --max-calls */
 void agent_free_all(agent *ag);
 
 /* trace.c: the message hook (ladder, pcap, final NOTIFYs in flight). */

@@ -16,6 +16,39 @@ static const char *call_name(sr_session *s) {
 
 /* ---------------- sessions ---------------- */
 
+/* The --bye-after queue: every call gets the same delay when established,
+ * so appending keeps it in order of bye_at. */
+static void bye_unlink(agent_call *c) {
+  if (!c->bye_pprev) return;
+  *c->bye_pprev = c->bye_next;
+  if (c->bye_next) c->bye_next->bye_pprev = c->bye_pprev;
+  else c->ag->byes_tail = c->bye_pprev;
+  c->bye_next = NULL;
+  c->bye_pprev = NULL;
+  c->bye_at = 0;
+}
+
+static void bye_append(agent_call *c, long long at) {
+  agent *ag = c->ag;
+  bye_unlink(c);
+  if (!ag->byes_tail) ag->byes_tail = &ag->byes;
+  c->bye_at = at;
+  c->bye_pprev = ag->byes_tail;
+  *ag->byes_tail = c;
+  ag->byes_tail = &c->bye_next;
+}
+
+/* A call is over: the next sweep frees it. */
+static void call_ended(agent_call *c) {
+  if (c->ended) return;
+  agent *ag = c->ag;
+  c->ended = 1;
+  ag->live_calls--;
+  bye_unlink(c);
+  c->ended_next = ag->ended;
+  ag->ended = c;
+}
+
 static void on_state(sr_session *s, sr_session_state st, void *ud) {
   agent_call *c = ud;
   agent *ag = c->ag;
@@ -24,10 +57,10 @@ static void on_state(sr_session *s, sr_session_state st, void *ud) {
   if (st == SR_SESSION_ESTABLISHED) {
     c->established = 1;
     if (ag->o.bye_after_s >= 0 && !ag->shutdown)
-      c->bye_at = agent_now_ms() + (long long)(ag->o.bye_after_s * 1000);
+      bye_append(c, agent_now_ms() + (long long)(ag->o.bye_after_s * 1000));
   } else if (st == SR_SESSION_TERMINATED) {
-    c->ended = 1;
-    if (c->placed && !c->established) ag->placed_failed++;
+    if (c->placed && !c->established && !c->ended) ag->placed_failed++;
+    call_ended(c);
   }
 }
 
@@ -37,8 +70,8 @@ static void on_response(sr_session *s, int code, const char *reason,
   (void)s;
   agent_log(c->ag, code >= 300 ? SR_LOG_WARNING : SR_LOG_INFO,
             "call %d: %d %s", c->id, code, reason ? reason : "");
-  if (c->follows && c->ag->script)
-    agent_script_on_notify(c->ag, c->follows, code, reason);
+  if (c->kept && c->ag->script)
+    agent_script_on_notify(c->ag, c->kept->r, code, reason);
 }
 
 static void on_bye(sr_session *s, void *ud) {
@@ -68,7 +101,10 @@ agent_call *agent_add_call(agent *ag, sr_session *s, int counted) {
   c->counted = counted;
   if (counted) ag->calls_started++;
   c->next = ag->calls;
+  if (c->next) c->next->pprev = &c->next;
+  c->pprev = &ag->calls;
   ag->calls = c;
+  ag->live_calls++;
   sr_session_set_delegate(s, &session_delegate, c);
   return c;
 }
@@ -137,7 +173,7 @@ int agent_place_call(agent *ag, const char *target) {
   c->placed = 1;
   rc = sr_inviter_invite(s);
   if (rc < 0) {
-    c->ended = 1;
+    call_ended(c);
     ag->placed_failed++;
   }
   agent_log(ag, SR_LOG_INFO, "call %d: INVITE %s", c->id, target);
@@ -146,15 +182,20 @@ int agent_place_call(agent *ag, const char *target) {
 
 /* ---------------- REFER ---------------- */
 
+/* Called once per referral: the library reports each REFER once. */
 agent_referral *agent_keep_referral(agent *ag, sr_referral *r) {
-  for (agent_referral *k = ag->referrals; k; k = k->next)
-    if (k->r == r) return k;
   agent_referral *k = calloc(1, sizeof *k);
   if (!k) return NULL;
   k->r = sr_referral_ref(r);
   k->next = ag->referrals;
   ag->referrals = k;
+  ag->nreferrals++;
   return k;
+}
+
+static void follow_with(agent_referral *k, agent_call *c) {
+  k->inviter = c;
+  c->kept = k;
 }
 
 /* A final NOTIFY for an accepted referral no call follows. */
@@ -187,15 +228,14 @@ void agent_follow_referral(agent *ag, agent_referral *k) {
     notify_final(ag, k, 500, NULL);
     return;
   }
-  k->inviter = c;
-  c->follows = k->r;
+  follow_with(k, c);
   agent_log(ag, SR_LOG_INFO, "call %d: following the REFER to %s", c->id,
             sr_uri_string(sr_name_addr_uri(sr_referral_refer_to(k->r))));
   rc = sr_inviter_invite(inv);
   if (rc < 0) {
     agent_log(ag, SR_LOG_WARNING, "call %d: INVITE not sent: %s", c->id,
               sr_strerror(rc));
-    c->ended = 1;
+    call_ended(c);
     notify_final(ag, k, 503, NULL);
   }
 }
@@ -218,15 +258,10 @@ void agent_handle_referral(agent *ag, sr_referral *r) {
      * and track the call it placed to follow it, if any. */
     if (sr_referral_get_state(r) > SR_REFERRAL_ACCEPTED) return;
     agent_referral *k = agent_keep_referral(ag, r);
-    sr_session *s = sr_referral_get_session(r);
-    sr_session *inv = s ? sr_session_get_referral_inviter(s) : NULL;
-    if (k && inv && !k->inviter &&
-        sr_session_get_referred_session(inv) == s &&
-        sr_session_get_state(inv) < SR_SESSION_TERMINATED) {
-      for (agent_call *c = ag->calls; c; c = c->next)
-        if (c->s == inv) return;
-      k->inviter = agent_add_call(ag, inv, 0);
-      if (k->inviter) k->inviter->follows = r;
+    sr_session *inv = sr_referral_get_inviter(r);
+    if (k && inv && sr_session_get_state(inv) < SR_SESSION_TERMINATED) {
+      agent_call *c = agent_add_call(ag, inv, 0);
+      if (c) follow_with(k, c);
     }
     return;
   }
@@ -257,55 +292,59 @@ static int referral_done(agent_referral *k) {
          (st == SR_REFERRAL_ACCEPTED && !sr_referral_get_refer_sub(k->r));
 }
 
-int agent_sweep(agent *ag) {
-  long long now = agent_now_ms(), next = -1;
+static void free_referral(agent_referral *k) {
+  if (k->inviter) k->inviter->kept = NULL;
+  sr_referral_unref(k->r);
+  free(k);
+}
+
+/* Frees the finished referrals. A referral says nothing when it finishes,
+ * so they are looked at only once their number has doubled since the last
+ * look (or during a shutdown): a constant cost per referral, however many
+ * are open. Until then a finished one costs its memory only. */
+static void scan_referrals(agent *ag) {
   for (agent_referral **pk = &ag->referrals; *pk;) {
     agent_referral *k = *pk;
     if (referral_done(k)) {
-      for (agent_call *c = ag->calls; c; c = c->next)
-        if (c->follows == k->r) c->follows = NULL;
       *pk = k->next;
-      sr_referral_unref(k->r);
-      free(k);
+      ag->nreferrals--;
+      free_referral(k);
     } else {
       pk = &k->next;
     }
   }
-  for (agent_call **pc = &ag->calls; *pc;) {
-    agent_call *c = *pc;
-    if (!c->ended && c->bye_at && c->bye_at <= now) {
-      c->bye_at = 0;
-      agent_log(ag, SR_LOG_INFO, "call %d: hanging up", c->id);
-      sr_session_bye(c->s);
-    }
-    if (c->ended) {
-      *pc = c->next;
-      for (agent_referral *k = ag->referrals; k; k = k->next)
-        if (k->inviter == c) k->inviter = NULL;
-      if (c->counted) ag->calls_ended++;
-      sr_session_set_delegate(c->s, NULL, NULL);
-      sr_session_unref(c->s);
-      free(c);
-      continue;
-    }
-    if (c->bye_at && (next < 0 || c->bye_at < next)) next = c->bye_at;
-    pc = &c->next;
+  ag->scan_referrals_at = ag->nreferrals < 32 ? 64 : 2 * ag->nreferrals;
+}
+
+int agent_sweep(agent *ag) {
+  if (ag->shutdown || ag->nreferrals >= ag->scan_referrals_at)
+    scan_referrals(ag);
+  while (ag->ended) {
+    agent_call *c = ag->ended;
+    ag->ended = c->ended_next;
+    *c->pprev = c->next;
+    if (c->next) c->next->pprev = c->pprev;
+    if (c->kept) c->kept->inviter = NULL;
+    if (c->counted) ag->calls_ended++;
+    sr_session_set_delegate(c->s, NULL, NULL);
+    sr_session_unref(c->s);
+    free(c);
   }
-  if (next < 0) return -1;
-  return next > now ? (int)(next - now) : 0;
+  long long now = agent_now_ms();
+  while (ag->byes && ag->byes->bye_at <= now) {
+    agent_call *c = ag->byes;
+    bye_unlink(c);
+    agent_log(ag, SR_LOG_INFO, "call %d: hanging up", c->id);
+    sr_session_bye(c->s);
+  }
+  if (!ag->byes) return -1;
+  return (int)(ag->byes->bye_at - now);
 }
 
 int agent_live_referrals(agent *ag) {
   int n = 0;
   for (agent_referral *k = ag->referrals; k; k = k->next)
     if (!referral_done(k)) n++;
-  return n;
-}
-
-int agent_live_calls(agent *ag) {
-  int n = 0;
-  for (agent_call *c = ag->calls; c; c = c->next)
-    if (!c->ended) n++;
   return n;
 }
 
@@ -331,15 +370,17 @@ void agent_end_calls(agent *ag) {
   sr_response_options ro;
   sr_response_options_init(&ro);
   ro.status_code = 480;
+  /* Ended calls stay in the list until the sweep: walking it is safe
+   * whatever the callbacks below do. */
   for (agent_call *c = ag->calls; c; c = c->next) {
     if (c->ended) continue;
-    c->bye_at = 0;
+    bye_unlink(c);
     sr_session_state st = sr_session_get_state(c->s);
     if (st == SR_SESSION_INITIAL &&
         sr_session_get_role(c->s) == SR_ROLE_INVITATION)
       sr_invitation_reject(c->s, &ro);
     else if (st == SR_SESSION_INITIAL)
-      c->ended = 1; /* an Inviter never sent */
+      call_ended(c); /* an Inviter never sent */
     else if (st < SR_SESSION_TERMINATING)
       sr_session_bye(c->s);
   }
@@ -349,9 +390,9 @@ void agent_free_all(agent *ag) {
   while (ag->referrals) {
     agent_referral *k = ag->referrals;
     ag->referrals = k->next;
-    sr_referral_unref(k->r);
-    free(k);
+    free_referral(k);
   }
+  ag->ended = ag->byes = NULL;
   while (ag->calls) {
     agent_call *c = ag->calls;
     ag->calls = c->next;

@@ -278,7 +278,8 @@ static int run_loop(agent *ag) {
     if (g_exit_now) return 0;
     int wait = agent_sweep(ag);
     long long now = agent_now_ms();
-    int refs = agent_live_referrals(ag), calls = agent_live_calls(ag);
+    int calls = ag->live_calls, refs = 0;
+    if (ag->shutdown) refs = agent_live_referrals(ag);
     switch (ag->shutdown) {
     case 0:
       if (end && now >= end) {
@@ -286,7 +287,7 @@ static int run_loop(agent *ag) {
         continue;
       }
       if (ag->o.max_calls && ag->calls_ended >= ag->o.max_calls &&
-          !calls && !refs) {
+          !calls && !agent_live_referrals(ag)) {
         agent_log(ag, SR_LOG_INFO, "--max-calls %d reached", ag->o.max_calls);
         begin_linger(ag);
         continue;
