@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from typing import Any, Callable, Dict, List, Optional
 
 from . import __version__
@@ -307,6 +308,7 @@ class Call:
                 states &= ~_TERMINATED_BIT
         session._own_callbacks(self.on_state, states, self.on_response, min_code,
                                agent.handle_referral, ended)
+        agent.calls[self] = None
 
     def name(self) -> str:
         return "outgoing" if self.session.role == SessionRole.INVITER else "incoming"
@@ -319,6 +321,7 @@ class Call:
             self.established = True
             if ag.o.bye_after >= 0 and not ag.shutdown:
                 self.bye_at = time.monotonic() + ag.o.bye_after
+                ag.byes.append((self.bye_at, self))
                 ag.dirty = True
         elif st == _TERMINATED:
             if not self.ended:  # Agent.call_ended, inline: one frame less per call
@@ -356,8 +359,16 @@ class Agent:
         # Info lines are off by default: their arguments are not even made.
         self.info = self.log.isEnabledFor(logging.INFO)
         self.ua: Optional[UserAgent] = None
-        self.calls: List[Call] = []
+        # Nothing done per message or per call walks all calls or all
+        # referrals: 10,000 calls up must not cost more per transfer than ten.
+        self.calls: Dict[Call, None] = {}  # in the order they came
         self.referrals: List[Dict[str, Any]] = []  # {"r", "call", "final"}
+        # A referral says nothing when it finishes: the finished ones are
+        # dropped once their number has doubled since the last look.
+        self.scan_referrals_at = 64
+        # --bye-after: (time, call) in time order (every call gets the same
+        # delay); an entry whose call ended or was hung up is skipped.
+        self.byes: deque = deque()
         self.next_id = 0
         self.calls_started = self.calls_ended = self.placed_failed = 0
         self.shutdown = 0  # 1 finishing referrals, 2 ending calls
@@ -383,7 +394,7 @@ class Agent:
         if self.shutdown or (self.o.max_calls and self.calls_started >= self.o.max_calls):
             inv.reject(503, extra_headers=["Retry-After: 60"])
             return
-        self.calls.append(Call(self, inv, True))
+        c = Call(self, inv, True)
         cb = self.script.get("on_invite")
         if cb and cb(inv) is not False:
             return
@@ -393,7 +404,7 @@ class Agent:
             try:
                 inv.accept()
             except Error as e:
-                self.log.warning("call %d: could not answer: %s", self.calls[-1].id, e)
+                self.log.warning("call %d: could not answer: %s", c.id, e)
         elif mode == "reject":
             inv.reject(code)
 
@@ -415,7 +426,6 @@ class Agent:
                 follow = r._inviter
                 if follow is not None and _core.sr_referral_get_session(r._ptr) is not None:
                     c = Call(self, follow, False, referral=r)  # the script followed it
-                    self.calls.append(c)
                     k["call"], c.kept = c, k
             return
         mode, code = self.o.on_refer
@@ -452,7 +462,6 @@ class Agent:
             self.notify_final(k, 416 if scheme not in ("sip", "sips") else 400)
             return
         c = Call(self, inv, False, referral=r)
-        self.calls.append(c)
         k["call"], c.kept = c, k
         if self.info:
             self.log.info("call %d: following the REFER to %s", c.id, r.refer_to.uri)
@@ -467,7 +476,6 @@ class Agent:
         assert self.ua is not None
         inv = self.ua.make_inviter(target)
         c = Call(self, inv, True, placed=True)
-        self.calls.append(c)
         try:
             inv.invite()
         except Error:
@@ -493,19 +501,20 @@ class Agent:
         """Forgets ended calls and finished referrals, fires --bye-after.
         Returns seconds until the next --bye-after, or None. Works only
         when a call ended, got a --bye-after time or one is due (the loop
-        calls it on every turn), and walks all calls only for
-        --bye-after."""
+        calls it on every turn); its cost follows what happened, not how
+        many calls are up."""
         if not self.dirty and not self.ended and (self.next_bye is None or now < self.next_bye):
             return None if self.next_bye is None else self.next_bye - now
         self.dirty = False
-        if self.referrals:
+        if self.shutdown or len(self.referrals) >= self.scan_referrals_at:
             self.referrals = [k for k in self.referrals
                               if _referral_state(k["r"]._ptr) in _LIVE_REFERRAL]
+            self.scan_referrals_at = max(64, 2 * len(self.referrals))
         if self.ended:
             ended = self.ended[:]
             self.ended.clear()  # (the same list: the C side of Call appends to it)
             for c in ended:
-                self.calls.remove(c)
+                del self.calls[c]
                 s = c.session  # its callbacks and it no longer refer to each other
                 s.on_state = s.on_response = s.on_bye = None
                 if c.counted:
@@ -513,22 +522,21 @@ class Agent:
                 k, c.kept = c.kept, None  # (they referred to each other)
                 if k is not None and k["call"] is c:
                     k["call"] = None
-        if self.o.bye_after < 0:
-            return None
-        nxt = None
-        for c in self.calls:
-            if not c.ended and c.bye_at and c.bye_at <= now:
-                c.bye_at = 0.0
-                if self.info:
-                    self.log.info("call %d: hanging up", c.id)
-                try:
-                    c.session.bye()
-                except Error:
-                    pass
-            if not c.ended and c.bye_at:
-                nxt = c.bye_at if nxt is None else min(nxt, c.bye_at)
-        self.next_bye = nxt
-        return None if nxt is None else max(nxt - now, 0.0)
+        byes = self.byes
+        while byes and (byes[0][0] <= now or byes[0][1].ended
+                        or byes[0][1].bye_at != byes[0][0]):
+            at, c = byes.popleft()
+            if c.ended or c.bye_at != at:
+                continue  # ended, or hung up already
+            c.bye_at = 0.0
+            if self.info:
+                self.log.info("call %d: hanging up", c.id)
+            try:
+                c.session.bye()
+            except Error:
+                pass
+        self.next_bye = byes[0][0] if byes else None
+        return None if self.next_bye is None else max(self.next_bye - now, 0.0)
 
     def live_calls(self) -> int:
         return sum(1 for c in self.calls if not c.ended)
@@ -553,7 +561,7 @@ class Agent:
                 self.log.warning("shutdown: %s", e)
 
     def end_calls(self) -> None:
-        for c in self.calls:
+        for c in list(self.calls):
             if c.ended:
                 continue
             c.bye_at = 0.0

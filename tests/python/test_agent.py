@@ -313,6 +313,23 @@ def test_call_bye_after_and_max_calls(net, agent):
     assert net.drive(lambda: c.state == S.TERMINATED)
 
 
+def test_bye_after_hangs_up_each_of_several_calls(net, agent):
+    """Calls established one after the other are each hung up by the
+    agent (its --bye-after queue), and it then exits on --max-calls."""
+    bob = Party(net, "bob")
+    ag = agent("--bye-after", "0.3", "--max-calls", "3", "--log-level", "info")
+    calls = []
+    for _ in range(3):
+        b = bob.ua.make_inviter(ag.uri())
+        bob.calls.append(b)
+        b.invite()
+        assert net.drive(lambda: b.state == S.ESTABLISHED), ag.stderr()
+        calls.append(b)
+    assert net.drive(lambda: all(c.state == S.TERMINATED for c in calls)), ag.stderr()
+    assert ag.wait() == 0, ag.stderr()
+    assert ag.stderr().count("hanging up") == 3, ag.stderr()
+
+
 def test_failed_call_is_status_3(net, agent):
     carol = Party(net, "carol")
     carol.answer = "reject"
