@@ -37,6 +37,13 @@ def derive(res: dict) -> None:
                                                        "paced_us"))
         mod["peers_speedup"] = {k: _ratio(v, cpu, 1)
                                 for k, v in PEERS_US.items()}
+    busy = res.get("busy")
+    if busy:
+        for kind, r in busy["runs"].items():
+            alone = (mod or {}).get("cpu_us_per_transfer") if kind == "c" \
+                else _get(res, "bindings", kind, "cpu_us_per_transfer")
+            r["ratio_to_no_calls_up"] = _ratio(r.get("cpu_us_per_transfer"),
+                                               alone)
     t = []
 
     def target(name, value, limit, unit, met):
@@ -156,6 +163,29 @@ def write_markdown(res: dict, path: Path) -> None:
                 f"{k} ~{v / 1000:g} ms/transfer ({_fmt(ps[k])}x ours)"
                 for k, v in PEERS_US.items()) + ".")
         L.append("")
+    busy = res.get("busy")
+    if busy:
+        L += [f"## With {busy['held']:,} other calls up, {busy['rate']:g} "
+              "transfers/s", "",
+              "| agent | CPU µs/transfer | user | sys | vs no calls up | "
+              "completed | failed |", "|---|---|---|---|---|---|---|"]
+        for kind, r in busy["runs"].items():
+            if "not_measured" in r:
+                L.append(f"| {kind} | not measured: {r['not_measured']} "
+                         "| | | | | |")
+                continue
+            L.append(f"| {kind} | {_fmt(r.get('cpu_us_per_transfer'))} | "
+                     f"{_fmt(r.get('user_us_per_transfer'))} | "
+                     f"{_fmt(r.get('sys_us_per_transfer'))} | "
+                     f"{_fmt(r.get('ratio_to_no_calls_up'), 2)}"
+                     f"{'x' if r.get('ratio_to_no_calls_up') else ''} | "
+                     f"{r['completed']} | {r['failed']} |")
+        L += ["", "The moderate load while SIPp holds the other calls "
+              "open (`hold.xml`, established at 2000/s before the load "
+              "starts). CPU is the agent's during the load only "
+              "(`/proc/PID/schedstat`); \"vs no calls up\" compares with "
+              "the moderate run (C) and the bindings part (Lua, Python) of "
+              "the same report.", ""]
     ins = res.get("instructions")
     if ins and "not_measured" not in ins:
         L += ["## Instructions per transfer (callgrind, noise-free)", "",

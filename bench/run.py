@@ -101,15 +101,48 @@ def startup_cost(kinds: Kinds, kind: str, workdir: Path, reps: int = 3):
 
 # ---------------------------------------------------------------- transfers
 
+def hold_calls(agent, wd: Path, scenario: str, sessions: int, rate: float,
+               ready_key: str, hold_s: float) -> "Sipp":
+    """SIPp holding `sessions` calls open with the agent (hold.xml or
+    hold_refer.xml), returned once all are established and the agent has
+    handled the last message (its CPU time stopped moving)."""
+    ramp_s = sessions / rate
+    hold_ms = int((ramp_s + hold_s) * 1000)
+    sipp = Sipp("hold", scenario,
+                [f"127.0.0.1:{agent.port}", "-r", f"{rate:g}", "-rp",
+                 "1000", "-m", str(sessions), "-l", str(sessions), "-d",
+                 str(hold_ms)], wd, hold_ms / 1000 + ramp_s + 60)
+
+    def ready():
+        c = sipp.counts()
+        n = sum(int(v) for k, v in c.items()
+                if re.fullmatch(r"\d+_" + ready_key, k))
+        return n >= sessions or not sipp.running()
+    if not wait_until(ready, ramp_s * 3 + 30, 0.2) or not sipp.running():
+        sipp.stop()
+        raise BenchError(f"{scenario}: {sessions} calls were not all "
+                         f"established (--keep keeps its logs: {wd})")
+    last = [agent.cpu_ns()]
+
+    def idle():
+        now = agent.cpu_ns()
+        still = now == last[0]
+        last[0] = now
+        return still
+    wait_until(idle, 10, 0.1)
+    return sipp
+
+
 def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
                  workdir: Path, base_cpu: float, capture: bool = False,
-                 pcap_agent: bool = False) -> dict:
+                 pcap_agent: bool = False, held: int = 0) -> dict:
     """One load: SIPp referrer at `rate` calls/s for `calls` transfers,
-    SIPp target answering, the agent in between."""
+    SIPp target answering, the agent in between; with `held`, that many
+    other calls are up with the agent (SIPp holds them) during the load."""
     wd = make_workdir(workdir, f"{kind}-{int(rate)}-")
     agent = None
     cap = None
-    target = ref = None
+    target = ref = hold = None
     try:
         if pcap_agent:
             cmd, env = kinds.cmd(kind)
@@ -118,8 +151,11 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
                           wd, env, name=f"agent-{kind}")
         else:
             agent = kinds.start(kind, wd)
-        tport = free_udp_port()
         limit_s = calls / rate + 30
+        if held:
+            hold = hold_calls(agent, wd, "hold.xml", held, 2000, "ACK_Sent",
+                              limit_s + 30)
+        tport = free_udp_port()
         target = Sipp("target", "target.xml",
                       ["-p", str(tport), "-m", str(calls)], wd, limit_s + 10)
         if not wait_until(lambda: udp_port_bound(tport) or
@@ -130,7 +166,7 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
                              (wd / "target.out").read_text()[-300:])
         if capture:
             cap = Capture(agent.port, wd / "load.pcap", limit_s + 30)
-        c0, t0 = agent.cpu_ns(), time.monotonic()
+        c0, t0, k0 = agent.cpu_ns(), time.monotonic(), agent.user_sys_ticks()
         ref = Sipp("referrer", "referrer.xml",
                    [f"127.0.0.1:{agent.port}", "-key", "target",
                     f"127.0.0.1:{tport}", "-r", f"{rate:g}", "-rp", "1000",
@@ -139,11 +175,13 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
         rr = ref.wait()
         wait_until(lambda: not target.running(), 10)
         tr = target.stop()
-        c1, t1 = agent.cpu_ns(), time.monotonic()
+        c1, t1, k1 = agent.cpu_ns(), time.monotonic(), agent.user_sys_ticks()
         cap_log = cap.stop() if cap else ""
+        if hold:
+            hold.stop()
         usage = agent.stop()
     finally:
-        for p in (ref, target):
+        for p in (ref, target, hold):
             if p and p.running():
                 p.stop()
         if cap:
@@ -152,8 +190,13 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
             agent.kill()
     completed = min(rr.successful, tr.successful)
     cpu = max(0.0, usage.cpu - base_cpu)
+    share = usage.user / usage.cpu if usage.cpu else 0
+    if held:  # not the whole life: the held calls' setup and end are not ours
+        cpu = (c1 - c0) / 1e9
+        ticks = (k1[0] - k0[0]) + (k1[1] - k0[1])
+        share = (k1[0] - k0[0]) / ticks if ticks else 0
     out = {
-        "kind": kind, "rate": rate, "calls": calls,
+        "kind": kind, "rate": rate, "calls": calls, "held": held,
         "completed": completed,
         "failed": rr.failed + tr.failed,
         "referrer_rc": rr.rc, "target_rc": tr.rc,
@@ -170,7 +213,6 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
     }
     if completed:
         out["cpu_us_per_transfer"] = round(cpu * 1e6 / completed, 2)
-        share = usage.user / usage.cpu if usage.cpu else 0
         out["user_us_per_transfer"] = round(cpu * share * 1e6 / completed, 2)
         out["sys_us_per_transfer"] = round(cpu * (1 - share) * 1e6 /
                                            completed, 2)
@@ -487,36 +529,12 @@ def part_memory(kinds: Kinds, workdir: Path, scenario: str, on_refer: str,
     is read once all are established: later readings would not show the
     transactions' memory going (glibc keeps what is freed)."""
     wd = make_workdir(workdir, f"mem-{Path(scenario).stem}-")
-    ramp_s = sessions / rate
-    hold_ms = int((ramp_s + 10) * 1000)
     agent = kinds.start("c", wd, on_refer=on_refer)
     sipp = None
     try:
         rss0 = agent.rss_kb()
         t0 = time.monotonic()
-        sipp = Sipp("hold", scenario,
-                    [f"127.0.0.1:{agent.port}", "-r", f"{rate:g}", "-rp",
-                     "1000", "-m", str(sessions), "-l", str(sessions), "-d",
-                     str(hold_ms)], wd, hold_ms / 1000 + ramp_s + 60)
-
-        def ready():
-            c = sipp.counts()
-            n = sum(int(v) for k, v in c.items()
-                    if re.fullmatch(r"\d+_" + ready_key, k))
-            return n >= sessions or not sipp.running()
-        if not wait_until(ready, ramp_s * 3 + 30, 0.2) or not sipp.running():
-            raise BenchError(f"{scenario}: {sessions} calls were not all "
-                             f"established (--keep keeps its logs: {wd})")
-        # SIPp has sent the last ACK (or NOTIFY answer): read once the
-        # agent has handled it, i.e. once its CPU time stops moving.
-        last = [agent.cpu_ns()]
-
-        def idle():
-            now = agent.cpu_ns()
-            still = now == last[0]
-            last[0] = now
-            return still
-        wait_until(idle, 10, 0.1)
+        sipp = hold_calls(agent, wd, scenario, sessions, rate, ready_key, 10)
         rss_ready = agent.rss_kb()
         t_ready = time.monotonic() - t0
         res = sipp.wait()
@@ -597,10 +615,11 @@ def parse_args(argv):
     p.add_argument("--max-start", type=float, default=400)
     p.add_argument("--max-cap", type=float, default=12800)
     p.add_argument("--sessions", type=int, default=10000,
-                   help="concurrent sessions for memory (default 10000)")
+                   help="concurrent sessions for memory and busy "
+                   "(default 10000)")
     p.add_argument("--only", default="",
-                   help="comma list of parts: floor,moderate,sweep,max,"
-                   "bindings,memory,instructions (default all)")
+                   help="comma list of parts: floor,moderate,busy,sweep,"
+                   "max,bindings,memory,instructions (default all)")
     p.add_argument("--quick", action="store_true",
                    help="shorter runs (for trying things out)")
     p.add_argument("--smoke", action="store_true",
@@ -617,12 +636,12 @@ def main(argv: list[str]) -> int:
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     parts = set(filter(None, a.only.split(","))) or {
-        "floor", "moderate", "sweep", "max", "bindings", "memory",
+        "floor", "moderate", "busy", "sweep", "max", "bindings", "memory",
         "instructions"}
     if a.smoke:
         a.rate, a.seconds, a.reps = 5, 1, 1
-        a.rounds, a.round_seconds = 1, 1
-        parts = {"floor", "moderate", "bindings"}
+        a.rounds, a.round_seconds, a.sessions = 1, 1, 20
+        parts = {"floor", "moderate", "bindings", "busy"}
     elif a.quick:
         a.seconds, a.reps, a.sweep_seconds = 6, 1, 4
         a.rounds, a.round_seconds = 2, 6
@@ -684,6 +703,23 @@ def main(argv: list[str]) -> int:
                 runs.append(r)
             res["moderate"] = {"rate": a.rate, "calls_per_run": calls,
                                **summarize_runs(runs)}
+
+        if "busy" in parts:
+            # The moderate load again, with a.sessions other calls up: what
+            # a transfer costs is not to depend on how many calls are up.
+            res["busy"] = {"rate": a.rate, "held": a.sessions, "runs": {}}
+            for kind in ("c", "lua", "python"):
+                why = kinds.unavailable(kind, workdir)
+                if why:
+                    res["busy"]["runs"][kind] = {"not_measured": why}
+                    continue
+                r = transfer_run(kinds, kind, a.rate, moderate_calls, workdir,
+                                 base, held=a.sessions)
+                log(f"busy: {kind} agent, {a.sessions} calls up, "
+                    f"{a.rate:g}/s: {r['completed']}/{moderate_calls} "
+                    f"completed, {r.get('cpu_us_per_transfer', '-')} "
+                    "us/transfer")
+                res["busy"]["runs"][kind] = r
 
         if "sweep" in parts:
             res["sweep"] = []
@@ -756,6 +792,10 @@ def main(argv: list[str]) -> int:
                if "not_measured" not in b and
                ("error" in b or b["failed"] or
                 b["completed"] != m.get("calls_per_run"))]
+        bad += [f"{k} with calls up" for k, b in
+                (res.get("busy") or {}).get("runs", {}).items()
+                if "not_measured" not in b and
+                (b["failed"] or b["completed"] != m.get("calls_per_run"))]
         if m.get("failed") or m.get("completed") != m.get("calls_per_run"):
             bad.append("c")
         if bad:
