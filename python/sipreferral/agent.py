@@ -523,11 +523,14 @@ class Agent:
                 if k is not None and k["call"] is c:
                     k["call"] = None
         byes = self.byes
-        while byes and (byes[0][0] <= now or byes[0][1].ended
-                        or byes[0][1].bye_at != byes[0][0]):
-            at, c = byes.popleft()
-            if c.ended or c.bye_at != at:
-                continue  # ended, or hung up already
+        while byes:
+            at, c = byes[0]
+            live = not c.ended and c.bye_at == at  # not ended or hung up already
+            if live and at > now:
+                break
+            byes.popleft()
+            if not live:
+                continue
             c.bye_at = 0.0
             if self.info:
                 self.log.info("call %d: hanging up", c.id)

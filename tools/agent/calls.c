@@ -393,6 +393,7 @@ void agent_free_all(agent *ag) {
     free_referral(k);
   }
   ag->ended = ag->byes = NULL;
+  ag->byes_tail = NULL;
   while (ag->calls) {
     agent_call *c = ag->calls;
     ag->calls = c->next;
