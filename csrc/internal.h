@@ -300,7 +300,9 @@ struct sr_ua {
   /* transport */
   sr__listener *listeners[8];
   int nlisteners;
-  sr__conn *conns;
+  sr__conn *conns;      /* live TCP connections */
+  sr__conn *dead_conns; /* closed this loop turn, freed by reap */
+  sr__hash conns_by_id, conns_by_addr;
   int nconns;
   uint64_t next_conn_id;
   char *rxbuf;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,101 @@ struct sr__conn {
   char *rbuf, *wbuf;
   size_t rlen, rcap, wlen, wcap;
   int connecting, dead, want_out;
+  int sent_request; /* client transactions may be waiting on it */
   uint64_t last_activity;
   sr__timer idle;
-  sr__conn *next;
+  /* Live: in ua->conns (all, for closing) and in the two indexes, looked
+   * up per message sent; dead: in ua->dead_conns until reaped. */
+  sr__conn *next, **pprev;
+  sr__conn *id_next, *addr_next;
+  char id_key[20], addr_key[40];
 };
+
+/* ---------------- connection indexes ---------------- */
+
+/* Keys for the UA's chained hashes: hex of the id, and of family, port
+ * and address bytes (formatting the address as text would cost more). */
+static void id_key(uint64_t id, char *out) {
+  static const char hex[] = "0123456789abcdef";
+  int k = 0;
+  do {
+    out[k++] = hex[id & 15];
+    id >>= 4;
+  } while (id);
+  out[k] = '\0';
+}
+
+static void addr_key(const struct sockaddr_storage *ss, char *out) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *port, *addr;
+  size_t n;
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const void *)ss;
+    port = (const void *)&a->sin6_port;
+    addr = a->sin6_addr.s6_addr;
+    n = 16;
+    *out++ = '6';
+  } else {
+    const struct sockaddr_in *a = (const void *)ss;
+    port = (const void *)&a->sin_port;
+    addr = (const void *)&a->sin_addr;
+    n = 4;
+    *out++ = '4';
+  }
+  for (int i = 0; i < 2; i++) {
+    *out++ = hex[port[i] >> 4];
+    *out++ = hex[port[i] & 15];
+  }
+  for (size_t i = 0; i < n; i++) {
+    *out++ = hex[addr[i] >> 4];
+    *out++ = hex[addr[i] & 15];
+  }
+  *out = '\0';
+}
+
+static const char *conn_id_key(void *o) { return ((sr__conn *)o)->id_key; }
+static const char *conn_addr_key(void *o) { return ((sr__conn *)o)->addr_key; }
+#define BY_ID offsetof(sr__conn, id_next)
+#define BY_ADDR offsetof(sr__conn, addr_next)
+
+static int conn_index(sr_ua *ua, sr__conn *c) {
+  id_key(c->id, c->id_key);
+  addr_key(&c->addr, c->addr_key);
+  if (sr__hash_insert(&ua->conns_by_id, BY_ID, conn_id_key, c) < 0)
+    return SR_ENOMEM;
+  if (sr__hash_insert(&ua->conns_by_addr, BY_ADDR, conn_addr_key, c) < 0) {
+    sr__hash_remove(&ua->conns_by_id, BY_ID, conn_id_key, c);
+    return SR_ENOMEM;
+  }
+  if ((c->next = ua->conns)) c->next->pprev = &c->next;
+  c->pprev = &ua->conns;
+  ua->conns = c;
+  return 0;
+}
+
+/* A closed connection leaves the indexes at once, so nothing finds it,
+ * and waits on the dead list: an epoll batch may still point at it. */
+static void conn_unindex(sr_ua *ua, sr__conn *c) {
+  sr__hash_remove(&ua->conns_by_id, BY_ID, conn_id_key, c);
+  sr__hash_remove(&ua->conns_by_addr, BY_ADDR, conn_addr_key, c);
+  if ((*c->pprev = c->next)) c->next->pprev = c->pprev;
+  c->next = ua->dead_conns;
+  c->pprev = NULL;
+  ua->dead_conns = c;
+}
+
+/* The live connection peer->conn names, else the newest one to its
+ * address. */
+static sr__conn *conn_find(sr_ua *ua, const sr__peer *peer) {
+  char k[40];
+  if (peer->conn) {
+    id_key(peer->conn, k);
+    sr__conn *c = sr__hash_find(&ua->conns_by_id, BY_ID, conn_id_key, k);
+    if (c) return c;
+  }
+  addr_key(&peer->addr, k);
+  return sr__hash_find(&ua->conns_by_addr, BY_ADDR, conn_addr_key, k);
+}
 
 int sr__peer_set(sr__peer *peer, sr_transport tp, const char *host,
                  int port) {
@@ -137,19 +229,6 @@ void sr__peer_format(const sr__peer *peer, char *out, size_t n) {
   int p;
   addr_format(&peer->addr, h, sizeof h, &p);
   hostport(out, n, h, peer->addr.ss_family == AF_INET6, p);
-}
-
-static int addr_equal(const struct sockaddr_storage *a,
-                      const struct sockaddr_storage *b) {
-  if (a->ss_family != b->ss_family) return 0;
-  if (a->ss_family == AF_INET) {
-    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-    return x->sin_port == y->sin_port &&
-           x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-  return x->sin6_port == y->sin6_port &&
-         memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
 }
 
 sr__listener *sr__transport_listener_for(sr_ua *ua, sr_transport tp,
@@ -269,8 +348,7 @@ static void conn_close_at(sr__conn *c, int level, const char *why) {
   close(c->io.fd);
   c->io.fd = -1;
   ua->nconns--;
-  /* The struct is freed by sr__transport_reap: an epoll batch may still
-   * point at it. */
+  conn_unindex(ua, c);
 }
 
 static void conn_close(sr__conn *c, const char *why) {
@@ -290,20 +368,15 @@ static void conn_free(sr__conn *c) {
 }
 
 void sr__transport_reap(sr_ua *ua) {
-  sr__conn **pp = &ua->conns;
-  while (*pp) {
-    sr__conn *c = *pp;
-    if (c->dead) {
-      *pp = c->next;
-      uint64_t id = c->id;
-      conn_free(c);
-      /* Requests waiting on a lost connection fail now, not at timer B/F
-       * (their responses could only have come back on it). */
-      if (!ua->closed) sr__txn_conn_lost(ua, id);
-      pp = &ua->conns; /* the upcalls may have changed the list */
-    } else {
-      pp = &c->next;
-    }
+  sr__conn *c;
+  while ((c = ua->dead_conns)) { /* upcalls may close more: they go here */
+    ua->dead_conns = c->next;
+    uint64_t id = c->id;
+    int requests = c->sent_request;
+    conn_free(c);
+    /* Requests waiting on a lost connection fail now, not at timer B/F
+     * (their responses could only have come back on it). */
+    if (requests && !ua->closed) sr__txn_conn_lost(ua, id);
   }
 }
 
@@ -509,8 +582,11 @@ static sr__conn *conn_new(sr_ua *ua, int fd, const struct sockaddr_storage *a,
     sr__free(c);
     return NULL;
   }
-  c->next = ua->conns;
-  ua->conns = c;
+  if (conn_index(ua, c) < 0) {
+    sr__io_del(ua, &c->io);
+    sr__free(c);
+    return NULL;
+  }
   ua->nconns++;
   sr__timer_start(ua, &c->idle, ua->opt.tcp_idle_timeout_ms);
   return c;
@@ -534,16 +610,6 @@ static void tcp_accept_ready(sr__io *io, uint32_t events) {
     }
     if (!conn_new(ua, fd, &a, alen, 0)) close(fd);
   }
-}
-
-static sr__conn *conn_find(sr_ua *ua, const sr__peer *peer) {
-  sr__conn *byaddr = NULL;
-  for (sr__conn *c = ua->conns; c; c = c->next) {
-    if (c->dead) continue;
-    if (peer->conn && c->id == peer->conn) return c;
-    if (!byaddr && addr_equal(&c->addr, &peer->addr)) byaddr = c;
-  }
-  return byaddr;
 }
 
 static sr__conn *conn_open(sr_ua *ua, const sr__peer *peer) {
@@ -588,6 +654,7 @@ int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
     if (!c) c = conn_open(ua, peer);
     if (!c) return SR_ETRANSPORT;
     peer->conn = c->id;
+    if (len < 8 || memcmp(data, "SIP/2.0 ", 8) != 0) c->sent_request = 1;
     return conn_write(c, data, len);
   }
   sr__listener *l = sr__transport_listener_for(ua, SR_TRANSPORT_UDP,
@@ -705,8 +772,10 @@ void sr__transport_close_all(sr_ua *ua) {
     sr__free(l);
   }
   ua->nlisteners = 0;
-  for (sr__conn *c = ua->conns; c; c = c->next) conn_close(c, NULL);
+  while (ua->conns) conn_close(ua->conns, NULL);
   sr__transport_reap(ua);
+  sr__hash_free(&ua->conns_by_id);
+  sr__hash_free(&ua->conns_by_addr);
 }
 
 int sr_ua_local_port(sr_ua *ua, sr_transport tp) {

@@ -384,23 +384,38 @@ static void response_peer(osip_message_t *req, const sr__peer *from,
 }
 
 void sr__txn_conn_lost(sr_ua *ua, uint64_t conn) {
-  for (;;) {
-    sr__txn *hit = NULL;
-    for (size_t i = 0; i < ua->txns.nbuckets && !hit; i++)
-      for (sr__txn *t = ua->txns.buckets[i]; t; t = t->hnext)
-        if (client_live(t) && t->peer.tp == SR_TRANSPORT_TCP &&
-            t->peer.conn == conn && !t->in_exec) {
-          hit = t;
-          break;
-        }
-    if (!hit) return;
-    sr__txn_ref(hit);
-    hit->state = SR__N_TERMINATED;
-    sr__timer_stop(ua, &hit->timer);
-    sr__txn_to_owner(hit, NULL, 503);
-    sr__txn_finish(hit);
-    sr__txn_unref(hit);
+  /* One pass collects them (held): failing one runs upcalls that may
+   * change the table. */
+  sr__txn *local[16], **hits = local;
+  size_t n = 0, cap = 16;
+  for (size_t i = 0; i < ua->txns.nbuckets; i++)
+    for (sr__txn *t = ua->txns.buckets[i]; t; t = t->hnext) {
+      if (!client_live(t) || t->peer.tp != SR_TRANSPORT_TCP ||
+          t->peer.conn != conn)
+        continue;
+      if (n == cap) {
+        sr__txn **more = sr__malloc(2 * cap * sizeof *more);
+        if (!more) goto collected; /* the rest end at their timers */
+        memcpy(more, hits, n * sizeof *more);
+        if (hits != local) sr__free(hits);
+        hits = more;
+        cap *= 2;
+      }
+      sr__txn_ref(t);
+      hits[n++] = t;
+    }
+collected:
+  for (size_t i = 0; i < n; i++) {
+    sr__txn *t = hits[i];
+    if (client_live(t) && !t->in_exec) {
+      t->state = SR__N_TERMINATED;
+      sr__timer_stop(ua, &t->timer);
+      sr__txn_to_owner(t, NULL, 503);
+      sr__txn_finish(t);
+    }
+    sr__txn_unref(t);
   }
+  if (hits != local) sr__free(hits);
 }
 
 sr__txn *sr__txn_find_invite(sr_ua *ua, osip_message_t *cancel) {
