@@ -116,13 +116,15 @@ class Agent(Child):
     for their timers when the load ended (freed at shutdown)."""
 
     def __init__(self, cmd: list[str], workdir: Path, env: dict | None = None,
-                 name: str = "agent"):
+                 name: str = "agent", tcp: bool = False):
         self.workdir = workdir
         port_file = workdir / f"{name}.port"
         port_file.unlink(missing_ok=True)  # a stale one would look ready
         self.log = open(workdir / f"{name}.log", "wb")
         full = cmd + ["--listen", "udp:127.0.0.1:0", "--port-file",
                       str(port_file)]
+        if tcp:
+            full[-2:-2] = ["--listen", "tcp:127.0.0.1:0"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(full, stdout=self.log,
                                      stderr=subprocess.STDOUT,
@@ -137,7 +139,10 @@ class Agent(Child):
             self.log.close()
             raise BenchError(f"{name} exited at start ({self.proc.returncode})"
                              f": {(workdir / f'{name}.log').read_text()[-500:]}")
-        self.port = int(port_file.read_text().split()[0].rsplit(":", 1)[1])
+        specs = port_file.read_text().split()
+        self.port = int(specs[0].rsplit(":", 1)[1])
+        self.tcp_port = next((int(x.rsplit(":", 1)[1]) for x in specs
+                              if x.startswith("tcp:")), None)
         self.usage: Usage | None = None
         # Stopping is a SIGTERM: wait until it would be caught (or blocked
         # for a signalfd), as the port file may be written before that.
@@ -167,6 +172,9 @@ class Agent(Child):
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]), int(fields[12])
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def rss_kb(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:

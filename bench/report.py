@@ -40,7 +40,8 @@ def derive(res: dict) -> None:
     busy = res.get("busy")
     if busy:
         for kind, r in busy["runs"].items():
-            alone = (mod or {}).get("cpu_us_per_transfer") if kind == "c" \
+            alone = (mod or {}).get("cpu_us_per_transfer") \
+                if kind.startswith("c") \
                 else _get(res, "bindings", kind, "cpu_us_per_transfer")
             r["ratio_to_no_calls_up"] = _ratio(r.get("cpu_us_per_transfer"),
                                                alone)
@@ -174,6 +175,8 @@ def write_markdown(res: dict, path: Path) -> None:
                 L.append(f"| {kind} | not measured: {r['not_measured']} "
                          "| | | | | |")
                 continue
+            if r.get("idle_tcp"):
+                kind = f"c, no calls held, {r['idle_tcp']:,} idle TCP connections"
             L.append(f"| {kind} | {_fmt(r.get('cpu_us_per_transfer'))} | "
                      f"{_fmt(r.get('user_us_per_transfer'))} | "
                      f"{_fmt(r.get('sys_us_per_transfer'))} | "
@@ -185,7 +188,9 @@ def write_markdown(res: dict, path: Path) -> None:
               "starts). CPU is the agent's during the load only "
               "(`/proc/PID/schedstat`); \"vs no calls up\" compares with "
               "the moderate run (C) and the bindings part (Lua, Python) of "
-              "the same report.", ""]
+              "the same report. The last row has no calls held: the "
+              "bench holds that many idle TCP connections open to the "
+              "agent (phones that stay connected between calls).", ""]
     ins = res.get("instructions")
     if ins and "not_measured" not in ins:
         L += ["## Instructions per transfer (callgrind, noise-free)", "",

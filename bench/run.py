@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -69,10 +70,11 @@ class Kinds:
             return cmd, env
         raise ValueError(kind)
 
-    def start(self, kind: str, workdir: Path, on_refer: str = "follow"):
+    def start(self, kind: str, workdir: Path, on_refer: str = "follow",
+              tcp: bool = False):
         cmd, env = self.cmd(kind, on_refer)
         cmd = self.wrapper + cmd
-        return Agent(cmd, workdir, env, name=f"agent-{kind}")
+        return Agent(cmd, workdir, env, name=f"agent-{kind}", tcp=tcp)
 
     def unavailable(self, kind: str, workdir: Path) -> str | None:
         """Why this kind of agent cannot run here, or None."""
@@ -133,16 +135,40 @@ def hold_calls(agent, wd: Path, scenario: str, sessions: int, rate: float,
     return sipp
 
 
+def hold_tcp(agent, n: int) -> list:
+    """n idle TCP connections to the agent (phones kept connected between
+    calls), returned once the agent has accepted them all."""
+    base = agent.open_fds()
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(socket.create_connection(("127.0.0.1",
+                                                   agent.tcp_port), 10))
+    except OSError as e:
+        for s in socks:
+            s.close()
+        raise BenchError(f"{len(socks)} of {n} idle TCP connections "
+                         f"opened: {e}")
+    if not wait_until(lambda: agent.open_fds() >= base + n, 30, 0.1):
+        for s in socks:
+            s.close()
+        raise BenchError(f"the agent did not accept {n} TCP connections")
+    return socks
+
+
 def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
                  workdir: Path, base_cpu: float, capture: bool = False,
-                 pcap_agent: bool = False, held: int = 0) -> dict:
+                 pcap_agent: bool = False, held: int = 0,
+                 idle_tcp: int = 0) -> dict:
     """One load: SIPp referrer at `rate` calls/s for `calls` transfers,
     SIPp target answering, the agent in between; with `held`, that many
-    other calls are up with the agent (SIPp holds them) during the load."""
+    other calls are up with the agent (SIPp holds them) during the load;
+    with `idle_tcp`, that many idle TCP connections are open to it."""
     wd = make_workdir(workdir, f"{kind}-{int(rate)}-")
     agent = None
     cap = None
     target = ref = hold = None
+    socks: list = []
     try:
         if pcap_agent:
             cmd, env = kinds.cmd(kind)
@@ -150,8 +176,10 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
                                                  str(wd / "agent.pcap")],
                           wd, env, name=f"agent-{kind}")
         else:
-            agent = kinds.start(kind, wd)
+            agent = kinds.start(kind, wd, tcp=idle_tcp > 0)
         limit_s = calls / rate + 30
+        if idle_tcp:
+            socks = hold_tcp(agent, idle_tcp)
         if held:
             hold = hold_calls(agent, wd, "hold.xml", held, 2000, "ACK_Sent",
                               limit_s + 30)
@@ -181,6 +209,8 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
             hold.stop()
         usage = agent.stop()
     finally:
+        for sock in socks:
+            sock.close()
         for p in (ref, target, hold):
             if p and p.running():
                 p.stop()
@@ -191,12 +221,13 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
     completed = min(rr.successful, tr.successful)
     cpu = max(0.0, usage.cpu - base_cpu)
     share = usage.user / usage.cpu if usage.cpu else 0
-    if held:  # not the whole life: the held calls' setup and end are not ours
+    if held or idle_tcp:  # during the load only: not the setup around it
         cpu = (c1 - c0) / 1e9
         ticks = (k1[0] - k0[0]) + (k1[1] - k0[1])
         share = (k1[0] - k0[0]) / ticks if ticks else 0
     out = {
         "kind": kind, "rate": rate, "calls": calls, "held": held,
+        "idle_tcp": idle_tcp,
         "completed": completed,
         "failed": rr.failed + tr.failed,
         "referrer_rc": rr.rc, "target_rc": tr.rc,
@@ -720,6 +751,16 @@ def main(argv: list[str]) -> int:
                     f"completed, {r.get('cpu_us_per_transfer', '-')} "
                     "us/transfer")
                 res["busy"]["runs"][kind] = r
+            # Phones that stay connected over TCP between calls: the C
+            # agent with that many idle connections open (under the
+            # library's default limit of 1024), UDP transfers as before.
+            n = min(a.sessions, 1000)
+            r = transfer_run(kinds, "c", a.rate, moderate_calls, workdir,
+                             base, idle_tcp=n)
+            log(f"busy: c agent, {n} idle TCP connections, {a.rate:g}/s: "
+                f"{r['completed']}/{moderate_calls} completed, "
+                f"{r.get('cpu_us_per_transfer', '-')} us/transfer")
+            res["busy"]["runs"]["c-idle-tcp"] = r
 
         if "sweep" in parts:
             res["sweep"] = []
