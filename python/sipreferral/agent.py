@@ -57,6 +57,8 @@ Network and identity:
   --username NAME      digest username for 401/407 challenges
   --password SECRET    digest password
   --t1 MS              SIP timer T1 in milliseconds (default 500)
+  --max-connections N  TCP connections open at once (default 1024); the
+                       open-file limit is raised to fit when it can be
   --port-file FILE     write the bound listeners, one line:
                        "udp:127.0.0.1:PORT tcp:127.0.0.1:PORT"
 
@@ -183,6 +185,17 @@ def _level(v: str) -> int:
     raise argparse.ArgumentTypeError(f"'{v}': expected error, warning, info or debug")
 
 
+def _fit_open_files(n: int) -> None:
+    """Each TCP connection is a file descriptor: room for n of them besides
+    the rest, as far as the hard limit allows."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 64
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (want if hard == resource.RLIM_INFINITY or want < hard else hard, hard))
+
+
 def parse_args(argv: List[str]) -> argparse.Namespace:
     """The options; raises UsageError (or exits 0 for --help/--version)."""
     p = _Parser(prog=PROG, add_help=False, allow_abbrev=False)
@@ -192,6 +205,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     a("--username")
     a("--password")
     a("--t1", type=_int(1, 60000, "milliseconds (1-60000)"), default=0)
+    a("--max-connections", type=_int(1, 1000000, "a positive integer"), default=0)
     a("--port-file")
     a("--on-invite", type=_on_invite, default=("answer", 0))
     a("--on-refer", type=_on_refer, default=("follow", 0))
@@ -756,6 +770,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     allowed_schemes=schemes, log_level=o.log_level)
         if o.t1:
             opts["t1_ms"] = o.t1
+        if o.max_connections:
+            opts["max_tcp_connections"] = o.max_connections
+            _fit_open_files(o.max_connections)
         try:
             ag.ua = UserAgent(uri, listen=[], username=o.username, password=o.password,
                               **opts)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import socket
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from conftest import subprocess_env
 from parties import Party, RawUDP, Referrer
 
 FLAGS = ["--listen", "--uri", "--username", "--password", "--t1", "--port-file",
+         "--max-connections",
          "--on-invite", "--on-refer", "--allow-out-of-dialog-refer", "--allow-scheme",
          "--script", "--call", "--bye-after", "--max-calls", "--duration", "--ladder",
          "--pcap", "--stats", "--verbose", "--log-level", "--help", "--version"]
@@ -145,6 +147,7 @@ def test_help_documents_every_flag_and_version():
     ["--bogus"], ["--on-invite", "maybe"], ["--on-refer", "reject:200"],
     ["--listen", "sctp:1.2.3.4:5"], ["--uri", "http://x"], ["--max-calls", "0"],
     ["--duration", "-1"], ["--t1", "x"], ["--log-level", "loud"],
+    ["--max-connections", "0"],
     ["--username", "u"], ["--allow-scheme", "no scheme"], ["extra"],
     ["--listen", "udp:127.0.0.1:99999"],
 ])
@@ -311,6 +314,26 @@ def test_call_bye_after_and_max_calls(net, agent):
     c = carol.last_call()
     assert c is not None
     assert net.drive(lambda: c.state == S.TERMINATED)
+
+
+def test_max_connections_closes_the_one_over(agent):
+    ag = agent("--max-connections", "2")
+    socks = [socket.create_connection(("127.0.0.1", ag.tcp), 10) for _ in range(3)]
+    try:
+        for s in socks:
+            s.settimeout(10)  # bounds a broken test; the close comes at once
+        assert socks[2].recv(1) == b"", "the third connection was not closed"
+        socks[0].sendall(b"OPTIONS sip:agent@127.0.0.1 SIP/2.0\r\n"
+                         b"Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKmaxconn1\r\n"
+                         b"From: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:agent@127.0.0.1>\r\n"
+                         b"Call-ID: maxconn1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                         b"Content-Length: 0\r\n\r\n")
+        assert socks[0].recv(4096).startswith(b"SIP/2.0 200 ")
+    finally:
+        for s in socks:
+            s.close()
+    assert ag.stop() == 0
+    assert "connection limit (2) reached" in ag.stderr()
 
 
 def test_bye_after_hangs_up_each_of_several_calls(net, agent):

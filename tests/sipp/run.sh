@@ -224,7 +224,8 @@ cli() {
   for flag in --listen --uri --on-invite --on-refer \
     --allow-out-of-dialog-refer --allow-scheme --script --max-calls \
     --duration --pcap --ladder --verbose --log-level --help --version \
-    --call --bye-after --username --password --t1 --stats --port-file; do
+    --call --bye-after --username --password --t1 --stats --port-file \
+    --max-connections; do
     grep -q -- "$flag" <<<"$out" || why "--help does not document $flag"
   done
   out=$(timeout 10 "$AGENT" --version)
@@ -233,6 +234,7 @@ cli() {
   one_line_error 2 --on-refer reject:200
   one_line_error 2 --on-invite maybe
   one_line_error 2 --max-calls -1
+  one_line_error 2 --max-connections 0
   one_line_error 2 --listen sctp:127.0.0.1:0
   one_line_error 2 --listen udp:127.0.0.1:0 stray-argument
   one_line_error 2 --username alice
@@ -268,6 +270,27 @@ t cli cli
 # ---------------------------------------------------------------- issue #2
 
 # sipp -sn uac: 20 calls into the agent, which answers (180, 200).
+# --max-connections 2: a third TCP connection is closed at once (and
+# logged); the first two are served.
+max_connections() {
+  start_agent maxconn --max-connections 2 || return
+  local c1 c2 c3 line rc
+  exec {c1}<>"/dev/tcp/127.0.0.1/$TPORT" {c2}<>"/dev/tcp/127.0.0.1/$TPORT" \
+    {c3}<>"/dev/tcp/127.0.0.1/$TPORT"
+  read -r -t 10 -u "$c3" line
+  rc=$?
+  [[ $rc -eq 1 ]] || why "the third connection was not closed (read: $rc)"
+  printf 'OPTIONS sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKmaxconn1\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:agent@127.0.0.1>\r\nCall-ID: maxconn1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n' >&"$c1"
+  read -r -t 10 -u "$c1" line
+  [[ $line == "SIP/2.0 200 "* ]] || why "OPTIONS on the first connection: '$line'"
+  grep -q "connection limit (2) reached" "$D/maxconn.err" ||
+    why "the refused connection was not logged"
+  exec {c1}>&- {c2}>&- {c3}>&-
+  kill -TERM "$APID"
+  wait_pid "$APID"
+  expect_rc "agent after SIGTERM" $? 0
+}
+
 uac_calls() {
   local tp=$1 port
   start_agent agent --max-calls 20 --stats || return
@@ -353,6 +376,7 @@ uac_ipv6() {
     grep -q INVITE || why "tshark found no INVITE over IPv6 in the pcap"
 }
 
+t max-connections max_connections
 t uac-udp uac_calls u1
 t uac-tcp uac_calls t1
 t uac-ipv6-udp uac_ipv6 u1

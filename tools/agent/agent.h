@@ -47,6 +47,7 @@ typedef struct agent_options {
   int ncalls;
   const char *username, *password;
   int t1_ms;
+  int max_connections; /* 0: the library's default */
   int stats;
   const char *port_file;
 } agent_options;

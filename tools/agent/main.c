@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -171,6 +172,18 @@ static int write_port_file(const char *path, const char *line) {
 
 /* ---------------- setup ---------------- */
 
+/* Each TCP connection is a file descriptor: room for n of them besides
+ * the listeners and the agent's own files, as far as the hard limit
+ * allows (the library refuses connections over its limit in any case). */
+static void fit_open_files(int n) {
+  struct rlimit rl;
+  rlim_t want = (rlim_t)n + 64;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want) return;
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || want < rl.rlim_max
+                    ? want : rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 static int make_ua(agent *ag) {
   sr_ua_options uo;
   char uri[256], schemes[512] = "sip,sips";
@@ -194,6 +207,10 @@ static int make_ua(agent *ag) {
   uo.username = ag->o.username;
   uo.password = ag->o.password;
   if (ag->o.t1_ms) uo.t1_ms = ag->o.t1_ms;
+  if (ag->o.max_connections) {
+    uo.max_tcp_connections = ag->o.max_connections;
+    fit_open_files(ag->o.max_connections);
+  }
   uo.log_fn = agent_log_fn;
   uo.log_level = ag->o.log_level;
   uo.allow_out_of_dialog_refer = ag->o.allow_ood_refer;

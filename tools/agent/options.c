@@ -28,6 +28,8 @@ static const char usage[] =
 "  --username NAME      digest username for 401/407 challenges\n"
 "  --password SECRET    digest password\n"
 "  --t1 MS              SIP timer T1 in milliseconds (default 500)\n"
+"  --max-connections N  TCP connections open at once (default 1024); the\n"
+"                       open-file limit is raised to fit when it can be\n"
 "  --port-file FILE     write the bound listeners, one line:\n"
 "                       \"udp:127.0.0.1:PORT tcp:127.0.0.1:PORT\"\n"
 "\n"
@@ -74,7 +76,7 @@ enum {
   OPT_LISTEN = 256, OPT_URI, OPT_ON_INVITE, OPT_ON_REFER, OPT_OOD,
   OPT_SCHEME, OPT_SCRIPT, OPT_MAX_CALLS, OPT_DURATION, OPT_PCAP, OPT_LADDER,
   OPT_LOG_LEVEL, OPT_CALL, OPT_BYE_AFTER, OPT_USERNAME, OPT_PASSWORD,
-  OPT_T1, OPT_STATS, OPT_PORT_FILE
+  OPT_T1, OPT_STATS, OPT_PORT_FILE, OPT_MAX_CONNECTIONS
 };
 
 static const struct option longopts[] = {
@@ -96,6 +98,7 @@ static const struct option longopts[] = {
   {"username", required_argument, NULL, OPT_USERNAME},
   {"password", required_argument, NULL, OPT_PASSWORD},
   {"t1", required_argument, NULL, OPT_T1},
+  {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
   {"stats", no_argument, NULL, OPT_STATS},
   {"port-file", required_argument, NULL, OPT_PORT_FILE},
   {"help", no_argument, NULL, 'h'},
@@ -261,6 +264,11 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
     case OPT_T1:
       if (parse_int(optarg, 1, 60000, &o->t1_ms) < 0)
         return fail("--t1 '%s': expected milliseconds (1-60000)", optarg);
+      break;
+    case OPT_MAX_CONNECTIONS:
+      if (parse_int(optarg, 1, 1000000, &o->max_connections) < 0)
+        return fail("--max-connections '%s': expected a positive integer",
+                    optarg);
       break;
     case OPT_STATS:
       o->stats = 1;
