@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -71,9 +72,12 @@ class Kinds:
         raise ValueError(kind)
 
     def start(self, kind: str, workdir: Path, on_refer: str = "follow",
-              tcp: bool = False):
+              tcp: int = 0):
+        """tcp: also listen on TCP, for that many connections."""
         cmd, env = self.cmd(kind, on_refer)
         cmd = self.wrapper + cmd
+        if tcp:
+            cmd += ["--max-connections", str(tcp + 16)]
         return Agent(cmd, workdir, env, name=f"agent-{kind}", tcp=tcp)
 
     def unavailable(self, kind: str, workdir: Path) -> str | None:
@@ -135,6 +139,17 @@ def hold_calls(agent, wd: Path, scenario: str, sessions: int, rate: float,
     return sipp
 
 
+def fit_open_files(n: int) -> int:
+    """Raises this process's open-file limit for n more sockets, as far as
+    the hard limit allows; returns how many fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return n if soft == resource.RLIM_INFINITY else min(n, soft - 256)
+
+
 def hold_tcp(agent, n: int) -> list:
     """n idle TCP connections to the agent (phones kept connected between
     calls), returned once the agent has accepted them all."""
@@ -176,7 +191,7 @@ def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,
                                                  str(wd / "agent.pcap")],
                           wd, env, name=f"agent-{kind}")
         else:
-            agent = kinds.start(kind, wd, tcp=idle_tcp > 0)
+            agent = kinds.start(kind, wd, tcp=idle_tcp)
         limit_s = calls / rate + 30
         if idle_tcp:
             socks = hold_tcp(agent, idle_tcp)
@@ -752,9 +767,9 @@ def main(argv: list[str]) -> int:
                     "us/transfer")
                 res["busy"]["runs"][kind] = r
             # Phones that stay connected over TCP between calls: the C
-            # agent with that many idle connections open (under the
-            # library's default limit of 1024), UDP transfers as before.
-            n = min(a.sessions, 1000)
+            # agent (--max-connections) with as many idle connections open
+            # as there were calls up, UDP transfers as before.
+            n = fit_open_files(a.sessions)
             r = transfer_run(kinds, "c", a.rate, moderate_calls, workdir,
                              base, idle_tcp=n)
             log(f"busy: c agent, {n} idle TCP connections, {a.rate:g}/s: "
