@@ -90,6 +90,10 @@ typedef struct sr__listener {
    * `shed` counts them. */
   int overloaded;
   unsigned shed;
+  /* TCP out of descriptors: accepting is paused until `resume` fires;
+   * `starved` until an accept succeeds again (said once). */
+  sr__timer resume;
+  int starved;
 } sr__listener;
 
 typedef struct sr__conn sr__conn;

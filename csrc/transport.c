@@ -592,6 +592,26 @@ static sr__conn *conn_new(sr_ua *ua, int fd, const struct sockaddr_storage *a,
   return c;
 }
 
+/* Out of descriptors (or kernel memory) the connection stays queued and
+ * the listener readable: watched, it would wake every loop turn. It is
+ * set aside for a while; the peers wait in the backlog meanwhile. */
+enum { ACCEPT_PAUSE_MS = 100 };
+
+static void accept_resume(void *arg) {
+  sr__listener *l = arg;
+  sr__io_mod(l->ua, &l->io, EPOLLIN);
+}
+
+static void accept_pause(sr__listener *l, int err) {
+  if (!l->starved)
+    sr__log(l->ua, SR_LOG_WARNING, "tcp %s:%d: cannot accept (%s: out of file "
+            "descriptors or memory); new connections wait", l->host, l->port,
+            strerror(err));
+  l->starved = 1;
+  sr__io_mod(l->ua, &l->io, 0);
+  sr__timer_start(l->ua, &l->resume, ACCEPT_PAUSE_MS);
+}
+
 static void tcp_accept_ready(sr__io *io, uint32_t events) {
   sr__listener *l = (sr__listener *)io;
   sr_ua *ua = l->ua;
@@ -601,7 +621,16 @@ static void tcp_accept_ready(sr__io *io, uint32_t events) {
     socklen_t alen = sizeof a;
     int fd = accept4(io->fd, (struct sockaddr *)&a, &alen,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM)
+        accept_pause(l, errno);
+      return;
+    }
+    if (l->starved) {
+      sr__log(ua, SR_LOG_INFO, "tcp %s:%d: accepting again", l->host, l->port);
+      l->starved = 0;
+    }
     if (ua->nconns >= ua->opt.max_tcp_connections) {
       sr__log(ua, SR_LOG_WARNING, "tcp: connection limit (%d) reached; refused",
               ua->opt.max_tcp_connections);
@@ -733,6 +762,7 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
   l->io.fd = fd;
   l->io.on_ready = tp == SR_TRANSPORT_UDP ? udp_ready : tcp_accept_ready;
   l->ua = ua;
+  sr__timer_init(&l->resume, accept_resume, l);
   l->tp = tp;
   l->family = bound.ss_family;
   addr_format(&bound, l->host, sizeof l->host, &l->port);
@@ -767,6 +797,7 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
 void sr__transport_close_all(sr_ua *ua) {
   for (int i = 0; i < ua->nlisteners; i++) {
     sr__listener *l = ua->listeners[i];
+    sr__timer_stop(ua, &l->resume);
     sr__io_del(ua, &l->io);
     close(l->io.fd);
     sr__free(l);

@@ -4,6 +4,8 @@
  * request), closed ones are freed and forgotten, and a lost connection
  * fails at once the requests waiting on it, and only those.
  */
+#include <sys/resource.h>
+
 #include "harness.h"
 #include "uas.h"
 #include "rawsock.h"
@@ -154,8 +156,54 @@ static void test_lost_connection_fails_its_requests_only(void) {
   t_free_uas();
 }
 
+/* ---------------- out of file descriptors ---------------- */
+
+static int starved_logged;
+static void count_starved(int level, const char *msg, void *ud) {
+  (void)ud;
+  if (level == SR_LOG_WARNING && strstr(msg, "file descriptors")) starved_logged++;
+}
+static void starved_log(sr_ua_options *o) { o->log_fn = count_starved; }
+
+/* With no descriptor left, accept() fails and the connection stays
+ * queued: a listener still watched would wake every loop turn (a spin).
+ * It is set aside for a while instead, said once, and accepting resumes
+ * when descriptors are back. */
+static void test_out_of_descriptors_pauses_accepting(void) {
+  starved_logged = 0;
+  A = t_ua("a", 0, 0, starved_log);
+  REQUIRE(A);
+  int port = sr_ua_local_port(A, SR_TRANSPORT_TCP);
+  t_raw c[3];
+  for (int i = 0; i < 3; i++) REQUIRE(t_raw_connect(&c[i], SR_TRANSPORT_TCP, port) == 0);
+  struct rlimit old, none;
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  int lowest = dup(0); /* every descriptor below it is in use */
+  REQUIRE(lowest >= 0);
+  close(lowest);
+  none = old;
+  none.rlim_cur = (rlim_t)lowest;
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &none) == 0);
+  int busy_turns = 0;
+  for (int i = 0; i < 20; i++) busy_turns += sr_ua_run_once(A, 0) > 0;
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+  CHECK(busy_turns <= 1);
+  CHECK_INT(starved_logged, 1);
+  CHECK_INT(connections(), 0);
+  /* Descriptors are back: a new peer is served once accepting resumes.
+   * (The queued ones are too; under valgrind, whose descriptor limit is
+   * its own, they are accepted and closed by it instead.) */
+  t_raw d;
+  REQUIRE(t_raw_connect(&d, SR_TRANSPORT_TCP, port) == 0);
+  CHECK(send_options(&d) == 0 && answered(&d));
+  t_raw_close(&d);
+  for (int i = 0; i < 3; i++) t_raw_close(&c[i]);
+  t_free_uas();
+}
+
 int main(void) {
   RUN(test_each_answer_on_its_connection);
   RUN(test_lost_connection_fails_its_requests_only);
+  RUN(test_out_of_descriptors_pauses_accepting);
   return DONE();
 }
