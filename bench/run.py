@@ -78,7 +78,7 @@ class Kinds:
         cmd = self.wrapper + cmd
         if tcp:
             cmd += ["--max-connections", str(tcp + 16)]
-        return Agent(cmd, workdir, env, name=f"agent-{kind}", tcp=tcp)
+        return Agent(cmd, workdir, env, name=f"agent-{kind}", tcp=tcp > 0)
 
     def unavailable(self, kind: str, workdir: Path) -> str | None:
         """Why this kind of agent cannot run here, or None."""
@@ -154,21 +154,21 @@ def hold_tcp(agent, n: int) -> list:
     """n idle TCP connections to the agent (phones kept connected between
     calls), returned once the agent has accepted them all."""
     base = agent.open_fds()
-    socks = []
+    socks: list = []
     try:
         for _ in range(n):
             socks.append(socket.create_connection(("127.0.0.1",
                                                    agent.tcp_port), 10))
-    except OSError as e:
+        if not wait_until(lambda: agent.open_fds() >= base + n, 30, 0.1):
+            raise BenchError(f"the agent did not accept {n} TCP connections")
+        return socks
+    except (OSError, BenchError) as e:
         for s in socks:
             s.close()
+        if isinstance(e, BenchError):
+            raise
         raise BenchError(f"{len(socks)} of {n} idle TCP connections "
-                         f"opened: {e}")
-    if not wait_until(lambda: agent.open_fds() >= base + n, 30, 0.1):
-        for s in socks:
-            s.close()
-        raise BenchError(f"the agent did not accept {n} TCP connections")
-    return socks
+                         f"opened: {e}") from e
 
 
 def transfer_run(kinds: Kinds, kind: str, rate: float, calls: int,

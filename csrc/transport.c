@@ -42,8 +42,9 @@ struct sr__conn {
 
 /* Keys for the UA's chained hashes: hex of the id, and of family, port
  * and address bytes (formatting the address as text would cost more). */
+static const char hex[] = "0123456789abcdef";
+
 static void id_key(uint64_t id, char *out) {
-  static const char hex[] = "0123456789abcdef";
   int k = 0;
   do {
     out[k++] = hex[id & 15];
@@ -53,7 +54,6 @@ static void id_key(uint64_t id, char *out) {
 }
 
 static void addr_key(const struct sockaddr_storage *ss, char *out) {
-  static const char hex[] = "0123456789abcdef";
   const unsigned char *port, *addr;
   size_t n;
   if (ss->ss_family == AF_INET6) {
