@@ -97,6 +97,7 @@ typedef struct sr__listener {
 } sr__listener;
 
 typedef struct sr__conn sr__conn;
+typedef struct sr__txn sr__txn;
 
 int sr__transport_listen(sr_ua *ua, const char *spec);
 void sr__transport_close_all(sr_ua *ua);
@@ -106,6 +107,9 @@ void sr__transport_reap(sr_ua *ua);
  * peer->addr (reused or opened). */
 int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
                        size_t len);
+/* Puts client transaction t, just sent over TCP, in the list of the
+ * connection it went on (t->peer.conn). */
+void sr__transport_track(sr_ua *ua, sr__txn *t);
 /* Resolves numeric host + port into peer (no DNS: literals or "localhost"). */
 int sr__peer_set(sr__peer *peer, sr_transport tp, const char *host, int port);
 void sr__peer_format(const sr__peer *peer, char *out, size_t n);
@@ -124,8 +128,6 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
                      size_t len);
 
 /* ------ txn: transactions (index: txn.c; INVITE: itxn.c; others: ntxn.c) ------ */
-
-typedef struct sr__txn sr__txn;
 
 /* What a client transaction reports to its owner. */
 typedef struct sr__txn_owner {
@@ -160,6 +162,9 @@ struct sr__txn {
    * the give-up timer (F, B or H). */
   int e_ms;
   uint64_t e_due, f_due;
+  /* A client transaction sent over TCP: in its connection's list, which
+   * fails it at once if the connection is lost. */
+  sr__txn *cnext, **cpprev;
 };
 
 /* TRYING is an ICT's Calling; CONFIRMED is the IST's only. Ordered: a
@@ -245,8 +250,11 @@ osip_message_t *sr__txn_request(sr__txn *t);
 int sr__txn_pending(sr__txn *t);
 /* The INVITE server transaction a CANCEL names (same branch, §9.2). */
 sr__txn *sr__txn_find_invite(sr_ua *ua, osip_message_t *cancel);
-/* Client transactions sent over TCP connection `conn` fail with 503. */
-void sr__txn_conn_lost(sr_ua *ua, uint64_t conn);
+/* A lost connection's client transactions (the list at *head) leave the
+ * list; with fail, those still waiting fail with 503. */
+void sr__txn_conn_lost(sr__txn **head, int fail);
+/* Takes t out of its connection's list, if it is in one. */
+void sr__txn_conn_unlink(sr__txn *t);
 /* Routes a parsed message to its transaction or creates one. Takes evt. */
 void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from);
 /* Sends a message outside any transaction (ACK for 2xx, stateless 400). */

@@ -28,7 +28,7 @@ struct sr__conn {
   char *rbuf, *wbuf;
   size_t rlen, rcap, wlen, wcap;
   int connecting, dead, want_out;
-  int sent_request; /* client transactions may be waiting on it */
+  sr__txn *clients; /* client transactions sent on it, still indexed */
   uint64_t last_activity;
   sr__timer idle;
   /* Live: in ua->conns (all, for closing) and in the two indexes, looked
@@ -371,12 +371,13 @@ void sr__transport_reap(sr_ua *ua) {
   sr__conn *c;
   while ((c = ua->dead_conns)) { /* upcalls may close more: they go here */
     ua->dead_conns = c->next;
-    uint64_t id = c->id;
-    int requests = c->sent_request;
-    conn_free(c);
     /* Requests waiting on a lost connection fail now, not at timer B/F
-     * (their responses could only have come back on it). */
-    if (requests && !ua->closed) sr__txn_conn_lost(ua, id);
+     * (their responses could only have come back on it). Their list moves
+     * here first: the upcalls may close the UA. */
+    sr__txn *clients = c->clients;
+    if (clients) clients->cpprev = &clients;
+    conn_free(c);
+    if (clients) sr__txn_conn_lost(&clients, !ua->closed);
   }
 }
 
@@ -683,7 +684,6 @@ int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
     if (!c) c = conn_open(ua, peer);
     if (!c) return SR_ETRANSPORT;
     peer->conn = c->id;
-    if (len < 8 || memcmp(data, "SIP/2.0 ", 8) != 0) c->sent_request = 1;
     return conn_write(c, data, len);
   }
   sr__listener *l = sr__transport_listener_for(ua, SR_TRANSPORT_UDP,
@@ -696,6 +696,17 @@ int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
     return SR_ETRANSPORT;
   }
   return 0;
+}
+
+void sr__transport_track(sr_ua *ua, sr__txn *t) {
+  char k[20];
+  if (t->peer.tp != SR_TRANSPORT_TCP || !t->peer.conn || t->cpprev) return;
+  id_key(t->peer.conn, k);
+  sr__conn *c = sr__hash_find(&ua->conns_by_id, BY_ID, conn_id_key, k);
+  if (!c) return; /* closed while sending: its failure is reported */
+  if ((t->cnext = c->clients)) t->cnext->cpprev = &t->cnext;
+  t->cpprev = &c->clients;
+  c->clients = t;
 }
 
 /* ---------------- listeners ---------------- */

@@ -66,6 +66,7 @@ sr__txn *sr__txn_ref(sr__txn *t) {
 
 void sr__txn_unref(sr__txn *t) {
   if (!t || --t->refs > 0) return;
+  sr__txn_conn_unlink(t);
   if (t->req) osip_message_free(t->req);
   osip_free(t->wire);
   sr__free(t->key);
@@ -181,6 +182,7 @@ void sr__txn_client_start_wire(sr__txn *t, const char *method, char *buf,
   sr__txn_arm_next(t);
   int rc = sr__transport_send(t->ua, &t->peer, buf, len);
   if (sr__txn_reliable(t)) {
+    if (rc == 0) sr__transport_track(t->ua, t);
     osip_free(buf); /* never retransmitted */
   } else {
     sr__txn_set_wire(t, buf, len);
@@ -210,6 +212,7 @@ void sr__txn_finish(sr__txn *t) {
   sr_ua *ua = t->ua;
   if (!t->indexed) return;
   t->indexed = 0;
+  sr__txn_conn_unlink(t);
   sr__timer_stop(ua, &t->timer);
   sr__hash_remove(&ua->txns, TXN_NEXT, txn_key, t);
   sr__txn_drop_request(t);
@@ -383,39 +386,21 @@ static void response_peer(osip_message_t *req, const sr__peer *from,
     ((struct sockaddr_in6 *)&out->addr)->sin6_port = htons((uint16_t)port);
 }
 
-void sr__txn_conn_lost(sr_ua *ua, uint64_t conn) {
-  /* One pass collects them (held): failing one runs upcalls that may
-   * change the table. */
-  sr__txn *local[16], **hits = local;
-  size_t n = 0, cap = 16;
-  for (size_t i = 0; i < ua->txns.nbuckets; i++)
-    for (sr__txn *t = ua->txns.buckets[i]; t; t = t->hnext) {
-      if (!client_live(t) || t->peer.tp != SR_TRANSPORT_TCP ||
-          t->peer.conn != conn)
-        continue;
-      if (n == cap) {
-        sr__txn **more = sr__malloc(2 * cap * sizeof *more);
-        if (!more) goto collected; /* the rest end at their timers */
-        memcpy(more, hits, n * sizeof *more);
-        if (hits != local) sr__free(hits);
-        hits = more;
-        cap *= 2;
-      }
-      sr__txn_ref(t);
-      hits[n++] = t;
-    }
-collected:
-  for (size_t i = 0; i < n; i++) {
-    sr__txn *t = hits[i];
-    if (client_live(t) && !t->in_exec) {
-      t->state = SR__N_TERMINATED;
-      sr__timer_stop(ua, &t->timer);
-      sr__txn_to_owner(t, NULL, 503);
-      sr__txn_finish(t);
-    }
-    sr__txn_unref(t);
+void sr__txn_conn_unlink(sr__txn *t) {
+  if (!t->cpprev) return;
+  if ((*t->cpprev = t->cnext)) t->cnext->cpprev = t->cpprev;
+  t->cnext = NULL;
+  t->cpprev = NULL;
+}
+
+void sr__txn_conn_lost(sr__txn **head, int fail) {
+  sr__txn *t;
+  /* From the head each time: failing one runs upcalls, which may end
+   * others (they leave the list as they end). */
+  while ((t = *head)) {
+    sr__txn_conn_unlink(t);
+    if (fail && client_live(t) && !t->in_exec) sr__txn_fail(t, 503);
   }
-  if (hits != local) sr__free(hits);
 }
 
 sr__txn *sr__txn_find_invite(sr_ua *ua, osip_message_t *cancel) {
