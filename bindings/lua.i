@@ -803,6 +803,15 @@ static int sr_lua_wait(lua_State *L) {
   return 1;
 }
 
+/* pin(kib): counts kib of C memory that a new object keeps alive as if
+ * Lua had allocated it, so that the collector keeps pace (a no-op while
+ * the script has stopped the collector). */
+static int sr_lua_pin(lua_State *L) {
+  int kib = (int)luaL_checkinteger(L, 1);
+  if (kib > 0 && lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCSTEP, kib);
+  return 0;
+}
+
 /* now_ms() -> monotonic milliseconds */
 static int sr_lua_now_ms(lua_State *L) {
   struct timespec ts;
@@ -827,6 +836,7 @@ static int sr_lua_now_ms(lua_State *L) {
 %native(sr_lua_request_body) int sr_lua_request_body(lua_State *L);
 %native(sr_lua_wait) int sr_lua_wait(lua_State *L);
 %native(sr_lua_now_ms) int sr_lua_now_ms(lua_State *L);
+%native(sr_lua_pin) int sr_lua_pin(lua_State *L);
 
 /* ---------------------------------------------------------------- typemaps */
 

@@ -61,7 +61,10 @@
 -- call raises ECLOSED. An object with handlers (on_*) stays alive until its
 -- closed event (a session's "terminated", a referrer's on_closed) or until
 -- its UA is closed; the handlers are released then. A UserAgent that is
--- collected is closed. One Lua object per C object: the same session,
+-- collected is closed. Each session, referral and referrer counts the C
+-- memory it keeps (about 2 KiB) towards the collector's pace, so objects
+-- the script dropped are collected as it goes (unless it stopped the
+-- collector). One Lua object per C object: the same session,
 -- referral or inviter is always the same value.
 --
 -- Callbacks run on the main Lua thread (captured when the UA is created),

@@ -266,4 +266,39 @@ t.test("memory is flat over many calls", function()
   t.eq(sr.stats().sessions, 0, "no C sessions left")
 end)
 
+-- A dropped object holds C memory Lua cannot see (a session: ~2 KiB; its
+-- Lua table: a few hundred bytes). Each new object counts for it, so the
+-- collector ends a cycle after about the script's heap in C memory (about
+-- 80 sessions for a heap of 170 KiB); without the count, four sessions
+-- per KiB of heap did not end one.
+t.test("dropped objects are collected at the pace of their C memory", function()
+  local alice, bob = t.ua("alice"), t.ua("bob")
+  local target = t.target(bob, "bob")
+  full_gc()
+  local heap_kib = collectgarbage("count")
+  local sessions0 = sr.stats().sessions
+  local cycle_ended = false
+  setmetatable({}, {__gc = function() cycle_ended = true end}) -- garbage already
+  local made = 0
+  while not cycle_ended and made < 4 * heap_kib do
+    alice:make_inviter(target) -- dropped at once
+    made = made + 1
+  end
+  t.check(cycle_ended, "a collection cycle ended")
+  t.check(made < heap_kib, ("%d objects made before a cycle ended, with a heap of %.0f KiB")
+          :format(made, heap_kib))
+  full_gc()
+  t.eq(sr.stats().sessions, sessions0, "all collected")
+
+  -- A script that stopped the collector keeps it stopped.
+  collectgarbage("stop")
+  for _ = 1, 50 do alice:make_inviter(target) end
+  local kept = sr.stats().sessions - sessions0
+  collectgarbage("restart")
+  t.eq(kept, 50, "nothing collected while stopped")
+  alice:close()
+  bob:close()
+  full_gc()
+end)
+
 t.done()
