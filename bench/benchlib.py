@@ -62,8 +62,9 @@ def free_udp_port() -> int:
 
 @dataclass
 class Usage:
-    """CPU seconds (user, sys), the wall time and the context switches
-    (voluntary and not) of a finished process."""
+    """CPU seconds (user, sys), the wall time, the peak RSS (VmHWM, read
+    just before SIGTERM) and the context switches (voluntary and not) of
+    a finished process."""
     user: float = 0.0
     sys: float = 0.0
     wall: float = 0.0
@@ -176,10 +177,10 @@ class Agent(Child):
     def open_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
-    def rss_kb(self) -> int:
+    def rss_kb(self, field: str = "VmRSS") -> int:
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
 
@@ -187,7 +188,15 @@ class Agent(Child):
         """SIGTERM, wait (bounded), and return its rusage."""
         if self.usage:
             return self.usage
+        # The peak RSS of the agent itself: wait4's ru_maxrss would also
+        # count the bench process that forked it (Linux carries the peak
+        # across exec).
+        peak_kb = 0
         if self.running():
+            try:
+                peak_kb = self.rss_kb("VmHWM")
+            except OSError:
+                pass
             self.proc.send_signal(signal.SIGTERM)
         if not self.wait_bounded(timeout_s):
             self.kill()
@@ -196,7 +205,7 @@ class Agent(Child):
         rc, ru, ended = self._exit
         self.log.close()
         self.usage = Usage(ru.ru_utime, ru.ru_stime, ended - self.started,
-                           ru.ru_maxrss, ru.ru_nvcsw + ru.ru_nivcsw)
+                           peak_kb, ru.ru_nvcsw + ru.ru_nivcsw)
         if rc != 0:
             raise BenchError(f"the agent exited with {rc}")
         return self.usage
