@@ -152,6 +152,11 @@ int agent_script_load(agent *ag, const char *path, char *err, size_t errlen) {
     return -1;
   }
   luaL_unref(L, LUA_REGISTRYINDEX, sr);
+  /* Generational, once the module is loaded (its tables become old): the
+   * script's objects are mostly wrappers of one call's objects, dropped
+   * within the call, which young collections free without traversing the
+   * module each time (bench/PROFILE.md). The script may switch back. */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   /* The script's globals live in a table of their own over _G. */
   if (luaL_loadfilex(L, path, "t") != LUA_OK) {
     snprintf(err, errlen, "--script: %s", lua_tostring(L, -1));
