@@ -253,8 +253,6 @@ sr__txn *sr__txn_find_invite(sr_ua *ua, osip_message_t *cancel);
 /* A lost connection's client transactions (the list at *head) leave the
  * list; with fail, those still waiting fail with 503. */
 void sr__txn_conn_lost(sr__txn **head, int fail);
-/* Takes t out of its connection's list, if it is in one. */
-void sr__txn_conn_unlink(sr__txn *t);
 /* Routes a parsed message to its transaction or creates one. Takes evt. */
 void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from);
 /* Sends a message outside any transaction (ACK for 2xx, stateless 400). */

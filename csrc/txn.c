@@ -59,6 +59,14 @@ static void free_key(char *k, const char *buf) {
   if (k != buf) sr__free(k);
 }
 
+/* Takes t out of its TCP connection's list, if it is in one. */
+static void conn_unlink(sr__txn *t) {
+  if (!t->cpprev) return;
+  if ((*t->cpprev = t->cnext)) t->cnext->cpprev = t->cpprev;
+  t->cnext = NULL;
+  t->cpprev = NULL;
+}
+
 sr__txn *sr__txn_ref(sr__txn *t) {
   if (t) t->refs++;
   return t;
@@ -66,7 +74,7 @@ sr__txn *sr__txn_ref(sr__txn *t) {
 
 void sr__txn_unref(sr__txn *t) {
   if (!t || --t->refs > 0) return;
-  sr__txn_conn_unlink(t);
+  conn_unlink(t);
   if (t->req) osip_message_free(t->req);
   osip_free(t->wire);
   sr__free(t->key);
@@ -212,7 +220,7 @@ void sr__txn_finish(sr__txn *t) {
   sr_ua *ua = t->ua;
   if (!t->indexed) return;
   t->indexed = 0;
-  sr__txn_conn_unlink(t);
+  conn_unlink(t);
   sr__timer_stop(ua, &t->timer);
   sr__hash_remove(&ua->txns, TXN_NEXT, txn_key, t);
   sr__txn_drop_request(t);
@@ -386,19 +394,12 @@ static void response_peer(osip_message_t *req, const sr__peer *from,
     ((struct sockaddr_in6 *)&out->addr)->sin6_port = htons((uint16_t)port);
 }
 
-void sr__txn_conn_unlink(sr__txn *t) {
-  if (!t->cpprev) return;
-  if ((*t->cpprev = t->cnext)) t->cnext->cpprev = t->cpprev;
-  t->cnext = NULL;
-  t->cpprev = NULL;
-}
-
 void sr__txn_conn_lost(sr__txn **head, int fail) {
   sr__txn *t;
   /* From the head each time: failing one runs upcalls, which may end
    * others (they leave the list as they end). */
   while ((t = *head)) {
-    sr__txn_conn_unlink(t);
+    conn_unlink(t);
     if (fail && client_live(t) && !t->in_exec) sr__txn_fail(t, 503);
   }
 }
