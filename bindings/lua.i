@@ -803,12 +803,12 @@ static int sr_lua_wait(lua_State *L) {
   return 1;
 }
 
-/* pin(kib): counts kib of C memory that a new object keeps alive as if
- * Lua had allocated it, so that the collector keeps pace (a no-op while
- * the script has stopped the collector). */
-static int sr_lua_pin(lua_State *L) {
+/* count_c_memory(kib): counts kib of C memory that a new object keeps
+ * alive as if Lua had allocated it, so that the collector keeps pace (a
+ * no-op while the script has stopped the collector). */
+static int sr_lua_count_c_memory(lua_State *L) {
   int kib = (int)luaL_checkinteger(L, 1);
-  if (kib > 0 && lua_gc(L, LUA_GCISRUNNING)) lua_gc(L, LUA_GCSTEP, kib);
+  if (kib > 0 && lua_gc(L, LUA_GCISRUNNING) == 1) lua_gc(L, LUA_GCSTEP, kib);
   return 0;
 }
 
@@ -836,7 +836,7 @@ static int sr_lua_now_ms(lua_State *L) {
 %native(sr_lua_request_body) int sr_lua_request_body(lua_State *L);
 %native(sr_lua_wait) int sr_lua_wait(lua_State *L);
 %native(sr_lua_now_ms) int sr_lua_now_ms(lua_State *L);
-%native(sr_lua_pin) int sr_lua_pin(lua_State *L);
+%native(sr_lua_count_c_memory) int sr_lua_count_c_memory(lua_State *L);
 
 /* ---------------------------------------------------------------- typemaps */
 

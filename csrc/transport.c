@@ -28,7 +28,7 @@ struct sr__conn {
   char *rbuf, *wbuf;
   size_t rlen, rcap, wlen, wcap;
   int connecting, dead, want_out;
-  sr__txn *clients; /* client transactions sent on it, still indexed */
+  sr__txn *clients; /* client transactions sent on it, until they end */
   uint64_t last_activity;
   sr__timer idle;
   /* Live: in ua->conns (all, for closing) and in the two indexes, looked

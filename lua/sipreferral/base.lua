@@ -12,7 +12,7 @@ do -- SWIG's loader also sets the globals swig_type/swig_equals: keep _G clean
 end
 
 local B = {core = core}
-local pin = core.sr_lua_pin
+local count_c_memory = core.sr_lua_count_c_memory
 
 local tointeger, mtype = math.tointeger, math.type
 local fmt, concat = string.format, table.concat
@@ -336,17 +336,17 @@ function B.wrap(cls, p, owned, init)
     return o
   end
   if not owned then cls.ref(p) end
-  -- Lua's collector sees only the small table below, not the C memory
-  -- the reference keeps (the request, its parsed parts, the session's
-  -- strings). Counted as if allocated here, it paces the collector: an
-  -- object nobody holds is freed within a cycle of the script's own heap,
-  -- not after thousands of calls whose C memory then comes back at once.
-  if cls.pins then pin(cls.pins) end
   o = setmetatable({}, cls)
   local st = {p = p, kinds = cls.kinds}
   if init then init(st) end
   priv[o] = st
   live[p] = o
+  -- Lua's collector sees only the small table above, not the C memory
+  -- the reference keeps (the request, its parsed parts, the session's
+  -- strings). Counted as if allocated here, it paces the collector: an
+  -- object nobody holds is freed within a cycle of the script's own heap,
+  -- not after thousands of calls whose C memory then comes back at once.
+  if cls.c_kib then count_c_memory(cls.c_kib) end
   return o
 end
 
@@ -376,9 +376,9 @@ B.class("Referrer")
 -- referral its REFER and Refer-To, a session its INVITE and dialog
 -- strings, a referrer the REFER it sent. The benchmark's transfer (a
 -- referral, two sessions) keeps about 5 KiB of pool blocks until collected.
-Session.pins = 2
-B.classes.Referral.pins = 2
-B.classes.Referrer.pins = 2
+Session.c_kib = 2
+B.classes.Referral.c_kib = 2
+B.classes.Referrer.c_kib = 2
 B.class("UserAgent")
 B.class("NameAddrHeader")
 B.class("URI")
