@@ -73,6 +73,9 @@ def test_signal_interrupts_a_blocking_run_once(net):
             sent.append(1)
             signal.pthread_kill(main, signal.SIGINT)
 
+    # Python's own handler, whatever this process inherited: started in
+    # the background by a shell without job control, it ignores SIGINT.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     t = threading.Thread(target=interrupt)
     t.start()
     try:
@@ -81,6 +84,7 @@ def test_signal_interrupts_a_blocking_run_once(net):
                 alice.run_once(max(end - time.monotonic(), 0))
     finally:
         t.join()
+        signal.signal(signal.SIGINT, old)
     assert sent
     assert time.monotonic() < end  # the wait ended by the signal
     assert alice.run_once(0) == 0  # and the UA goes on
