@@ -111,15 +111,19 @@ static void conn_unindex(sr_ua *ua, sr__conn *c) {
   ua->dead_conns = c;
 }
 
+/* The live connection with this id, or NULL. */
+static sr__conn *conn_by_id(sr_ua *ua, uint64_t id) {
+  char k[20];
+  id_key(id, k);
+  return sr__hash_find(&ua->conns_by_id, BY_ID, conn_id_key, k);
+}
+
 /* The live connection peer->conn names, else the newest one to its
  * address. */
 static sr__conn *conn_find(sr_ua *ua, const sr__peer *peer) {
   char k[40];
-  if (peer->conn) {
-    id_key(peer->conn, k);
-    sr__conn *c = sr__hash_find(&ua->conns_by_id, BY_ID, conn_id_key, k);
-    if (c) return c;
-  }
+  sr__conn *c = peer->conn ? conn_by_id(ua, peer->conn) : NULL;
+  if (c) return c;
   addr_key(&peer->addr, k);
   return sr__hash_find(&ua->conns_by_addr, BY_ADDR, conn_addr_key, k);
 }
@@ -699,10 +703,8 @@ int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
 }
 
 void sr__transport_track(sr_ua *ua, sr__txn *t) {
-  char k[20];
   if (t->peer.tp != SR_TRANSPORT_TCP || !t->peer.conn || t->cpprev) return;
-  id_key(t->peer.conn, k);
-  sr__conn *c = sr__hash_find(&ua->conns_by_id, BY_ID, conn_id_key, k);
+  sr__conn *c = conn_by_id(ua, t->peer.conn);
   if (!c) return; /* closed while sending: its failure is reported */
   if ((t->cnext = c->clients)) t->cnext->cpprev = &t->cnext;
   t->cpprev = &c->clients;
