@@ -185,6 +185,9 @@ int sr__ntxn_respond_wire(sr__txn *t, int code, char *buf, size_t len);
 void sr__itxn_send(sr__txn *t, osip_message_t *req);
 void sr__itxn_receive(sr__txn *t, osip_message_t *m, int created);
 int sr__itxn_respond(sr__txn *t, osip_message_t *resp);
+/* Adds from's Route headers (parsed and generic) to to: the ACK of a
+ * non-2xx and the CANCEL repeat the INVITE's (§17.1.1.3, §9.1). */
+int sr__copy_routes(osip_message_t *from, osip_message_t *to);
 /* The same with the response's bytes (buf osip_malloc'd, taken). */
 int sr__itxn_respond_wire(sr__txn *t, int code, char *buf, size_t len);
 /* txn.c, for the state machines: ends a transaction (out of the index,
@@ -321,6 +324,8 @@ struct sr_ua {
   sr__hash txns;
   int ntxns;
 
+  struct sr__proxy *proxy; /* outbound proxy (proxy.c), or NULL */
+
   /* sessions by Call-ID */
   sr__hash sessions;
   int nsessions, ndialogs, nreferrals_pending, nreferrals, nreferrers;
@@ -336,6 +341,15 @@ struct sr_ua {
 
 void sr__log(sr_ua *ua, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The outbound proxy (proxy.c). init parses and resolves the option (0
+ * when NULL); peer gives its address for a request over tp; route gives
+ * its Route value ("<...;lr>"), or NULL when there is no proxy. */
+typedef struct sr__proxy sr__proxy;
+int sr__proxy_init(sr_ua *ua, const char *spec);
+void sr__proxy_free(sr_ua *ua);
+int sr__proxy_peer(sr_ua *ua, sr_transport tp, sr__peer *out);
+const char *sr__proxy_route(const sr_ua *ua);
 void sr__ua_child_add(sr_ua *ua);
 void sr__ua_child_del(sr_ua *ua);
 /* Random token for tags, branches, Call-IDs. */

@@ -32,14 +32,18 @@ int sr_ua_make_inviter(sr_ua *ua, const char *target,
            u->host && (!strcasecmp(u->scheme, "sip") || !strcasecmp(u->scheme, "sips"));
   sr__peer probe;
   sr_transport tp = opts ? opts->transport : SR_TRANSPORT_AUTO;
-  if (ok && sr__peer_from_uri(&probe, u, tp) < 0) ok = 0;
+  /* With an outbound proxy the target's host is the proxy's to resolve;
+   * without one it must be an address (SR_EADDR: a name). */
+  int rc = ok ? 0 : SR_EINVAL;
+  if (ok) rc = ua->proxy ? sr__proxy_peer(ua, tp, &probe)
+                         : sr__peer_from_uri(&probe, u, tp);
   if (u) osip_uri_free(u);
-  if (!ok) {
+  if (rc < 0) {
     sr__free(t);
-    return SR_EINVAL;
+    return rc == SR_EADDR ? SR_EADDR : SR_EINVAL;
   }
   sr_session *s;
-  int rc = sr__session_new(ua, SR_ROLE_INVITER, &s);
+  rc = sr__session_new(ua, SR_ROLE_INVITER, &s);
   if (rc < 0) {
     sr__free(t);
     return rc;
@@ -125,6 +129,9 @@ static int build_invite(sr_session *s, osip_message_t **out) {
   if (rc == 0) rc = osip_message_set_call_id(m, s->call_id) == 0 ? 0 : SR_ENOMEM;
   if (rc == 0) rc = osip_message_set_cseq(m, "1 INVITE") == 0 ? 0 : SR_ENOMEM;
   if (rc == 0) rc = sr__add_via(ua, m, s->tp, s->peer.addr.ss_family);
+  if (rc == 0 && sr__proxy_route(ua) &&
+      osip_message_set_route(m, sr__proxy_route(ua)) != 0)
+    rc = SR_ENOMEM;
   if (rc == 0) rc = sr__add_common(ua, m, s->tp, s->peer.addr.ss_family, 1);
   if (rc == 0) rc = sr__add_headers(m, s->iopt_headers);
   if (rc == 0) {
@@ -176,8 +183,8 @@ int sr_inviter_invite(sr_session *s) {
   return 0;
 }
 
-/* CANCEL (RFC 3261 §9.1): same Request-URI, Call-ID, From, To, CSeq number
- * and top Via as the INVITE. */
+/* CANCEL (RFC 3261 §9.1): same Request-URI, Call-ID, From, To, CSeq number,
+ * top Via and Route as the INVITE. */
 static void send_cancel(sr_session *s) {
   osip_message_t *c, *inv = s->invite;
   if (!inv || osip_message_init(&c) != 0) return;
@@ -197,6 +204,7 @@ static void send_cancel(sr_session *s) {
   snprintf(cseq, sizeof cseq, "%s CANCEL", inv->cseq->number);
   osip_message_set_cseq(c, cseq);
   osip_message_set_max_forwards(c, "70");
+  sr__copy_routes(inv, c);
   sr__txn_send_request(s->ua, c, &s->peer, NULL, NULL, NULL);
 }
 

@@ -61,9 +61,13 @@ void sr__itxn_send(sr__txn *t, osip_message_t *req) {
   sr__txn_client_start(t, req, client_timer);
 }
 
-/* Route lines an application added as extra headers stay generic
- * headers (unparsed); they belong in the ACK too. */
-static int copy_generic_routes(osip_message_t *from, osip_message_t *to) {
+/* The Route set of a request, for its ACK or CANCEL: the parsed Route
+ * headers and the Route lines an application added as extra headers
+ * (they stay generic, unparsed). */
+int sr__copy_routes(osip_message_t *from, osip_message_t *to) {
+  if (osip_list_clone(&from->routes, &to->routes,
+                      (int (*)(void *, void **))osip_route_clone) != 0)
+    return -1;
   osip_header_t *h, *c;
   for (int i = 0; (h = osip_list_get(&from->headers, i)); i++) {
     if (!h->hname || osip_strcasecmp(h->hname, "route") != 0) continue;
@@ -90,9 +94,7 @@ static int build_ack(sr__txn *t, osip_message_t *resp) {
            osip_to_clone(resp->to, &ack->to) == 0 &&
            osip_via_clone(via, &v) == 0 &&
            osip_list_add(&ack->vias, v, -1) >= 0 &&
-           osip_list_clone(&req->routes, &ack->routes,
-                           (int (*)(void *, void **))osip_route_clone) == 0 &&
-           copy_generic_routes(req, ack) == 0 && osip_cseq_init(&ack->cseq) == 0;
+           sr__copy_routes(req, ack) == 0 && osip_cseq_init(&ack->cseq) == 0;
   if (ok) {
     ack->sip_method = osip_strdup("ACK");
     ack->sip_version = osip_strdup("SIP/2.0");

@@ -538,7 +538,8 @@ void sr__referral_incoming(sr_ua *ua, sr_session *s, sr__txn *t,
         if (rc == 0)
           sr_inviter_invite(inv);
         else if (r->sub_active) /* no call can be made: the final word */
-          sr_referral_notify(r, rc == SR_ELIMIT ? 503 : 500, NULL);
+          sr_referral_notify(r, rc == SR_ELIMIT || rc == SR_EADDR ? 503 : 500,
+                             NULL);
       }
     }
   }

@@ -44,6 +44,7 @@ static void ua_free_memory(sr_ua *ua) {
   sr__free(ua->username);
   sr__free(ua->password);
   sr__free(ua->schemes);
+  sr__proxy_free(ua);
   if (ua->identity) osip_uri_free(ua->identity);
   sr__free(ua->heap);
   sr__free(ua->rxbuf);
@@ -95,6 +96,13 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
     ua_free_memory(ua);
     return SR_ENOMEM;
   }
+  int rc = sr__proxy_init(ua, opts->outbound_proxy);
+  if (rc < 0) {
+    close(ua->epfd);
+    ua_free_memory(ua);
+    return rc;
+  }
+  ua->opt.outbound_proxy = sr__proxy_route(ua);
   ua->opt.uri = ua->uri;
   ua->opt.display_name = ua->display_name;
   ua->opt.user_agent = ua->user_agent;

@@ -189,6 +189,18 @@ typedef struct sr_ua_options {
    * challenged again are kept; two retries at most. */
   const char *username;     /**< digest username, or NULL */
   const char *password;     /**< digest password, or NULL */
+  /** First hop of the requests this UA starts outside a dialog (the
+   * INVITEs of sr_ua_make_inviter and sr_referral_make_inviter), e.g.
+   * "sip:10.0.0.1:5060;transport=tcp"; NULL: straight to the target's
+   * host, which must then be an address. The request keeps its target as
+   * Request-URI and carries the proxy as its first Route, with ;lr
+   * (RFC 3261 §8.1.2); its CANCEL and ACK take the same hop. A target may
+   * then name a host (the proxy resolves it). A host name here is resolved
+   * once, by sr_ua_new (a blocking lookup). In-dialog requests follow
+   * the dialog's route set (Record-Route) and remote target (§12.2).
+   * sr_ua_new fails with SR_EINVAL (not a sip: URI of a host, or another
+   * transport than udp/tcp) or SR_EADDR (the name did not resolve). */
+  const char *outbound_proxy;
   int t1_ms;                /**< RFC 3261 T1 (default 500) */
   int t2_ms;                /**< T2 (default 4000) */
   int t4_ms;                /**< T4 (default 5000) */
@@ -416,7 +428,8 @@ typedef struct sr_session_delegate {
 
 /**
  * Creates an Inviter to @p target (a SIP URI). Nothing is sent until
- * sr_inviter_invite(). Errors: SR_EINVAL (bad target), SR_ECLOSED, SR_ELIMIT.
+ * sr_inviter_invite(). Errors: SR_EINVAL (bad target), SR_EADDR (its host
+ * is a name and there is no outbound_proxy), SR_ECLOSED, SR_ELIMIT.
  */
 SR_API int sr_ua_make_inviter(sr_ua *ua, const char *target,
                               const sr_inviter_options *opts,
@@ -530,7 +543,9 @@ SR_API int sr_referral_reject(sr_referral *r, const sr_response_options *o);
  * Allowed after the referrer's session ended (a blind transferor often
  * hangs up at once): the call goes out, no NOTIFY is sent.
  * Its responses drive the subscription's NOTIFYs. Errors: SR_ECLOSED,
- * SR_ESTATE (rejected), SR_EINVAL.
+ * SR_ESTATE (rejected), SR_EINVAL, SR_EADDR (as sr_ua_make_inviter).
+ * Without an on_refer the core accepts and follows; a target it cannot
+ * reach then gets a final NOTIFY 503 (RFC 3263 §4.3).
  */
 SR_API int sr_referral_make_inviter(sr_referral *r,
                                     const sr_inviter_options *opts,
