@@ -428,6 +428,7 @@ static int sr_lua_ua_new(lua_State *L) {
   o.user_agent = sr_lua_opt_str(L, 1, "user_agent");
   o.username = sr_lua_opt_str(L, 1, "username");
   o.password = sr_lua_opt_str(L, 1, "password");
+  o.outbound_proxy = sr_lua_opt_str(L, 1, "outbound_proxy");
   o.allowed_schemes = sr_lua_opt_str(L, 1, "allowed_schemes");
   if (!o.allowed_schemes) o.allowed_schemes = "sip,sips";
 #define SR_LUA_INT_OPT(f) o.f = sr_lua_opt_int(L, 1, #f, o.f)

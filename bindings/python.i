@@ -754,7 +754,8 @@ static int sr_py_opt_int(PyObject *d, const char *key, int *out) {
 
 static int sr_py_fill_ua(PyObject *d, sr_ua_options *o) {
   static const char *const names[] = {
-      "uri", "display_name", "user_agent", "username", "password", "t1_ms",
+      "uri", "display_name", "user_agent", "username", "password",
+      "outbound_proxy", "t1_ms",
       "t2_ms", "t4_ms", "max_message_size", "log_level",
       "allow_out_of_dialog_refer", "allow_refer_in_early_dialog",
       "allowed_schemes", "refer_decision_timeout_ms", "refer_expires_s",
@@ -768,6 +769,7 @@ static int sr_py_fill_ua(PyObject *d, sr_ua_options *o) {
       sr_py_opt_str(d, "user_agent", &o->user_agent) < 0 ||
       sr_py_opt_str(d, "username", &o->username) < 0 ||
       sr_py_opt_str(d, "password", &o->password) < 0 ||
+      sr_py_opt_str(d, "outbound_proxy", &o->outbound_proxy) < 0 ||
       sr_py_opt_int(d, "t1_ms", &o->t1_ms) < 0 ||
       sr_py_opt_int(d, "t2_ms", &o->t2_ms) < 0 ||
       sr_py_opt_int(d, "t4_ms", &o->t4_ms) < 0 ||
@@ -901,6 +903,7 @@ SR_PY_OUT(sr_referrer)
 %immutable sr_ua_options::user_agent;
 %immutable sr_ua_options::username;
 %immutable sr_ua_options::password;
+%immutable sr_ua_options::outbound_proxy;
 %immutable sr_ua_options::allowed_schemes;
 %immutable sr_response_options::reason_phrase;
 %immutable sr_response_options::extra_headers;

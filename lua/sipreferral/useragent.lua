@@ -22,7 +22,8 @@ local LEVEL_NAMES = {[core.SR_LOG_ERROR] = "error", [core.SR_LOG_WARNING] = "war
 local LOG_LEVELS = {error = core.SR_LOG_ERROR, warning = core.SR_LOG_WARNING,
                     info = core.SR_LOG_INFO, debug = core.SR_LOG_DEBUG}
 
-local UA_STRINGS = {"uri", "display_name", "user_agent", "username", "password"}
+local UA_STRINGS = {"uri", "display_name", "user_agent", "username", "password",
+                    "outbound_proxy"}
 local UA_INTS = {"t1_ms", "t2_ms", "t4_ms", "max_message_size",
                  "refer_decision_timeout_ms", "refer_expires_s", "max_sessions",
                  "max_referrals", "max_referrals_per_session",
@@ -104,7 +105,8 @@ function UserAgent.describe(_, st)
 end
 
 --- sr.UserAgent{uri=..., listen={"udp:127.0.0.1:0", ...}, ...}
--- Options: display_name, user_agent, username, password, t1_ms, t2_ms,
+-- Options: display_name, user_agent, username, password, outbound_proxy
+-- ("sip:HOST[:PORT][;transport=tcp]", the first hop of out-of-dialog INVITEs), t1_ms, t2_ms,
 -- t4_ms, max_message_size, log_level ("error"|"warning"|"info"|"debug"),
 -- allow_out_of_dialog_refer, allow_refer_in_early_dialog (booleans),
 -- allowed_schemes ({"sip","sips"} or "sip,sips"), refer_decision_timeout_ms,

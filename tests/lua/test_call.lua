@@ -260,6 +260,25 @@ t.test("udp_receive_buffer is an option", function()
   t.raises(function() t.ua("bad", {udp_receive_buffer = "big"}) end, sr.EINVAL)
 end)
 
+t.test("outbound_proxy: the first hop of out-of-dialog INVITEs", function()
+  local proxy = t.ua("proxy")
+  local host, port = proxy:address("udp")
+  local alice = t.ua("alice", {outbound_proxy = ("sip:%s:%d"):format(host, port)})
+  local req
+  proxy.on_invite = function(inv)
+    req = inv.request
+    inv:reject(486)
+  end
+  alice:make_inviter("sip:carol@pbx.example.com"):invite()
+  t.require_(t.drive(function() return req ~= nil end), "INVITE at the proxy")
+  t.eq(req.ruri, "sip:carol@pbx.example.com", "Request-URI kept")
+  t.eq(req:header("Route"), ("<sip:%s:%d;lr>"):format(host, port), "proxy as Route")
+  t.raises(function() t.ua("bad", {outbound_proxy = "sips:127.0.0.1"}) end, sr.EINVAL)
+  t.raises(function() t.ua("bad", {outbound_proxy = 5}) end, sr.EINVAL, "outbound_proxy")
+  local err = t.raises(function() proxy:make_inviter("sip:carol@pbx.example.com") end, sr.EADDR)
+  t.check(err and err.message:find("make_inviter"), "without a proxy, a name: EADDR")
+end)
+
 t.test("no live C objects are left", function()
   collectgarbage()
   collectgarbage()

@@ -500,3 +500,63 @@ def test_out_of_dialog_refer_refused_by_default(net, trio):
                          "Refer-To: <sip:carol@127.0.0.1:9>\r\n", 1) == 405
     finally:
         raw.close()
+
+
+# ------------------------------------------------------------ outbound proxy
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("core_follows", [False, True])
+def test_transfer_to_a_host_name_through_the_outbound_proxy(net, transport, core_follows):
+    """Alice's outbound proxy is Carol's address; Bob refers Alice to a
+    target that names a host. The INVITE goes to the proxy with the
+    target as Request-URI and the proxy as Route; the NOTIFYs report its
+    progress as usual."""
+    carol = Party(net, "carol")
+    host, port = carol.ua.address(transport)
+    tp = ";transport=tcp" if transport == "tcp" else ""
+    alice = Party(net, "alice", outbound_proxy=f"sip:{host}:{port}{tp}")
+    bob = Party(net, "bob")
+    if core_follows:
+        alice.refer_mode = None
+    b = bob.call(alice)  # Alice's own INVITEs would go to the proxy
+    rr = Referrer()
+    b.refer("sip:carol@carol.example.com", **rr.callbacks())
+    assert net.drive(lambda: rr.closed)
+    assert rr.codes() == [100, 180, 200]
+    inv = carol.invites[-1]
+    assert inv.startswith("INVITE sip:carol@carol.example.com SIP/2.0\r\n")
+    assert f"\r\nRoute: <sip:{host}:{port}{tp};lr>\r\n" in inv
+    assert f"SIP/2.0/{transport.upper()} " in inv
+    assert "Referred-By: <sip:bob@127.0.0.1>" in inv
+    assert carol.last_call().state == S.ESTABLISHED
+    no_checks(alice, bob, carol)
+
+
+def test_host_name_without_a_proxy(net, trio):
+    """No outbound proxy: a target naming a host cannot be called
+    (make_inviter raises EADDR); followed by the core, the referrer gets
+    a final NOTIFY 503 and the call it is in goes on."""
+    alice, bob, carol = trio()
+    with pytest.raises(sr.Error) as e:
+        alice.ua.make_inviter("sip:carol@carol.example.com")
+    assert e.value.code == sr.ErrorCode.EADDR
+    alice.refer_mode = None
+    a = alice.call(bob)
+    rr = Referrer()
+    bob.last_call().refer("sip:carol@carol.example.com", **rr.callbacks())
+    assert net.drive(lambda: rr.closed)
+    assert rr.notifies[-1] == (503, "Service Unavailable", "terminated;reason=noresource")
+    assert a.state == S.ESTABLISHED and carol.invites == []
+
+
+@pytest.mark.parametrize("proxy,code", [
+    ("sips:127.0.0.1", "EINVAL"), ("sip:bob@127.0.0.1", "EINVAL"),
+    ("sip:127.0.0.1;transport=sctp", "EINVAL"), ("sip:no-such-host.invalid", "EADDR"),
+])
+def test_bad_outbound_proxy(net, proxy, code):
+    with pytest.raises(sr.Error) as e:
+        net.ua("alice", outbound_proxy=proxy)
+    assert e.value.code == getattr(sr.ErrorCode, code)
+    with pytest.raises(TypeError):
+        net.ua("alice", outbound_proxy=5)
