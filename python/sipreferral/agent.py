@@ -56,6 +56,9 @@ Network and identity:
   --uri SIP-URI        identity, default sip:agent@HOST of the first --listen
   --username NAME      digest username for 401/407 challenges
   --password SECRET    digest password
+  --outbound-proxy URI send out-of-dialog INVITEs (--call, followed REFERs)
+                       through this proxy, e.g. sip:10.0.0.1;transport=tcp;
+                       targets may then name hosts
   --t1 MS              SIP timer T1 in milliseconds (default 500)
   --max-connections N  TCP connections open at once (default 1024); the
                        open-file limit is raised to fit when it can be
@@ -204,6 +207,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     a("--uri", type=_uri)
     a("--username")
     a("--password")
+    a("--outbound-proxy")
     a("--t1", type=_int(1, 60000, "milliseconds (1-60000)"), default=0)
     a("--max-connections", type=_int(1, 1000000, "a positive integer"), default=0)
     a("--port-file")
@@ -473,7 +477,9 @@ class Agent:
         except Error as e:
             self.log.warning("cannot follow the REFER to %s: %s", r.refer_to.uri, e)
             scheme = r.refer_to.uri.scheme.lower()
-            self.notify_final(k, 416 if scheme not in ("sip", "sips") else 400)
+            # a host name without an outbound proxy: unreachable (RFC 3263 §4.3)
+            self.notify_final(k, 416 if scheme not in ("sip", "sips")
+                              else 503 if e.code == ErrorCode.EADDR else 400)
             return
         c = Call(self, inv, False, referral=r)
         k["call"], c.kept = c, k
@@ -768,6 +774,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         opts: Dict[str, Any] = dict(user_agent=f"{PROG}/{__version__} (python)",
                                     allow_out_of_dialog_refer=o.allow_out_of_dialog_refer,
                                     allowed_schemes=schemes, log_level=o.log_level)
+        if o.outbound_proxy:
+            opts["outbound_proxy"] = o.outbound_proxy
         if o.t1:
             opts["t1_ms"] = o.t1
         if o.max_connections:
@@ -777,7 +785,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             ag.ua = UserAgent(uri, listen=[], username=o.username, password=o.password,
                               **opts)
         except Error as e:
-            print(f"{PROG}: cannot create the user agent ({uri}): {e.message}",
+            proxy = f", outbound proxy {o.outbound_proxy}" if o.outbound_proxy else ""
+            print(f"{PROG}: cannot create the user agent ({uri}{proxy}): {e.message}",
                   file=sys.stderr)
             return EXIT_USAGE if e.code == ErrorCode.EINVAL else EXIT_RUNTIME
         held = _Hold()
@@ -834,6 +843,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             except Error as e:
                 if e.code == ErrorCode.EINVAL:
                     print(f"{PROG}: --call '{target}': not a usable SIP URI", file=sys.stderr)
+                    return EXIT_USAGE
+                if e.code == ErrorCode.EADDR:
+                    print(f"{PROG}: --call '{target}': its host is a name (give an "
+                          "address, or --outbound-proxy)", file=sys.stderr)
                     return EXIT_USAGE
                 ag.log.error("--call %s: %s", target, e)
         rc = ag.run()

@@ -22,7 +22,8 @@ from sipreferral import SessionState as S
 from conftest import subprocess_env
 from parties import Party, RawUDP, Referrer
 
-FLAGS = ["--listen", "--uri", "--username", "--password", "--t1", "--port-file",
+FLAGS = ["--listen", "--uri", "--username", "--password", "--outbound-proxy", "--t1",
+         "--port-file",
          "--max-connections",
          "--on-invite", "--on-refer", "--allow-out-of-dialog-refer", "--allow-scheme",
          "--script", "--call", "--bye-after", "--max-calls", "--duration", "--ladder",
@@ -150,6 +151,8 @@ def test_help_documents_every_flag_and_version():
     ["--max-connections", "0"],
     ["--username", "u"], ["--allow-scheme", "no scheme"], ["extra"],
     ["--listen", "udp:127.0.0.1:99999"],
+    ["--listen", "udp:127.0.0.1:0", "--outbound-proxy", "sips:127.0.0.1"],
+    ["--listen", "udp:127.0.0.1:0", "--call", "sip:carol@pbx.example.com"],
 ])
 def test_bad_command_line_is_one_line_and_status_2(args):
     out = run_quick(*args)
@@ -163,6 +166,14 @@ def test_unbindable_address_is_one_line_and_status_1():
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "192.0.2.1" in lines[0], out.stderr
+
+
+def test_unresolvable_outbound_proxy_is_one_line_and_status_1():
+    out = run_quick("--listen", "udp:127.0.0.1:0", "--outbound-proxy",
+                    "sip:no-such-host.invalid")
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no-such-host.invalid" in lines[0], out.stderr
 
 
 def test_module_without_a_command():
@@ -206,6 +217,30 @@ def test_blind_transfer_with_ladder_and_pcap(net, agent, tmp_path, transport):
         assert t.returncode == 0, t.stderr
         seen = t.stdout.split()
         assert "REFER" in seen and "NOTIFY" in seen and "202" in seen, t.stdout
+
+
+@pytest.mark.parametrize("proxy", [True, False])
+def test_transfer_to_a_host_name(net, agent, proxy):
+    """A Refer-To naming a host: through --outbound-proxy (Carol plays the
+    proxy), or, without one, a final NOTIFY 503."""
+    bob, carol = Party(net, "bob"), Party(net, "carol")
+    ag = agent(*(["--outbound-proxy", carol.ua.contact_uri("")] if proxy else []))
+    b = bob.ua.make_inviter(ag.uri("udp"))
+    bob.calls.append(b)
+    b.invite()
+    assert net.drive(lambda: b.state == S.ESTABLISHED), ag.stderr()
+    rr = Referrer()
+    b.refer("sip:carol@pbx.example.com", **rr.callbacks())
+    assert net.drive(lambda: rr.closed), ag.stderr()
+    if proxy:
+        assert rr.codes() == [100, 180, 200]
+        inv = carol.invites[-1]
+        assert inv.startswith("INVITE sip:carol@pbx.example.com SIP/2.0\r\n")
+        assert f"\r\nRoute: <{carol.ua.contact_uri('')};lr>\r\n" in inv
+    else:
+        assert rr.codes() == [100, 503] and carol.invites == []
+        assert "cannot follow the REFER to sip:carol@pbx.example.com" in ag.stderr()
+    assert ag.stop() == 0, ag.stderr()
 
 
 def test_on_refer_reject(net, agent):

@@ -225,7 +225,7 @@ cli() {
     --allow-out-of-dialog-refer --allow-scheme --script --max-calls \
     --duration --pcap --ladder --verbose --log-level --help --version \
     --call --bye-after --username --password --t1 --stats --port-file \
-    --max-connections; do
+    --max-connections --outbound-proxy; do
     grep -q -- "$flag" <<<"$out" || why "--help does not document $flag"
   done
   out=$(timeout 10 "$AGENT" --version)
@@ -239,6 +239,9 @@ cli() {
   one_line_error 2 --listen udp:127.0.0.1:0 stray-argument
   one_line_error 2 --username alice
   one_line_error 2 --listen udp:127.0.0.1:0 --call not-a-uri
+  one_line_error 2 --listen udp:127.0.0.1:0 --outbound-proxy sips:127.0.0.1
+  one_line_error 2 --listen udp:127.0.0.1:0 --call sip:carol@pbx.example.com
+  one_line_error 1 --listen udp:127.0.0.1:0 --outbound-proxy sip:no-such-host.invalid
   one_line_error 2 --listen udp:127.0.0.1:0 --script "$D/no-such.lua"
   printf 'function on_refer(r)\n' >"$D/syntax.lua"
   one_line_error 2 --listen udp:127.0.0.1:0 --script "$D/syntax.lua"
@@ -424,6 +427,7 @@ wait_grep() {
 CHK_REFERRED_BY='<ereg regexp="sip:referrer@127\.0\.0\.1" search_in="hdr" header="Referred-By:" check_it="true" assign_to="chk"/>'
 CHK_NO_LEAK='<ereg regexp="X-Leak|Subject|leaked" search_in="msg" check_it_inverse="true" assign_to="chk"/>'
 CHK_RURI='<ereg regexp="^INVITE sip:target@127\.0\.0\.1:[0-9]+(;transport=tcp)? SIP/2\.0" search_in="msg" check_it="true" assign_to="chk"/>'
+CHK_RURI_NAME='<ereg regexp="^INVITE sip:target@pbx\.example\.com SIP/2\.0" search_in="msg" check_it="true" assign_to="chk"/>'
 CHK_FROM='<ereg regexp="sip:bob@127\.0\.0\.1" search_in="hdr" header="From:" check_it="true" assign_to="chk"/>'
 CHK_NO_REPLACES='<ereg regexp="^Replaces:" search_in="msg" check_it_inverse="true" assign_to="chk"/>'
 CHK_REPLACES='<ereg regexp="^ *call-1@127\.0\.0\.1;to-tag=111;from-tag=222 *$" search_in="hdr" header="Replaces:" check_it="true" assign_to="chk"/>'
@@ -533,6 +537,45 @@ allow_scheme() {
   run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
     -t "$tp" -m 1 -s agent -i 127.0.0.1
   expect_rc "sipp referrer (202, NOTIFY 100, NOTIFY 416)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+}
+
+# --outbound-proxy: SIPp plays the proxy (and the target). The Refer-To
+# names a host; the INVITE comes to the proxy with it as Request-URI and
+# the proxy as its Route.
+outbound_proxy() {
+  local tp=$1 tport proxy route
+  tport=$(free_port)
+  proxy="sip:127.0.0.1:$tport"
+  [[ $tp == t1 ]] && proxy="$proxy;transport=tcp"
+  route="<ereg regexp=\"^ *&lt;${proxy//./\\.};lr> *\$\" search_in=\"hdr\" header=\"Route:\" check_it=\"true\" assign_to=\"chk\"/>"
+  render target_answer.xml target.xml \
+    TARGET_CHECKS="$CHK_REFERRED_BY $CHK_RURI_NAME $route"
+  render referrer_blind.xml referrer.xml \
+    REFER_HEADERS="Refer-To: <sip:target@pbx.example.com>"$'\n'"$REFERRED_BY"
+  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
+  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
+  start_agent agent --outbound-proxy "$proxy" --max-calls 1 --ladder || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$SPID"
+  expect_rc "sipp proxy and target (Request-URI, Route)" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+}
+
+# Without --outbound-proxy a Refer-To naming a host cannot be called:
+# 202, NOTIFY 100, then a final NOTIFY 503 (RFC 3263 §4.3).
+host_name_no_proxy() {
+  local tp=$1
+  render referrer_final.xml referrer.xml FINAL=503 \
+    REFER_HEADERS="Refer-To: <sip:target@pbx.example.com>"$'\n'"$REFERRED_BY"
+  start_agent agent --max-calls 1 || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer (202, NOTIFY 100, NOTIFY 503)" $? 0
   wait_pid "$APID"
   expect_rc "agent" $? 0
 }
@@ -762,6 +805,8 @@ for tp in u1 t1; do
     "Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"Refer-To: <sip:dave@127.0.0.1:9>"
   t "tel-target-$x" refused "$tp" 416 "" "Refer-To: <tel:+15551234567>"
   t "allow-scheme-tel-$x" allow_scheme "$tp"
+  t "outbound-proxy-$x" outbound_proxy "$tp"
+  t "host-name-no-proxy-$x" host_name_no_proxy "$tp"
   t "out-of-dialog-$x" refer_ood "$tp" "" 405
   t "unknown-dialog-$x" refer_ood "$tp" ";tag=nosuchdialog" 481
   t "out-of-dialog-allowed-$x" refer_ood_follow "$tp"

@@ -46,6 +46,7 @@ typedef struct agent_options {
   const char *calls[AGENT_MAX_PLACED];
   int ncalls;
   const char *username, *password;
+  const char *outbound_proxy;
   int t1_ms;
   int max_connections; /* 0: the library's default */
   int stats;

@@ -206,6 +206,7 @@ static int make_ua(agent *ag) {
   uo.user_agent = "sipreferral-agent/" SR_VERSION;
   uo.username = ag->o.username;
   uo.password = ag->o.password;
+  uo.outbound_proxy = ag->o.outbound_proxy;
   if (ag->o.t1_ms) uo.t1_ms = ag->o.t1_ms;
   if (ag->o.max_connections) {
     uo.max_tcp_connections = ag->o.max_connections;
@@ -217,8 +218,9 @@ static int make_ua(agent *ag) {
   uo.allowed_schemes = schemes;
   int rc = sr_ua_new(&ag->ua, &uo);
   if (rc < 0) {
-    fprintf(stderr, "sipreferral-agent: cannot create the user agent (%s): "
-            "%s\n", uri, sr_strerror(rc));
+    fprintf(stderr, "sipreferral-agent: cannot create the user agent (%s%s%s): "
+            "%s\n", uri, ag->o.outbound_proxy ? ", outbound proxy " : "",
+            ag->o.outbound_proxy ? ag->o.outbound_proxy : "", sr_strerror(rc));
     return rc == SR_EINVAL ? AGENT_EXIT_USAGE : AGENT_EXIT_RUNTIME;
   }
   return 0;
@@ -410,6 +412,10 @@ int main(int argc, char **argv) {
       if (r == SR_EINVAL) {
         fprintf(stderr, "sipreferral-agent: --call '%s': not a usable SIP "
                 "URI\n", ag.o.calls[i]);
+        rc = AGENT_EXIT_USAGE;
+      } else if (r == SR_EADDR) {
+        fprintf(stderr, "sipreferral-agent: --call '%s': its host is a name "
+                "(give an address, or --outbound-proxy)\n", ag.o.calls[i]);
         rc = AGENT_EXIT_USAGE;
       } else if (r < 0) {
         agent_log(&ag, SR_LOG_ERROR, "--call %s: %s", ag.o.calls[i],

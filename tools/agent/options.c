@@ -27,6 +27,9 @@ static const char usage[] =
 "                       --listen\n"
 "  --username NAME      digest username for 401/407 challenges\n"
 "  --password SECRET    digest password\n"
+"  --outbound-proxy URI send out-of-dialog INVITEs (--call, followed REFERs)\n"
+"                       through this proxy, e.g. sip:10.0.0.1;transport=tcp;\n"
+"                       targets may then name hosts\n"
 "  --t1 MS              SIP timer T1 in milliseconds (default 500)\n"
 "  --max-connections N  TCP connections open at once (default 1024); the\n"
 "                       open-file limit is raised to fit when it can be\n"
@@ -76,7 +79,7 @@ enum {
   OPT_LISTEN = 256, OPT_URI, OPT_ON_INVITE, OPT_ON_REFER, OPT_OOD,
   OPT_SCHEME, OPT_SCRIPT, OPT_MAX_CALLS, OPT_DURATION, OPT_PCAP, OPT_LADDER,
   OPT_LOG_LEVEL, OPT_CALL, OPT_BYE_AFTER, OPT_USERNAME, OPT_PASSWORD,
-  OPT_T1, OPT_STATS, OPT_PORT_FILE, OPT_MAX_CONNECTIONS
+  OPT_T1, OPT_STATS, OPT_PORT_FILE, OPT_MAX_CONNECTIONS, OPT_PROXY
 };
 
 static const struct option longopts[] = {
@@ -97,6 +100,7 @@ static const struct option longopts[] = {
   {"bye-after", required_argument, NULL, OPT_BYE_AFTER},
   {"username", required_argument, NULL, OPT_USERNAME},
   {"password", required_argument, NULL, OPT_PASSWORD},
+  {"outbound-proxy", required_argument, NULL, OPT_PROXY},
   {"t1", required_argument, NULL, OPT_T1},
   {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
   {"stats", no_argument, NULL, OPT_STATS},
@@ -260,6 +264,9 @@ int agent_parse_options(agent_options *o, int argc, char **argv) {
       break;
     case OPT_PASSWORD:
       o->password = optarg;
+      break;
+    case OPT_PROXY:
+      o->outbound_proxy = optarg;
       break;
     case OPT_T1:
       if (parse_int(optarg, 1, 60000, &o->t1_ms) < 0)
