@@ -343,12 +343,12 @@ void sr__log(sr_ua *ua, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The outbound proxy (proxy.c). init parses and resolves the option (0
- * when NULL); peer gives its address for a request over tp; route gives
- * its Route value ("<...;lr>"), or NULL when there is no proxy. */
+ * when NULL); peer gives its address and transport; route gives its Route
+ * value ("<...;lr>"), or NULL when there is no proxy. */
 typedef struct sr__proxy sr__proxy;
 int sr__proxy_init(sr_ua *ua, const char *spec);
 void sr__proxy_free(sr_ua *ua);
-int sr__proxy_peer(sr_ua *ua, sr_transport tp, sr__peer *out);
+int sr__proxy_peer(sr_ua *ua, sr__peer *out);
 const char *sr__proxy_route(const sr_ua *ua);
 void sr__ua_child_add(sr_ua *ua);
 void sr__ua_child_del(sr_ua *ua);
@@ -421,6 +421,7 @@ struct sr_session {
   osip_message_t *invite;   /* the INVITE last sent (copy) */
   sr__txn *ict;
   int cancel_pending, canceled, auth_tries;
+  int via_proxy;            /* the INVITE went to the outbound proxy */
   char *ack;                /* the ACK's bytes, sent again for each 2xx */
   size_t ack_len;
 
@@ -471,6 +472,9 @@ int sr__dialog_write_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
                              char branch[SR__BRANCH_LEN], char **dest,
                              size_t *len);
 /* Sets peer to the dialog's next hop, keeping peer->conn. */
+/* The dialog's next hop (first Route, else the remote target) over tp
+ * (AUTO: the one its URI names); SR_EADDR when it names a host. */
+int sr__dialog_hop(osip_dialog_t *d, sr_transport tp, sr__peer *out);
 void sr__dialog_peer(osip_dialog_t *d, sr_transport tp, sr__peer *peer);
 void sr__session_update_peer(sr_session *s);
 int sr__session_send_bye(sr_session *s);

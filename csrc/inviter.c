@@ -35,7 +35,7 @@ int sr_ua_make_inviter(sr_ua *ua, const char *target,
   /* With an outbound proxy the target's host is the proxy's to resolve;
    * without one it must be an address (SR_EADDR: a name). */
   int rc = ok ? 0 : SR_EINVAL;
-  if (ok) rc = ua->proxy ? sr__proxy_peer(ua, tp, &probe)
+  if (ok) rc = ua->proxy ? sr__proxy_peer(ua, &probe)
                          : sr__peer_from_uri(&probe, u, tp);
   if (u) osip_uri_free(u);
   if (rc < 0) {
@@ -51,6 +51,7 @@ int sr_ua_make_inviter(sr_ua *ua, const char *target,
   s->target = t;
   s->peer = probe;
   s->tp = probe.tp;
+  s->via_proxy = ua->proxy != NULL;
   if (opts) {
     s->iopt = *opts;
     s->iopt_headers = sr__strdup(opts->extra_headers);
@@ -68,6 +69,25 @@ static void owner_unref(void *o) { sr_session_unref(o); }
 static void tell_watch(sr_session *s, int code, const char *reason) {
   if (s->watch.on_progress)
     s->watch.on_progress(s->watch.ctx, s, code, reason);
+}
+
+/* Where in-dialog requests go once the 2xx made the dialog. After the
+ * outbound proxy, the hop is the Record-Route or Contact, over the
+ * transport its URI names (RFC 3263 §4.1), on a connection of its own. A
+ * host name there is not resolved in the loop: the proxy stays the hop. */
+static void dialog_hop(sr_session *s) {
+  if (!s->via_proxy) {
+    sr__session_update_peer(s);
+    return;
+  }
+  sr__peer p;
+  if (sr__dialog_hop(s->dialog, SR_TRANSPORT_AUTO, &p) == 0) {
+    s->peer = p;
+    s->tp = p.tp;
+  } else {
+    sr__log(s->ua, SR_LOG_DEBUG, "the dialog's next hop names a host: "
+            "in-dialog requests go to the outbound proxy");
+  }
 }
 
 static void on_invite_response(void *owner, sr__txn *t, osip_message_t *r);
@@ -296,7 +316,7 @@ static void on_invite_response(void *owner, sr__txn *t, osip_message_t *r) {
         osip_free(to);
         osip_body_t *b = osip_list_get(&r->bodies, 0);
         if (b && b->body) s->remote_body = sr__strdup(b->body);
-        sr__session_update_peer(s);
+        dialog_hop(s);
       }
     }
     if (s->dialog) send_ack(s);

@@ -68,10 +68,10 @@ static int resolve(sr__proxy *p, const char *host, int port) {
 int sr__proxy_init(sr_ua *ua, const char *spec) {
   if (!spec) return 0;
   size_t sl = strlen(spec);
-  char *s = sr__strdup(spec[0] == '<' && sl > 1 && spec[sl - 1] == '>'
-                           ? spec + 1 : spec);
+  int angled = sl > 1 && spec[0] == '<' && spec[sl - 1] == '>';
+  char *s = sr__strdup(angled ? spec + 1 : spec);
   if (!s) return SR_ENOMEM;
-  if (spec[0] == '<') s[sl - 2] = 0;
+  if (angled) s[sl - 2] = 0;
   osip_uri_t *u = NULL;
   sr__proxy *p = NULL;
   int rc = SR_EINVAL;
@@ -79,13 +79,15 @@ int sr__proxy_init(sr_ua *ua, const char *spec) {
     rc = SR_ENOMEM;
     goto out;
   }
-  /* sips needs TLS, which this library does not speak; a user part or
-   * headers make no proxy address. */
+  /* sips needs TLS, which this library does not speak; a user part,
+   * headers or maddr make no plain proxy address. */
+  osip_uri_param_t *tpp = NULL, *lr = NULL, *maddr = NULL;
   if (osip_uri_parse(u, s) != 0 || !u->scheme || strcasecmp(u->scheme, "sip") ||
       !u->host || !u->host[0] || u->username ||
       osip_list_size(&u->url_headers) > 0)
     goto out;
-  osip_uri_param_t *tpp = NULL, *lr = NULL;
+  osip_uri_uparam_get_byname(u, "maddr", &maddr);
+  if (maddr) goto out;
   osip_uri_uparam_get_byname(u, "transport", &tpp);
   osip_uri_uparam_get_byname(u, "lr", &lr);
   sr_transport tp = SR_TRANSPORT_UDP;
@@ -100,8 +102,16 @@ int sr__proxy_init(sr_ua *ua, const char *spec) {
     if (*end || v <= 0 || v > 65535) goto out;
     port = (int)v;
   }
-  if (!lr) osip_uri_uparam_add(u, osip_strdup("lr"), NULL);
   p = sr__calloc(1, sizeof *p);
+  if (p && !lr) {
+    /* A failed add may have freed the name or not: it is never freed here
+     * (out of memory only). */
+    char *name = osip_strdup("lr");
+    if (!name || osip_uri_uparam_add(u, name, NULL) != 0) {
+      sr__free(p);
+      p = NULL;
+    }
+  }
   if (!p) {
     rc = SR_ENOMEM;
     goto out;
@@ -136,15 +146,16 @@ void sr__proxy_free(sr_ua *ua) {
   ua->proxy = NULL;
 }
 
-/* The proxy's address for a request over tp (SR_TRANSPORT_AUTO: the
- * proxy's own transport), in a family this UA listens on if it can. */
-int sr__proxy_peer(sr_ua *ua, sr_transport tp, sr__peer *out) {
+/* The proxy's address, over the transport its URI names (its Route says
+ * the same), in a family this UA listens on: IPv4 first. Only the first
+ * address of each family is kept; there is no failover to another. */
+int sr__proxy_peer(sr_ua *ua, sr__peer *out) {
   sr__proxy *p = ua->proxy;
   if (!p) return SR_EINVAL;
-  if (tp == SR_TRANSPORT_AUTO) tp = p->tp;
-  int four = p->has4 && (!p->has6 || sr__transport_listener_for(ua, tp, AF_INET));
+  int four = p->has4 && (!p->has6 ||
+                         sr__transport_listener_for(ua, p->tp, AF_INET) ||
+                         !sr__transport_listener_for(ua, p->tp, AF_INET6));
   *out = four ? p->v4 : p->v6;
-  out->tp = tp;
   out->conn = 0;
   return 0;
 }

@@ -292,14 +292,18 @@ int sr__session_build_request(sr_session *s, const char *method,
                                   s->peer.addr.ss_family, method, out);
 }
 
-/* Next hop of in-dialog requests: first Route, else the remote target. */
-void sr__dialog_peer(osip_dialog_t *d, sr_transport tp, sr__peer *peer) {
+int sr__dialog_hop(osip_dialog_t *d, sr_transport tp, sr__peer *out) {
   osip_uri_t *u = NULL;
   osip_route_t *r = d ? osip_list_get(&d->route_set, 0) : NULL;
   if (r) u = r->url;
   else if (d && d->remote_contact_uri) u = d->remote_contact_uri->url;
+  return u ? sr__peer_from_uri(out, u, tp) : SR_EINVAL;
+}
+
+/* Next hop of in-dialog requests: first Route, else the remote target. */
+void sr__dialog_peer(osip_dialog_t *d, sr_transport tp, sr__peer *peer) {
   sr__peer p;
-  if (u && sr__peer_from_uri(&p, u, tp) == 0) {
+  if (sr__dialog_hop(d, tp, &p) == 0) {
     /* A TCP dialog keeps using the connection it was set up on. */
     p.conn = peer->conn;
     *peer = p;

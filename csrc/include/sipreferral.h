@@ -194,12 +194,17 @@ typedef struct sr_ua_options {
    * "sip:10.0.0.1:5060;transport=tcp"; NULL: straight to the target's
    * host, which must then be an address. The request keeps its target as
    * Request-URI and carries the proxy as its first Route, with ;lr
-   * (RFC 3261 §8.1.2); its CANCEL and ACK take the same hop. A target may
-   * then name a host (the proxy resolves it). A host name here is resolved
-   * once, by sr_ua_new (a blocking lookup). In-dialog requests follow
-   * the dialog's route set (Record-Route) and remote target (§12.2).
-   * sr_ua_new fails with SR_EINVAL (not a sip: URI of a host, or another
-   * transport than udp/tcp) or SR_EADDR (the name did not resolve). */
+   * (RFC 3261 §8.1.2), over the proxy's transport (UDP unless its URI
+   * says tcp; sr_inviter_options.transport does not apply); its CANCEL and
+   * ACK take the same hop. A target may then name a host (the proxy
+   * resolves it). A host name here is resolved once, by sr_ua_new (a
+   * blocking lookup); the first IPv4 and IPv6 addresses are kept, IPv4
+   * used when the UA listens on it, with no failover. In-dialog requests
+   * follow the dialog's route set (Record-Route) and remote target, over
+   * the transport their URI names (§12.2); a remote target that names a
+   * host is reached through the proxy. sr_ua_new fails with SR_EINVAL (not
+   * a sip: URI of a host: no user part, URI headers or maddr, a port of
+   * 1-65535, transport udp or tcp) or SR_EADDR (the name did not resolve). */
   const char *outbound_proxy;
   int t1_ms;                /**< RFC 3261 T1 (default 500) */
   int t2_ms;                /**< T2 (default 4000) */

@@ -774,7 +774,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         opts: Dict[str, Any] = dict(user_agent=f"{PROG}/{__version__} (python)",
                                     allow_out_of_dialog_refer=o.allow_out_of_dialog_refer,
                                     allowed_schemes=schemes, log_level=o.log_level)
-        if o.outbound_proxy:
+        if o.outbound_proxy is not None:
             opts["outbound_proxy"] = o.outbound_proxy
         if o.t1:
             opts["t1_ms"] = o.t1
@@ -785,7 +785,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             ag.ua = UserAgent(uri, listen=[], username=o.username, password=o.password,
                               **opts)
         except Error as e:
-            proxy = f", outbound proxy {o.outbound_proxy}" if o.outbound_proxy else ""
+            proxy = "" if o.outbound_proxy is None else f", outbound proxy {o.outbound_proxy}"
             print(f"{PROG}: cannot create the user agent ({uri}{proxy}): {e.message}",
                   file=sys.stderr)
             return EXIT_USAGE if e.code == ErrorCode.EINVAL else EXIT_RUNTIME

@@ -4,11 +4,13 @@
  * the requests that reach it show what went to the first hop: the INVITE
  * to a target that names a host (Request-URI kept, the proxy as first
  * Route with ;lr), its CANCEL and the ACK of its 487 with the same Route,
- * over UDP and TCP. Then the option's checks in sr_ua_new.
+ * over UDP and TCP; then, with a raw proxy, where the dialog's requests
+ * go. Then the option's checks in sr_ua_new.
  */
 #include "internal.h" /* ua->opt, to read the Route the UA made */
 #include "harness.h"
 #include "uas.h"
+#include "rawsock.h"
 
 static sr_ua *A, *P;
 static sr_session *alice_s, *proxy_s;
@@ -150,6 +152,55 @@ static void test_cancel_and_ack_through_proxy(void) {
   teardown();
 }
 
+/* A raw TCP proxy answers 200 itself, without Record-Route, with the
+ * given Contact. An address there: the ACK and BYE go to it, over the
+ * transport its URI names (UDP here), not the proxy's. A host name: they
+ * go to the proxy, which can resolve it. */
+static void dialog_hop(int contact_is_a_name) {
+  t_raw px;
+  REQUIRE(t_raw_listen(&px, SR_TRANSPORT_TCP) == 0);
+  P = t_ua("callee", 0, 0, NULL);
+  REQUIRE(P);
+  snprintf(proxy_uri, sizeof proxy_uri, "sip:127.0.0.1:%d;transport=tcp", px.port);
+  A = t_ua("alice", 0, 0, with_proxy);
+  REQUIRE(A);
+  sr_ua_set_message_hook(P, p_hook, NULL);
+  nseen = 0;
+  states_seen = 0;
+  REQUIRE(sr_ua_make_inviter(A, "sip:carol@pbx.example.com", NULL, &alice_s) == 0);
+  sr_session_set_delegate(alice_s, &del, NULL);
+  CHECK_INT(sr_inviter_invite(alice_s), 0);
+  const char *inv = t_raw_next(&px, "INVITE ", 10000);
+  REQUIRE(inv);
+  char extra[160], resp[4096];
+  if (contact_is_a_name)
+    snprintf(extra, sizeof extra, "Contact: <sip:carol@carol.example.com>\r\n");
+  else
+    snprintf(extra, sizeof extra, "Contact: <sip:carol@127.0.0.1:%d>\r\n",
+             sr_ua_local_port(P, SR_TRANSPORT_UDP));
+  size_t n = t_build_response(inv, 200, "OK", "px1", extra, NULL, resp, sizeof resp);
+  REQUIRE(n > 0 && t_raw_send(&px, resp, n) == 0);
+  if (contact_is_a_name) {
+    const char *ack = t_raw_next(&px, "ACK sip:carol@carol.example.com ", 10000);
+    CHECK(ack != NULL);
+    CHECK_INT(sr_session_bye(alice_s), 0);
+    CHECK(t_raw_next(&px, "BYE sip:carol@carol.example.com ", 10000) != NULL);
+  } else {
+    CHECK(t_drive(got, "ACK", 10000));
+    CHECK_INT(sr_session_bye(alice_s), 0);
+    CHECK(t_drive(got, "BYE", 10000));
+    int a = seen_at("ACK"), b = seen_at("BYE");
+    REQUIRE(a >= 0 && b >= 0);
+    CHECK_INT(seen[a].tp, SR_TRANSPORT_UDP);
+    CHECK_INT(seen[b].tp, SR_TRANSPORT_UDP);
+  }
+  t_raw_close(&px);
+  teardown();
+}
+
+static void test_dialog_goes_to_the_contact(void) { dialog_hop(0); }
+static void test_contact_naming_a_host_goes_to_the_proxy(void) { dialog_hop(1); }
+
 /* Without a proxy, a target must be an address: nothing resolves names. */
 static void test_no_proxy_needs_an_address(void) {
   sr_ua *ua = t_ua("plain", 0, 0, NULL);
@@ -189,6 +240,7 @@ static void test_option_checks(void) {
   CHECK_STR(route, "<sip:localhost:5070;lr>");
   CHECK_INT(new_with("sip:no-such-host.invalid", NULL, 0), SR_EADDR);
   const char *bad[] = {"sips:10.0.0.1", "tel:+15551234", "sip:bob@10.0.0.1",
+                       "sip:10.0.0.1;maddr=10.0.0.2", "<", "<>",
                        "sip:10.0.0.1;transport=sctp", "sip:10.0.0.1:0",
                        "sip:10.0.0.1:70000", "sip:10.0.0.1?Route=x", "sip:",
                        "10.0.0.1", "", "<sip:10.0.0.1"};
@@ -204,6 +256,8 @@ int main(void) {
   RUN(test_invite_through_proxy_tcp);
   RUN(test_proxy_uri_with_lr);
   RUN(test_cancel_and_ack_through_proxy);
+  RUN(test_dialog_goes_to_the_contact);
+  RUN(test_contact_naming_a_host_goes_to_the_proxy);
   RUN(test_no_proxy_needs_an_address);
   RUN(test_option_checks);
   DONE();

@@ -491,6 +491,24 @@ transfer() {
   check_pcap "$D/agent.pcap"
 }
 
+# one_transfer TP TPORT WHAT AGENT_ARGS...: SIPp as the target on TPORT
+# (target.xml), the agent with AGENT_ARGS, SIPp as the referrer
+# (referrer.xml), one call; each must exit 0 (WHAT names the target's).
+one_transfer() {
+  local tp=$1 tport=$2 what=$3
+  shift 3
+  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
+  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
+  start_agent agent "$@" || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$SPID"
+  expect_rc "$what" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+}
+
 # The target answers 486: the final NOTIFY says so.
 transfer_busy() {
   local tp=$1 tport
@@ -498,16 +516,7 @@ transfer_busy() {
   render target_busy.xml target.xml TARGET_CHECKS="$CHK_REFERRED_BY"
   render referrer_final.xml referrer.xml FINAL=486 \
     REFER_HEADERS="Refer-To: $(target_uri "$tport" "$tp")"$'\n'"$REFERRED_BY"
-  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
-  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
-  start_agent agent --max-calls 1 || return
-  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
-    -t "$tp" -m 1 -s agent -i 127.0.0.1
-  expect_rc "sipp referrer" $? 0
-  wait_pid "$SPID"
-  expect_rc "sipp target" $? 0
-  wait_pid "$APID"
-  expect_rc "agent" $? 0
+  one_transfer "$tp" "$tport" "sipp target" --max-calls 1
 }
 
 # REFERs the agent refuses: CODE, agent flags, REFER header lines.
@@ -554,16 +563,8 @@ outbound_proxy() {
     TARGET_CHECKS="$CHK_REFERRED_BY $CHK_RURI_NAME $route"
   render referrer_blind.xml referrer.xml \
     REFER_HEADERS="Refer-To: <sip:target@pbx.example.com>"$'\n'"$REFERRED_BY"
-  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
-  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
-  start_agent agent --outbound-proxy "$proxy" --max-calls 1 --ladder || return
-  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
-    -t "$tp" -m 1 -s agent -i 127.0.0.1
-  expect_rc "sipp referrer" $? 0
-  wait_pid "$SPID"
-  expect_rc "sipp proxy and target (Request-URI, Route)" $? 0
-  wait_pid "$APID"
-  expect_rc "agent" $? 0
+  one_transfer "$tp" "$tport" "sipp proxy and target (Request-URI, Route)" \
+    --outbound-proxy "$proxy" --max-calls 1 --ladder
 }
 
 # Without --outbound-proxy a Refer-To naming a host cannot be called:
@@ -624,16 +625,8 @@ refer_sub_false() {
   render target_answer.xml target.xml TARGET_CHECKS="$CHK_REFERRED_BY"
   render referrer_refersub.xml referrer.xml \
     REFER_HEADERS="Refer-To: $(target_uri "$tport" "$tp")"$'\n'"$REFERRED_BY"$'\n'"Refer-Sub: false"
-  sipp_bg target -sf "$D/target.xml" -p "$tport" -t "$tp" -m 1 -i 127.0.0.1
-  wait_listen "$(listen_kind "$tp")" "$tport" || why "target did not listen"
-  start_agent agent --max-calls 1 --ladder || return
-  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
-    -t "$tp" -m 1 -s agent -i 127.0.0.1
-  expect_rc "sipp referrer" $? 0
-  wait_pid "$SPID"
-  expect_rc "sipp target (the transfer happened)" $? 0
-  wait_pid "$APID"
-  expect_rc "agent" $? 0
+  one_transfer "$tp" "$tport" "sipp target (the transfer happened)" \
+    --max-calls 1 --ladder
   if grep -q " NOTIFY sip:" "$D/agent.out"; then
     why "NOTIFY sent despite Refer-Sub: false"
   fi
