@@ -471,10 +471,10 @@ int sr__dialog_write_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
                              const char *content_type, const char *body,
                              char branch[SR__BRANCH_LEN], char **dest,
                              size_t *len);
-/* Sets peer to the dialog's next hop, keeping peer->conn. */
 /* The dialog's next hop (first Route, else the remote target) over tp
  * (AUTO: the one its URI names); SR_EADDR when it names a host. */
 int sr__dialog_hop(osip_dialog_t *d, sr_transport tp, sr__peer *out);
+/* Sets peer to the dialog's next hop, keeping peer->conn. */
 void sr__dialog_peer(osip_dialog_t *d, sr_transport tp, sr__peer *peer);
 void sr__session_update_peer(sr_session *s);
 int sr__session_send_bye(sr_session *s);

@@ -29,19 +29,11 @@ static int resolve(sr__proxy *p, const char *host, int port) {
     else p->v4 = lit, p->has4 = 1;
     return 0;
   }
-  char h[256];
-  size_t hl = strlen(host);
-  if (hl >= sizeof h) return SR_EADDR;
-  memcpy(h, host, hl + 1);
-  if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
-    memmove(h, h + 1, hl - 2);
-    h[hl - 2] = 0;
-  }
   struct addrinfo hints = {.ai_family = AF_UNSPEC,
                            .ai_socktype = p->tp == SR_TRANSPORT_TCP
                                               ? SOCK_STREAM : SOCK_DGRAM};
   struct addrinfo *res = NULL;
-  if (getaddrinfo(h, NULL, &hints, &res) != 0) return SR_EADDR;
+  if (getaddrinfo(host, NULL, &hints, &res) != 0) return SR_EADDR;
   for (struct addrinfo *a = res; a; a = a->ai_next) {
     int fam = a->ai_family;
     sr__peer *dst = fam == AF_INET && !p->has4    ? &p->v4
