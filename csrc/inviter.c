@@ -34,13 +34,13 @@ int sr_ua_make_inviter(sr_ua *ua, const char *target,
   sr_transport tp = opts ? opts->transport : SR_TRANSPORT_AUTO;
   /* With an outbound proxy the target's host is the proxy's to resolve;
    * without one it must be an address (SR_EADDR: a name). */
-  int rc = ok ? 0 : SR_EINVAL;
-  if (ok) rc = ua->proxy ? sr__proxy_peer(ua, &probe)
-                         : sr__peer_from_uri(&probe, u, tp);
+  int rc = !ok ? SR_EINVAL
+           : ua->proxy ? sr__proxy_peer(ua, &probe)
+                       : sr__peer_from_uri(&probe, u, tp);
   if (u) osip_uri_free(u);
   if (rc < 0) {
     sr__free(t);
-    return rc == SR_EADDR ? SR_EADDR : SR_EINVAL;
+    return rc;
   }
   sr_session *s;
   rc = sr__session_new(ua, SR_ROLE_INVITER, &s);

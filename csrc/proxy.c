@@ -16,8 +16,8 @@
 struct sr__proxy {
   char *route;      /* "<sip:host:port;transport=tcp;lr>" */
   sr_transport tp;  /* from the URI's transport parameter, else UDP */
-  sr__peer v4, v6;  /* the host's first address of each family */
-  int has4, has6;
+  sr__peer v4, v6;  /* the host's first address of each family (addrlen 0:
+                       none) */
 };
 
 /* Fills the proxy's addresses from a literal, else from getaddrinfo. */
@@ -25,8 +25,8 @@ static int resolve(sr__proxy *p, const char *host, int port) {
   sr__peer lit;
   if (strcasecmp(host, "localhost") != 0 &&
       sr__peer_set(&lit, p->tp, host, port) == 0) {
-    if (lit.addr.ss_family == AF_INET6) p->v6 = lit, p->has6 = 1;
-    else p->v4 = lit, p->has4 = 1;
+    if (lit.addr.ss_family == AF_INET6) p->v6 = lit;
+    else p->v4 = lit;
     return 0;
   }
   struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -36,24 +36,21 @@ static int resolve(sr__proxy *p, const char *host, int port) {
   if (getaddrinfo(host, NULL, &hints, &res) != 0) return SR_EADDR;
   for (struct addrinfo *a = res; a; a = a->ai_next) {
     int fam = a->ai_family;
-    sr__peer *dst = fam == AF_INET && !p->has4    ? &p->v4
-                    : fam == AF_INET6 && !p->has6 ? &p->v6
-                                                  : NULL;
+    sr__peer *dst = fam == AF_INET && !p->v4.addrlen    ? &p->v4
+                    : fam == AF_INET6 && !p->v6.addrlen ? &p->v6
+                                                        : NULL;
     if (!dst || a->ai_addrlen > sizeof dst->addr) continue;
     memset(dst, 0, sizeof *dst);
     dst->tp = p->tp;
     memcpy(&dst->addr, a->ai_addr, a->ai_addrlen);
     dst->addrlen = a->ai_addrlen;
-    if (fam == AF_INET) {
+    if (fam == AF_INET)
       ((struct sockaddr_in *)&dst->addr)->sin_port = htons((uint16_t)port);
-      p->has4 = 1;
-    } else {
+    else
       ((struct sockaddr_in6 *)&dst->addr)->sin6_port = htons((uint16_t)port);
-      p->has6 = 1;
-    }
   }
   freeaddrinfo(res);
-  return p->has4 || p->has6 ? 0 : SR_EADDR;
+  return p->v4.addrlen || p->v6.addrlen ? 0 : SR_EADDR;
 }
 
 /* "sip:host[:port][;transport=udp|tcp][;lr]", bare or in <>. */
@@ -144,9 +141,9 @@ void sr__proxy_free(sr_ua *ua) {
 int sr__proxy_peer(sr_ua *ua, sr__peer *out) {
   sr__proxy *p = ua->proxy;
   if (!p) return SR_EINVAL;
-  int four = p->has4 && (!p->has6 ||
-                         sr__transport_listener_for(ua, p->tp, AF_INET) ||
-                         !sr__transport_listener_for(ua, p->tp, AF_INET6));
+  int four = p->v4.addrlen && (!p->v6.addrlen ||
+                               sr__transport_listener_for(ua, p->tp, AF_INET) ||
+                               !sr__transport_listener_for(ua, p->tp, AF_INET6));
   *out = four ? p->v4 : p->v6;
   out->conn = 0;
   return 0;
