@@ -211,7 +211,11 @@ def test_blind_transfer_with_ladder_and_pcap(net, agent, tmp_path, transport):
     assert data[:4] == (0xA1B2C3D4).to_bytes(4, sys.byteorder) and len(data) > 1000
     tshark = shutil.which("tshark")
     if tshark:
-        t = subprocess.run([tshark, "-r", str(pcap), "-Y", "sip", "-T", "fields",
+        # SIP's heuristics before port numbers: an ephemeral port may be
+        # another protocol's (34962 is PROFINET's)
+        t = subprocess.run([tshark, "-o", "udp.try_heuristic_first:TRUE",
+                            "-o", "tcp.try_heuristic_first:TRUE",
+                            "-r", str(pcap), "-Y", "sip", "-T", "fields",
                             "-e", "sip.Method", "-e", "sip.Status-Code"],
                            capture_output=True, text=True, timeout=120)
         assert t.returncode == 0, t.stderr

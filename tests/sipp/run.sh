@@ -365,6 +365,13 @@ call_auth() {
   expect_rc "sipp uas_auth" $? "$want_sipp"
 }
 
+# tshark on a capture, SIP's heuristics tried before port numbers: an
+# ephemeral port the kernel gave SIPp may be another protocol's (34962 is
+# PROFINET's), and the SIP in it would not be decoded.
+tshark_sip() {
+  tshark -o udp.try_heuristic_first:TRUE -o tcp.try_heuristic_first:TRUE "$@"
+}
+
 # IPv6: sipp -sn uac over [::1], and the --pcap of it (IPv6 records).
 uac_ipv6() {
   local tp=$1 port
@@ -375,7 +382,7 @@ uac_ipv6() {
   expect_rc "sipp -sn uac over ::1" $? 0
   wait_pid "$APID"
   expect_rc "agent" $? 0
-  tshark -r "$D/agent.pcap" -Y "ipv6 && sip.Method == INVITE" 2>/dev/null |
+  tshark_sip -r "$D/agent.pcap" -Y "ipv6 && sip.Method == INVITE" 2>/dev/null |
     grep -q INVITE || why "tshark found no INVITE over IPv6 in the pcap"
 }
 
@@ -442,7 +449,7 @@ check_pcap() {
     why "tshark not installed"
     return
   fi
-  out=$(tshark -r "$1" -Y sip -T fields -e sip.Method -e sip.Status-Code \
+  out=$(tshark_sip -r "$1" -Y sip -T fields -e sip.Method -e sip.Status-Code \
     2>"$D/tshark.err")
   echo "$out" >"$D/tshark.out"
   grep -q "^REFER" <<<"$out" || why "tshark: no REFER in $1"
