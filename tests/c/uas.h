@@ -17,14 +17,14 @@
 static sr_ua *t_uas[MAX_UAS];
 static int t_nuas;
 
-static void t_quiet_log(int level, const char *msg, void *ud) {
+static inline void t_quiet_log(int level, const char *msg, void *ud) {
   (void)ud;
   if (getenv("SR_TEST_LOG") || level <= SR_LOG_ERROR)
     fprintf(stderr, "  [log %d] %s\n", level, msg);
 }
 
 /* A UA named `user` listening on udp and/or tcp (127.0.0.1 or ::1). */
-static sr_ua *t_ua(const char *user, int v6, int t1_ms,
+static inline sr_ua *t_ua(const char *user, int v6, int t1_ms,
                    void (*tweak)(sr_ua_options *)) {
   sr_ua_options o;
   sr_ua_options_init(&o);
@@ -51,7 +51,8 @@ static sr_ua *t_ua(const char *user, int v6, int t1_ms,
 }
 
 /* "sip:user@127.0.0.1:PORT[;transport=tcp]" for a UA. */
-static const char *t_target(sr_ua *ua, const char *user, sr_transport tp) {
+static inline const char *t_target(sr_ua *ua, const char *user,
+                                   sr_transport tp) {
   static char buf[4][128];
   static int k;
   char *b = buf[k++ & 3];
@@ -63,7 +64,7 @@ static const char *t_target(sr_ua *ua, const char *user, sr_transport tp) {
   return b;
 }
 
-static long t_ms(void) {
+static inline long t_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
@@ -71,7 +72,7 @@ static long t_ms(void) {
 
 /* Runs every UA's loop until cond(ctx) is true or `limit_ms` pass.
  * Returns 1 if the condition held. The limit only bounds a broken test. */
-static int t_drive(int (*cond)(void *), void *ctx, long limit_ms) {
+static inline int t_drive(int (*cond)(void *), void *ctx, long limit_ms) {
   long end = t_ms() + limit_ms;
   for (;;) {
     for (int i = 0; i < t_nuas; i++)
@@ -93,7 +94,7 @@ static int t_drive(int (*cond)(void *), void *ctx, long limit_ms) {
   }
 }
 
-static void t_free_uas(void) {
+static inline void t_free_uas(void) {
   for (int i = 0; i < t_nuas; i++) sr_ua_unref(t_uas[i]);
   t_nuas = 0;
 }
