@@ -429,8 +429,8 @@ static int sr_lua_ua_new(lua_State *L) {
   o.username = sr_lua_opt_str(L, 1, "username");
   o.password = sr_lua_opt_str(L, 1, "password");
   o.outbound_proxy = sr_lua_opt_str(L, 1, "outbound_proxy");
-  o.allowed_schemes = sr_lua_opt_str(L, 1, "allowed_schemes");
-  if (!o.allowed_schemes) o.allowed_schemes = "sip,sips";
+  const char *schemes = sr_lua_opt_str(L, 1, "allowed_schemes");
+  if (schemes) o.allowed_schemes = schemes; /* else the core's default */
 #define SR_LUA_INT_OPT(f) o.f = sr_lua_opt_int(L, 1, #f, o.f)
   SR_LUA_INT_OPT(t1_ms);
   SR_LUA_INT_OPT(t2_ms);

@@ -32,9 +32,12 @@ int sr_ua_make_inviter(sr_ua *ua, const char *target,
            u->host && (!strcasecmp(u->scheme, "sip") || !strcasecmp(u->scheme, "sips"));
   sr__peer probe;
   sr_transport tp = opts ? opts->transport : SR_TRANSPORT_AUTO;
-  /* With an outbound proxy the target's host is the proxy's to resolve;
-   * without one it must be an address (SR_EADDR: a name). */
+  /* A sips target wants TLS on every hop (RFC 3261 §26.2.2), which this
+   * library does not speak: refused rather than sent in the clear. With an
+   * outbound proxy the target's host is the proxy's to resolve; without
+   * one it must be an address (SR_EADDR: a name). */
   int rc = !ok ? SR_EINVAL
+           : !strcasecmp(u->scheme, "sips") ? SR_ETRANSPORT
            : ua->proxy ? sr__proxy_peer(ua, &probe)
                        : sr__peer_from_uri(&probe, u, tp);
   if (u) osip_uri_free(u);

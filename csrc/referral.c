@@ -535,11 +535,19 @@ void sr__referral_incoming(sr_ua *ua, sr_session *s, sr__txn *t,
       sr_session *inv;
       if (sr_referral_accept(r, NULL) == 0) {
         int rc = sr_referral_make_inviter(r, NULL, &inv);
-        if (rc == 0)
+        if (rc == 0) {
           sr_inviter_invite(inv);
-        else if (r->sub_active) /* no call can be made: the final word */
-          sr_referral_notify(r, rc == SR_ELIMIT || rc == SR_EADDR ? 503 : 500,
-                             NULL);
+        } else {
+          /* No call can be made: the final word. A target out of reach (a
+           * host name without a proxy, sips without TLS) is 503, as a
+           * transport failure would be (RFC 3261 §8.1.3.1). */
+          sr__log(ua, SR_LOG_WARNING, "cannot follow the REFER to %.200s: %s",
+                  r->refer_to.uri.text, sr_strerror(rc));
+          if (r->sub_active)
+            sr_referral_notify(r, rc == SR_ELIMIT || rc == SR_EADDR ||
+                                          rc == SR_ETRANSPORT ? 503 : 500,
+                               NULL);
+        }
       }
     }
   }

@@ -25,7 +25,7 @@ void sr_ua_options_init(sr_ua_options *o) {
   o->t4_ms = 5000;
   o->max_message_size = 65536;
   o->log_level = SR_LOG_WARNING;
-  o->allowed_schemes = "sip,sips";
+  o->allowed_schemes = "sip";
   o->refer_decision_timeout_ms = 10000;
   o->refer_expires_s = 60;
   o->notify_mode = SR_NOTIFY_ALL;
@@ -87,7 +87,7 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   ua->user_agent = sr__strdup(opts->user_agent ? opts->user_agent : uabuf);
   ua->username = sr__strdup(opts->username);
   ua->password = sr__strdup(opts->password);
-  ua->schemes = sr__strdup(opts->allowed_schemes ? opts->allowed_schemes : "sip,sips");
+  ua->schemes = sr__strdup(opts->allowed_schemes ? opts->allowed_schemes : "sip");
   ua->rxbuf = sr__malloc(ua->opt.max_message_size + 2);
   ua->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (!ua->uri || !ua->user_agent || !ua->schemes || !ua->rxbuf ||
@@ -372,12 +372,12 @@ static const char *missing_header(osip_message_t *m) {
   return NULL;
 }
 
-/* RFC 3261 §8.2.2.1: 416 for a scheme this UA does not serve; 400 for a
- * SIP URI libosip2 let through without a usable host or port. */
+/* RFC 3261 §8.2.2.1: 416 for a scheme this UA does not serve (sips too:
+ * it needs TLS, RFC 3261 §26.2.2, which this UA has not); 400 for a SIP URI
+ * libosip2 let through without a usable host or port. */
 static int check_request_uri(osip_uri_t *u) {
   if (!u || !u->scheme) return 400;
-  if (strcasecmp(u->scheme, "sip") && strcasecmp(u->scheme, "sips"))
-    return 416;
+  if (strcasecmp(u->scheme, "sip")) return 416;
   if (!u->host || !*u->host) return 400;
   for (const char *h = u->host; *h; h++)
     if (!isalnum((unsigned char)*h) && !strchr("-._:[]", *h)) return 400;

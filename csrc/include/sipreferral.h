@@ -217,7 +217,8 @@ typedef struct sr_ua_options {
   /* Referral policy (safe defaults). */
   int allow_out_of_dialog_refer;  /**< default 0: 405 */
   int allow_refer_in_early_dialog;/**< default 0: 403 before Established */
-  const char *allowed_schemes;    /**< comma list, default "sip,sips" */
+  const char *allowed_schemes;    /**< comma list, default "sip" (sips needs
+                                   *   TLS, which this library has not) */
   int refer_decision_timeout_ms;  /**< undecided REFER rejected; default 10000 */
   int refer_expires_s;            /**< subscription expiry, default 60 */
   sr_notify_mode notify_mode;     /**< default SR_NOTIFY_ALL */
@@ -434,7 +435,9 @@ typedef struct sr_session_delegate {
 /**
  * Creates an Inviter to @p target (a SIP URI). Nothing is sent until
  * sr_inviter_invite(). Errors: SR_EINVAL (bad target), SR_EADDR (its host
- * is a name and there is no outbound_proxy), SR_ECLOSED, SR_ELIMIT.
+ * is a name and there is no outbound_proxy), SR_ETRANSPORT (a sips target:
+ * it needs TLS on every hop, which this library has not), SR_ECLOSED,
+ * SR_ELIMIT.
  */
 SR_API int sr_ua_make_inviter(sr_ua *ua, const char *target,
                               const sr_inviter_options *opts,
@@ -548,7 +551,8 @@ SR_API int sr_referral_reject(sr_referral *r, const sr_response_options *o);
  * Allowed after the referrer's session ended (a blind transferor often
  * hangs up at once): the call goes out, no NOTIFY is sent.
  * Its responses drive the subscription's NOTIFYs. Errors: SR_ECLOSED,
- * SR_ESTATE (rejected), SR_EINVAL, SR_EADDR (as sr_ua_make_inviter).
+ * SR_ESTATE (rejected), SR_EINVAL, SR_EADDR, SR_ETRANSPORT (as
+ * sr_ua_make_inviter).
  * Without an on_refer the core accepts and follows; a target it cannot
  * reach then gets a final NOTIFY 503 (RFC 3263 §4.3).
  */

@@ -109,7 +109,7 @@ end
 -- ("sip:HOST[:PORT][;transport=tcp]", the first hop of out-of-dialog INVITEs), t1_ms, t2_ms,
 -- t4_ms, max_message_size, log_level ("error"|"warning"|"info"|"debug"),
 -- allow_out_of_dialog_refer, allow_refer_in_early_dialog (booleans),
--- allowed_schemes ({"sip","sips"} or "sip,sips"), refer_decision_timeout_ms,
+-- allowed_schemes ({"sip","tel"} or "sip,tel"; default "sip"), refer_decision_timeout_ms,
 -- refer_expires_s, notify_mode ("all"|"final_only"|"none"), max_sessions,
 -- max_referrals, max_referrals_per_session, max_tcp_connections,
 -- tcp_idle_timeout_ms, udp_receive_buffer, and the handlers on_invite, on_refer,

@@ -75,8 +75,8 @@ Behaviour:
   --allow-out-of-dialog-refer
                        accept REFER outside a call (default: 405)
   --allow-scheme SCHEME
-                       also allow Refer-To URIs of SCHEME (besides sip and
-                       sips); repeatable
+                       also allow Refer-To URIs of SCHEME (besides sip;
+                       a sips target gets NOTIFY 503: no TLS); repeatable
   --script FILE.py     Python policy: functions on_invite(invitation),
                        on_refer(referral), on_notify(referral, code, reason);
                        a defined one handles the event unless it returns
@@ -172,6 +172,10 @@ def _uri(v: str) -> str:
     if not re.match(r"(?i)sips?:", v):
         raise argparse.ArgumentTypeError(f"'{v}': expected a sip: or sips: URI")
     return v
+
+
+def _is_sips(target: str) -> bool:
+    return target[target.startswith("<"):][:5].lower() == "sips:"
 
 
 def _scheme(v: str) -> str:
@@ -477,9 +481,11 @@ class Agent:
         except Error as e:
             self.log.warning("cannot follow the REFER to %s: %s", r.refer_to.uri, e)
             scheme = r.refer_to.uri.scheme.lower()
-            # a host name without an outbound proxy: unreachable (RFC 3263 §4.3)
+            # a host name without an outbound proxy, or sips without TLS:
+            # unreachable (RFC 3261 §8.1.3.1, RFC 3263 §4.3)
             self.notify_final(k, 416 if scheme not in ("sip", "sips")
-                              else 503 if e.code == ErrorCode.EADDR else 400)
+                              else 503 if e.code in (ErrorCode.EADDR, ErrorCode.ETRANSPORT)
+                              else 400)
             return
         c = Call(self, inv, False, referral=r)
         k["call"], c.kept = c, k
@@ -770,7 +776,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             parts = _split_spec(o.listen[0])
             uri = f"sip:agent@{parts[1] if parts else '127.0.0.1'}"
-        schemes = ",".join(["sip", "sips"] + o.allow_scheme)
+        schemes = ",".join(["sip"] + o.allow_scheme)
         opts: Dict[str, Any] = dict(user_agent=f"{PROG}/{__version__} (python)",
                                     allow_out_of_dialog_refer=o.allow_out_of_dialog_refer,
                                     allowed_schemes=schemes, log_level=o.log_level)
@@ -847,6 +853,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if e.code == ErrorCode.EADDR:
                     print(f"{PROG}: --call '{target}': its host is a name (give an "
                           "address, or --outbound-proxy)", file=sys.stderr)
+                    return EXIT_USAGE
+                if e.code == ErrorCode.ETRANSPORT and _is_sips(target):
+                    print(f"{PROG}: --call '{target}': sips needs TLS, which "
+                          "sipreferral does not have", file=sys.stderr)
                     return EXIT_USAGE
                 ag.log.error("--call %s: %s", target, e)
         rc = ag.run()

@@ -308,6 +308,15 @@ static void test_bad_start_line(void) {
       "Call-ID: $CID\n"
       "CSeq: 1 OPTIONS\n"
       "Content-Length: 0\n\n";
+  /* sips wants TLS, which this UA has not: 416 as for any other scheme */
+  static const char *sips_uri =
+      "OPTIONS sips:bob@$UA SIP/2.0\n"
+      "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"
+      "From: <sip:raw@127.0.0.1>;tag=r1\n"
+      "To: <sips:bob@$UA>\n"
+      "Call-ID: $CID\n"
+      "CSeq: 1 OPTIONS\n"
+      "Content-Length: 0\n\n";
   static const char *tel_uri =
       "OPTIONS tel:+15551234 SIP/2.0\n"
       "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"
@@ -325,6 +334,7 @@ static void test_bad_start_line(void) {
     outcome_tmpl(both[i], "start line without URI", no_uri, 400);
     outcome_tmpl(both[i], "bad Request-URI", bad_uri, 400);
     outcome_tmpl(both[i], "tel: Request-URI", tel_uri, 416);
+    outcome_tmpl(both[i], "sips: Request-URI", sips_uri, 416);
   }
   outcome_tmpl(SR_TRANSPORT_UDP, "HTTP request", http, T_DROP);
   outcome_tmpl(SR_TRANSPORT_TCP, "HTTP request", http, T_CLOSE);

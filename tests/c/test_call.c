@@ -327,6 +327,8 @@ static void test_bad_arguments(void) {
   CHECK_INT(sr_ua_make_inviter(ua, "http://example.com", NULL, &s), SR_EINVAL);
   /* a host name without an outbound proxy (test_proxy.c) */
   CHECK_INT(sr_ua_make_inviter(ua, "sip:carol@example.com", NULL, &s), SR_EADDR);
+  /* sips needs TLS (test_referral.c) */
+  CHECK_INT(sr_ua_make_inviter(ua, "<sips:carol@127.0.0.1>", NULL, &s), SR_ETRANSPORT);
   CHECK(s == NULL);
   CHECK_INT(sr_session_bye(NULL), SR_EINVAL);
   CHECK(strlen(sr_strerror(SR_ECLOSED)) > 0);

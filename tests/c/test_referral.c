@@ -151,7 +151,9 @@ static int short_deadline;
 static int allow_ood;
 static int short_expiry;
 static int final_only;
+static int allow_sips;
 static void tweak(sr_ua_options *o) {
+  if (allow_sips) o->allowed_schemes = "sip,sips";
   if (short_deadline) o->refer_decision_timeout_ms = 300;
   if (allow_ood) o->allow_out_of_dialog_refer = 1;
   if (short_expiry) o->refer_expires_s = 1;
@@ -391,6 +393,36 @@ static void expect_reject(const char *target, const char *extra, int code) {
 }
 
 static void test_reject_tel(void) { expect_reject("tel:+15551234", NULL, 416); }
+/* sips needs TLS on every hop; the default schemes leave it out. */
+static void test_reject_sips(void) {
+  expect_reject("sips:carol@127.0.0.1", NULL, 416);
+}
+
+/* Allowed all the same, a sips target cannot be called in the clear: the
+ * default handling accepts, then says 503, and Carol hears nothing. */
+static void test_sips_allowed_is_unreachable(void) {
+  allow_sips = 1;
+  setup();
+  allow_sips = 0;
+  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
+  REQUIRE(a != NULL);
+  sr_session_set_delegate(a, NULL, NULL); /* the core's default handling */
+  char target[128];
+  snprintf(target, sizeof target, "sips:%s",
+           t_target(CAROL->ua, "carol", SR_TRANSPORT_UDP) + 4);
+  rec rr = {0};
+  REQUIRE(sr_session_refer(last_call(BOB), target, NULL, &rdel, &rr, NULL) == 0);
+  CHECK(t_drive(closed, &rr, 10000));
+  CHECK_INT(rr.accepts, 1);
+  REQUIRE(rr.nnotify >= 1);
+  CHECK_INT(rr.codes[rr.nnotify - 1], 503);
+  CHECK_INT(CAROL->ncalls, 0);
+  sr_session *inv = NULL;
+  CHECK_INT(sr_ua_make_inviter(ALICE->ua, target, NULL, &inv), SR_ETRANSPORT);
+  CHECK(inv == NULL);
+  CHECK_INT(sr_session_get_state(last_call(ALICE)), SR_SESSION_ESTABLISHED);
+  teardown();
+}
 static void test_reject_method(void) {
   expect_reject("sip:carol@127.0.0.1;method=BYE", NULL, 501);
 }
@@ -876,6 +908,8 @@ int main(void) {
   RUN(test_attended_udp);
   RUN(test_attended_tcp);
   RUN(test_reject_tel);
+  RUN(test_reject_sips);
+  RUN(test_sips_allowed_is_unreachable);
   RUN(test_reject_method);
   RUN(test_reject_two_refer_to);
   RUN(test_policy_denies);

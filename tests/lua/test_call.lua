@@ -277,6 +277,7 @@ t.test("outbound_proxy: the first hop of out-of-dialog INVITEs", function()
   t.raises(function() t.ua("bad", {outbound_proxy = 5}) end, sr.EINVAL, "outbound_proxy")
   local err = t.raises(function() proxy:make_inviter("sip:carol@pbx.example.com") end, sr.EADDR)
   t.check(err and err.message:find("make_inviter"), "without a proxy, a name: EADDR")
+  t.raises(function() proxy:make_inviter("sips:carol@127.0.0.1") end, sr.ETRANSPORT)
 end)
 
 t.test("no live C objects are left", function()

@@ -186,6 +186,9 @@ local function expect_reject(target, opts, code)
 end
 
 t.test("tel: target is refused with 416", function() expect_reject("tel:+15551234", nil, 416) end)
+t.test("sips: target is refused with 416 (no TLS)", function()
+  expect_reject("sips:carol@127.0.0.1", nil, 416)
+end)
 t.test("method=BYE is refused with 501", function()
   expect_reject("sip:carol@127.0.0.1;method=BYE", nil, 501)
 end)

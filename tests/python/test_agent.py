@@ -153,12 +153,18 @@ def test_help_documents_every_flag_and_version():
     ["--listen", "udp:127.0.0.1:99999"],
     ["--listen", "udp:127.0.0.1:0", "--outbound-proxy", "sips:127.0.0.1"],
     ["--listen", "udp:127.0.0.1:0", "--call", "sip:carol@pbx.example.com"],
+    ["--listen", "udp:127.0.0.1:0", "--call", "sips:carol@127.0.0.1"],
 ])
 def test_bad_command_line_is_one_line_and_status_2(args):
     out = run_quick(*args)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sipreferral-agent: "), out.stderr
+
+
+def test_call_to_sips_says_tls():
+    out = run_quick("--listen", "udp:127.0.0.1:0", "--call", "<sips:carol@127.0.0.1>")
+    assert out.returncode == 2 and "sips needs TLS" in out.stderr, out.stderr
 
 
 def test_unbindable_address_is_one_line_and_status_1():

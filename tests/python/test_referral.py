@@ -145,6 +145,7 @@ def test_attended_transfer(net, trio, transport):
 
 @pytest.mark.parametrize("target,extra,code", [
     ("tel:+15551234", (), 416),
+    ("sips:carol@127.0.0.1", (), 416),  # sips needs TLS: not in the defaults
     ("sip:carol@127.0.0.1;method=BYE", (), 501),
     ("sip:carol@127.0.0.1", ["Refer-To: <sip:dave@127.0.0.1>"], 400),
 ])
@@ -531,6 +532,25 @@ def test_transfer_to_a_host_name_through_the_outbound_proxy(net, transport, core
     assert "Referred-By: <sip:bob@127.0.0.1>" in inv
     assert carol.last_call().state == S.ESTABLISHED
     no_checks(alice, bob, carol)
+
+
+def test_sips_target_is_unreachable(net, trio):
+    """sips needs TLS on every hop, which the library has not: make_inviter
+    raises ETRANSPORT. Allowed as a Refer-To scheme all the same and
+    followed by the core, the referrer gets a final NOTIFY 503 and Carol
+    hears nothing: the call is not made in the clear."""
+    alice, bob, carol = trio(allowed_schemes="sip,sips")
+    target = "sips:" + carol.ua.contact_uri("carol", "udp")[4:]
+    with pytest.raises(sr.Error) as e:
+        alice.ua.make_inviter(target)
+    assert e.value.code == sr.ErrorCode.ETRANSPORT
+    alice.refer_mode = None
+    a = alice.call(bob)
+    rr = Referrer()
+    bob.last_call().refer(target, **rr.callbacks())
+    assert net.drive(lambda: rr.closed)
+    assert rr.accepts and rr.notifies[-1][0] == 503
+    assert a.state == S.ESTABLISHED and carol.invites == []
 
 
 def test_host_name_without_a_proxy(net, trio):

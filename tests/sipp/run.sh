@@ -241,6 +241,8 @@ cli() {
   one_line_error 2 --listen udp:127.0.0.1:0 --call not-a-uri
   one_line_error 2 --listen udp:127.0.0.1:0 --outbound-proxy sips:127.0.0.1
   one_line_error 2 --listen udp:127.0.0.1:0 --call sip:carol@pbx.example.com
+  one_line_error 2 --listen udp:127.0.0.1:0 --call sips:carol@127.0.0.1
+  grep -q "sips needs TLS" "$D/cli.err" || why "--call sips: $(cat "$D/cli.err")"
   one_line_error 1 --listen udp:127.0.0.1:0 --outbound-proxy sip:no-such-host.invalid
   one_line_error 2 --listen udp:127.0.0.1:0 --script "$D/no-such.lua"
   printf 'function on_refer(r)\n' >"$D/syntax.lua"

@@ -219,8 +219,11 @@ void agent_follow_referral(agent *ag, agent_referral *k) {
     agent_log(ag, SR_LOG_WARNING, "cannot follow the REFER to %s: %s",
               sr_uri_string(sr_name_addr_uri(sr_referral_refer_to(k->r))),
               sr_strerror(rc));
-    /* A host name without an outbound proxy: unreachable (RFC 3263 §4.3). */
-    notify_final(ag, k, unsupported ? 416 : rc == SR_EADDR ? 503 : 400, NULL);
+    /* A host name without an outbound proxy, or sips without TLS:
+     * unreachable (RFC 3261 §8.1.3.1, RFC 3263 §4.3). */
+    int code = unsupported ? 416
+               : rc == SR_EADDR || rc == SR_ETRANSPORT ? 503 : 400;
+    notify_final(ag, k, code, NULL);
     return;
   }
   agent_call *c = agent_add_call(ag, inv, 0); /* inv is borrowed */

@@ -184,9 +184,13 @@ static void fit_open_files(int n) {
   setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+static int is_sips(const char *target) {
+  return strncasecmp(target + (target[0] == '<'), "sips:", 5) == 0;
+}
+
 static int make_ua(agent *ag) {
   sr_ua_options uo;
-  char uri[256], schemes[512] = "sip,sips";
+  char uri[256], schemes[512] = "sip";
   sr_ua_options_init(&uo);
   if (ag->o.uri) {
     snprintf(uri, sizeof uri, "%s", ag->o.uri);
@@ -416,6 +420,10 @@ int main(int argc, char **argv) {
       } else if (r == SR_EADDR) {
         fprintf(stderr, "sipreferral-agent: --call '%s': its host is a name "
                 "(give an address, or --outbound-proxy)\n", ag.o.calls[i]);
+        rc = AGENT_EXIT_USAGE;
+      } else if (r == SR_ETRANSPORT && is_sips(ag.o.calls[i])) {
+        fprintf(stderr, "sipreferral-agent: --call '%s': sips needs TLS, "
+                "which sipreferral does not have\n", ag.o.calls[i]);
         rc = AGENT_EXIT_USAGE;
       } else if (r < 0) {
         agent_log(&ag, SR_LOG_ERROR, "--call %s: %s", ag.o.calls[i],
