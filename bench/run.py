@@ -84,6 +84,10 @@ class Kinds:
         """Why this kind of agent cannot run here, or None."""
         if not self.agent.exists():
             return f"{self.agent} not built"
+        module = {"lua": self.build / "lua" / "sipreferral_core.so"}.get(
+            kind, self.build / "python" / "sipreferral")
+        if kind != "c" and not module.exists():
+            return f"{module} not built"
         try:
             a = self.start(kind, workdir)
         except BenchError as e:
@@ -844,14 +848,17 @@ def main(argv: list[str]) -> int:
     log(f"results in {out}/results.json and results.md")
     if a.smoke:
         m = res.get("moderate", {})
-        bad = [k for k, b in (res.get("bindings") or {}).items()
-               if "not_measured" not in b and
-               ("error" in b or b["failed"] or
-                b["completed"] != m.get("calls_per_run"))]
+
+        # An agent whose module is not built is skipped; one that is built
+        # but did not start is a failure.
+        def failed(b: dict) -> bool:
+            if "not_measured" in b:
+                return not b["not_measured"].endswith(" not built")
+            return ("error" in b or b["failed"] or
+                    b["completed"] != m.get("calls_per_run"))
+        bad = [k for k, b in (res.get("bindings") or {}).items() if failed(b)]
         bad += [f"{k} with calls up" for k, b in
-                (res.get("busy") or {}).get("runs", {}).items()
-                if "not_measured" not in b and
-                (b["failed"] or b["completed"] != m.get("calls_per_run"))]
+                (res.get("busy") or {}).get("runs", {}).items() if failed(b)]
         if m.get("failed") or m.get("completed") != m.get("calls_per_run"):
             bad.append("c")
         if bad:

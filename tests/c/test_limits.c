@@ -249,7 +249,7 @@ static int npending_at_least(void *v) { return npending >= *(int *)v; }
 static int rejected(void *v) { return ((refer_result *)v)->rejected > 0; }
 
 /* Sends a REFER in s (to Carol); 0 once it is pending at Bob, else the
- * status it was rejected with. */
+ * status it was rejected with; -2 if neither came. */
 static int refer(sr_session *s) {
   refer_result res = {0};
   int before = npending, want = npending + 1;
@@ -260,7 +260,7 @@ static int refer(sr_session *s) {
     t_drive(npending_at_least, &want, 10);
   if (npending > before) return 0;
   if (!res.rejected) t_drive(rejected, &res, 5000);
-  return res.code;
+  return res.rejected ? res.code : -2;
 }
 
 static void test_max_referrals_per_session(void) {

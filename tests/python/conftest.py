@@ -116,6 +116,8 @@ def pytest_runtest_makereport(item, call):
 def net(request):
     n = Net()
     yield n
+    # failures a Party saw inside its callbacks (parties.py), every test
+    checks = [(h.name, h.checks) for h in n.holders if getattr(h, "checks", None)]
     n.close()
     unraised = []
     while True:  # callback exceptions the test left unraised
@@ -128,6 +130,7 @@ def net(request):
     if rep is None or rep.failed:
         return
     assert unraised == []
+    assert checks == []
     gc.collect()
     assert live() == {"sessions": 0, "referrals": 0, "referrers": 0}
     assert core.sr_py_handler_counts() == [0, 0]

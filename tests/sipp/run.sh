@@ -438,7 +438,9 @@ CHK_NO_LEAK='<ereg regexp="X-Leak|Subject|leaked" search_in="msg" check_it_inver
 CHK_RURI='<ereg regexp="^INVITE sip:target@127\.0\.0\.1:[0-9]+(;transport=tcp)? SIP/2\.0" search_in="msg" check_it="true" assign_to="chk"/>'
 CHK_RURI_NAME='<ereg regexp="^INVITE sip:target@pbx\.example\.com SIP/2\.0" search_in="msg" check_it="true" assign_to="chk"/>'
 CHK_FROM='<ereg regexp="sip:bob@127\.0\.0\.1" search_in="hdr" header="From:" check_it="true" assign_to="chk"/>'
-CHK_NO_REPLACES='<ereg regexp="^Replaces:" search_in="msg" check_it_inverse="true" assign_to="chk"/>'
+# No "^" here: SIPp's regexps have no REG_NEWLINE, so on search_in="msg"
+# "^" is the start line only. Case matters: "Supported: replaces" is not it.
+CHK_NO_REPLACES='<ereg regexp="Replaces:" search_in="msg" check_it_inverse="true" assign_to="chk"/>'
 CHK_REPLACES='<ereg regexp="^ *call-1@127\.0\.0\.1;to-tag=111;from-tag=222 *$" search_in="hdr" header="Replaces:" check_it="true" assign_to="chk"/>'
 REFERRED_BY='Referred-By: <sip:referrer@[local_ip]:[local_port]>'
 LEAKY='X-Leak=1&Subject=leaked'
