@@ -17,6 +17,10 @@
 /* Process-wide live counts (sr_global_stats). */
 extern int sr__live_sessions, sr__live_referrals, sr__live_referrers;
 
+/* Refer-To schemes allowed unless the options say otherwise: sips needs
+ * TLS, which this library has not. */
+static const char default_schemes[] = "sip";
+
 void sr_ua_options_init(sr_ua_options *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
@@ -25,7 +29,7 @@ void sr_ua_options_init(sr_ua_options *o) {
   o->t4_ms = 5000;
   o->max_message_size = 65536;
   o->log_level = SR_LOG_WARNING;
-  o->allowed_schemes = "sip";
+  o->allowed_schemes = default_schemes;
   o->refer_decision_timeout_ms = 10000;
   o->refer_expires_s = 60;
   o->notify_mode = SR_NOTIFY_ALL;
@@ -87,7 +91,8 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   ua->user_agent = sr__strdup(opts->user_agent ? opts->user_agent : uabuf);
   ua->username = sr__strdup(opts->username);
   ua->password = sr__strdup(opts->password);
-  ua->schemes = sr__strdup(opts->allowed_schemes ? opts->allowed_schemes : "sip");
+  ua->schemes = sr__strdup(opts->allowed_schemes ? opts->allowed_schemes
+                                                    : default_schemes);
   ua->rxbuf = sr__malloc(ua->opt.max_message_size + 2);
   ua->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (!ua->uri || !ua->user_agent || !ua->schemes || !ua->rxbuf ||
