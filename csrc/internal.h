@@ -505,6 +505,9 @@ const char *sr__session_key(void *obj);
 /* An in-dialog or out-of-dialog REFER (server transaction t). */
 void sr__referral_incoming(sr_ua *ua, sr_session *s, sr__txn *t,
                            osip_message_t *req);
+/* notify.c: a SUBSCRIBE in the session's dialog (a refresh of a REFER's
+ * subscription), answered. */
+void sr__referral_subscribe(sr_session *s, sr__txn *t);
 /* An in-dialog NOTIFY for one of our referrers. Returns 1 if handled. */
 int sr__referrer_incoming_notify(sr_session *s, sr__txn *t,
                                  osip_message_t *req);

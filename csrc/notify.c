@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "referral.h"
 
@@ -75,13 +76,8 @@ static int write_notify(sr_referral *r, const sr__notify *n,
     e = sr__put_str(e, n->state);
   }
   sr__put_str(e, "\r\n");
-  if (n->code) {
-    char *b = sr__put_int(sr__put_str(body, "SIP/2.0 "), n->code);
-    sr__put_str(sr__put_str(sr__put_str(b, " "), n->reason), "\r\n");
-  } else {
-    /* Expired before any final status: say so with the last word we had. */
-    sr__put_str(body, "SIP/2.0 100 Trying\r\n");
-  }
+  char *b = sr__put_int(sr__put_str(body, "SIP/2.0 "), n->code);
+  sr__put_str(sr__put_str(sr__put_str(b, " "), n->reason), "\r\n");
   return sr__dialog_write_request(r->ua, d, tp, family, "NOTIFY",
                                   (unsigned long)++d->local_cseq, extra,
                                   "message/sipfrag; version=2.0", body,
@@ -127,11 +123,96 @@ void sr__referral_notify(sr_referral *r, int code, const char *reason,
   /* Keep the sipfrag line one line: a reason with CR/LF is cut there. */
   n->reason[strcspn(n->reason, "\r\n")] = 0;
   n->state = state;
+  r->last_code = code;
+  memcpy(r->last_reason, n->reason, sizeof r->last_reason);
   if (final) {
     r->sub_active = 0;
     sr__timer_stop(r->ua, &r->expiry);
   }
   sr_referral_ref(r);
   send_next(r);
+  sr_referral_unref(r);
+}
+
+int sr__refer_event_id(const char *ev) {
+  if (!ev) return -1;
+  ev += strspn(ev, " \t");
+  if (strncasecmp(ev, "refer", 5) != 0) return -1;
+  ev += 5 + strspn(ev + 5, " \t");
+  if (*ev != 0 && *ev != ';') return -1;
+  while (*ev == ';') {
+    ev += 1 + strspn(ev + 1, " \t");
+    if (strncasecmp(ev, "id", 2) == 0) {
+      const char *v = ev + 2 + strspn(ev + 2, " \t");
+      if (*v == '=') return atoi(v + 1 + strspn(v + 1, " \t"));
+    }
+    ev = strchr(ev, ';');
+    if (!ev) break;
+  }
+  return 0;
+}
+
+/* The subscription a SUBSCRIBE names: by id, or without one the only
+ * subscription the call has (our NOTIFYs always carry the id). */
+static sr_referral *subscription_of(sr_session *s, int id) {
+  sr_referral *found = NULL;
+  int n = 0;
+  for (sr_referral *r = s->referrals; r; r = r->next) {
+    if (!r->sub_active) continue;
+    if (r->id == id) return r;
+    found = r;
+    n++;
+  }
+  return id == 0 && n == 1 ? found : NULL;
+}
+
+/* A SUBSCRIBE refreshing a REFER's implicit subscription, or ending it
+ * with Expires: 0 (RFC 3515 §2.4.4, RFC 6665 §4.2.1.2): the answer gives
+ * the time granted, at most refer_expires_s, and a NOTIFY with the last
+ * status follows at once, as RFC 6665 wants after any refresh. */
+void sr__referral_subscribe(sr_session *s, sr__txn *t) {
+  sr_ua *ua = s->ua;
+  struct sr_request v;
+  if (!ua->cur_data || sr__request_init(&v, ua->cur_data, ua->cur_len) < 0) {
+    sr__txn_reply(t, 500, NULL, NULL, NULL, NULL, NULL);
+    return;
+  }
+  int id = sr__refer_event_id(sr_request_header(&v, "event", 0));
+  const char *ex = sr_request_header(&v, "expires", 0);
+  char *end = NULL;
+  long want = ex ? strtol(ex, &end, 10) : ua->opt.refer_expires_s;
+  int bad_expires = ex && (end == ex || *end || want < 0);
+  sr__request_clear(&v);
+  if (id < 0) {
+    sr__txn_reply(t, 489, NULL, "Allow-Events: refer", NULL, NULL, NULL);
+    return;
+  }
+  if (bad_expires) {
+    sr__txn_reply(t, 400, "Bad Expires", NULL, NULL, NULL, NULL);
+    return;
+  }
+  sr_referral *r = subscription_of(s, id);
+  if (!r) {
+    sr__txn_reply(t, 481, "Subscription Does Not Exist", NULL, NULL, NULL,
+                  NULL);
+    return;
+  }
+  unsigned granted = want < (long)ua->opt.refer_expires_s
+                         ? (unsigned)want : (unsigned)ua->opt.refer_expires_s;
+  char extra[32];
+  sr__put_int(sr__put_str(extra, "Expires: "), granted);
+  sr__txn_reply(t, 200, NULL, extra, NULL, NULL, NULL);
+  int code = r->last_code ? r->last_code : 100;
+  const char *reason = r->last_code ? r->last_reason : "Trying";
+  sr_referral_ref(r);
+  if (granted == 0) {
+    sr__log(ua, SR_LOG_INFO, "REFER id %d: unsubscribed", r->id);
+    sr__referral_notify(r, code, reason, "terminated;reason=timeout");
+  } else {
+    r->expires_at = sr__now_ms() + (uint64_t)granted * 1000u;
+    sr__timer_stop(ua, &r->expiry);
+    sr__timer_start(ua, &r->expiry, (int64_t)granted * 1000);
+    sr__referral_notify(r, code, reason, "active");
+  }
   sr_referral_unref(r);
 }

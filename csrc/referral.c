@@ -174,7 +174,11 @@ static int decided_check(sr_referral *r) {
 static void subscription_expired(void *arg) {
   sr_referral *r = arg;
   if (!r->sub_active) return;
-  sr__referral_notify(r, 0, NULL, "terminated;reason=timeout");
+  /* Expired before any final status: end with the last status sent
+   * (none in SR_NOTIFY_NONE mode: then 100). */
+  sr__referral_notify(r, r->last_code ? r->last_code : 100,
+                      r->last_code ? r->last_reason : "Trying",
+                      "terminated;reason=timeout");
 }
 
 int sr_referral_accept(sr_referral *r, const sr_response_options *o) {
@@ -375,6 +379,14 @@ static const char *uri_param(const struct sr_uri *u, const char *name) {
 /* A Replaces value goes into the new INVITE as a header line: a control
  * character (an escaped CR or LF above all) would end that line and let
  * the referrer add headers of its own. */
+/* Refer-Sub: false, parameters allowed (RFC 4488 §7: refer-sub-value
+ * *(SEMI exten)). */
+static int refer_sub_false(const char *v) {
+  if (!v || strncasecmp(v, "false", 5) != 0) return 0;
+  v += 5 + strspn(v + 5, " \t");
+  return *v == 0 || *v == ';';
+}
+
 static int has_ctl(const char *s) {
   for (; *s; s++)
     if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
@@ -462,8 +474,7 @@ static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
   int nrb = sr_request_header_count(&r->req, "referred-by");
   if (nrb > 0 && !(r->referred_by = sr__strdup(sr_request_header(&r->req, "referred-by", 0))))
     return 500;
-  const char *rs = sr_request_header(&r->req, "refer-sub", 0);
-  r->refer_sub = !(rs && strcasecmp(rs, "false") == 0);
+  r->refer_sub = !refer_sub_false(sr_request_header(&r->req, "refer-sub", 0));
   if (ua->nreferrals_pending >= ua->opt.max_referrals ||
       (s && s->referrals_pending >= ua->opt.max_referrals_per_session)) {
     *why = "Too Many Pending Referrals";

@@ -41,6 +41,10 @@ struct sr_referral {
   sr__txn *in_flight;
   sr__notify queue[SR_NOTIFY_QUEUE];
   int nqueue;
+  /* The last status reported, for the NOTIFY that ends the subscription
+   * on its timeout (RFC 3515 §2.4.5: the current status of the request). */
+  int last_code;
+  char last_reason[sizeof ((sr__notify *)0)->reason];
   struct sr_referral *next; /* in the session's or the UA's list */
 };
 
@@ -61,6 +65,10 @@ void sr__referral_notify(sr_referral *r, int code, const char *reason,
                          const char *state);
 /* notify.c: the subscription ended (final NOTIFY sent, or gone). */
 void sr__referral_finish(sr_referral *r, sr_referral_state st);
+
+/* notify.c: "refer;id=7" → 7; "refer" → 0 (the first REFER, RFC 3515
+ * §2.4.6); -1 for another event package or none. */
+int sr__refer_event_id(const char *ev);
 
 /* referrer.c: the session ended; its referrers close. */
 void sr__referrer_session_ended(sr_session *s);

@@ -218,27 +218,13 @@ int sr_session_refer_session(sr_session *s, sr_session *other,
   return rc;
 }
 
-/* "refer;id=7" → 7; "refer" → 0 (the first REFER, RFC 3515 §2.4.6);
- * -1 for another event package. */
-static int event_id(const char *ev) {
-  if (!ev) return -1;
-  while (*ev == ' ') ev++;
-  if (strncasecmp(ev, "refer", 5) != 0) return -1;
-  ev += 5;
-  while (*ev == ' ') ev++;
-  if (*ev == 0) return 0;
-  if (*ev != ';') return -1;
-  const char *id = strcasestr(ev, "id=");
-  return id ? atoi(id + 3) : 0;
-}
-
 int sr__referrer_incoming_notify(sr_session *s, sr__txn *t,
                                  osip_message_t *req) {
   sr_ua *ua = s->ua;
   struct sr_request v;
   if (!ua->cur_data || sr__request_init(&v, ua->cur_data, ua->cur_len) < 0)
     return 0;
-  int id = event_id(sr_request_header(&v, "event", 0));
+  int id = sr__refer_event_id(sr_request_header(&v, "event", 0));
   sr_referrer *r = NULL;
   if (id >= 0)
     for (sr_referrer *x = s->referrers; x; x = x->next)

@@ -398,6 +398,8 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
     sr__session_set_state(s, SR_SESSION_TERMINATED);
   } else if (strcmp(m, "REFER") == 0) {
     sr__referral_incoming(ua, s, t, req);
+  } else if (strcmp(m, "SUBSCRIBE") == 0) {
+    sr__referral_subscribe(s, t);
   } else if (strcmp(m, "NOTIFY") == 0) {
     if (!sr__referrer_incoming_notify(s, t, req))
       sr__txn_reply(t, 481, "Subscription Does Not Exist", NULL, NULL, NULL,

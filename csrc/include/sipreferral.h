@@ -220,7 +220,8 @@ typedef struct sr_ua_options {
   const char *allowed_schemes;    /**< comma list, default "sip" (sips needs
                                    *   TLS, which this library has not) */
   int refer_decision_timeout_ms;  /**< undecided REFER rejected; default 10000 */
-  int refer_expires_s;            /**< subscription expiry, default 60 */
+  int refer_expires_s;            /**< subscription expiry, default 60; also
+                                       the most a SUBSCRIBE refresh gets */
   sr_notify_mode notify_mode;     /**< default SR_NOTIFY_ALL */
 
   /* Limits: going over answers 503 with Retry-After. */

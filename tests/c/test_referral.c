@@ -706,6 +706,27 @@ static int raw_refer(sr_ua *to, const char *call_id, const char *to_tag,
   return atoi(raw_buf + 8);
 }
 
+/* Refer-Sub: false with a parameter is still false (RFC 4488's grammar
+ * allows extension parameters). */
+static void test_refer_sub_false_params(void) {
+  setup();
+  ALICE->refer_mode = 3; /* accept only */
+  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
+  REQUIRE(a != NULL);
+  raw_fd = raw_open();
+  const char *cid = sr_session_call_id(a);
+  const char *lt = sr_session_local_tag(a), *rt = sr_session_remote_tag(a);
+  CHECK_INT(raw_refer(ALICE->ua, cid, lt, rt,
+                      "Refer-To: <sip:carol@127.0.0.1:9>\r\n"
+                      "Refer-Sub: FALSE ;x=1\r\n", 100), 202);
+  CHECK(strstr(raw_buf, "\r\nRefer-Sub: false\r\n") != NULL);
+  REQUIRE(ALICE->last_referral != NULL);
+  CHECK_INT(sr_referral_get_refer_sub(ALICE->last_referral), 0);
+  CHECK_INT(count_sent(ALICE, "NOTIFY "), 0);
+  close(raw_fd);
+  teardown();
+}
+
 static void test_raw_validation(void) {
   setup();
   ALICE->refer_mode = 1;
@@ -783,6 +804,30 @@ static void test_subscription_expires(void) {
   CHECK_STR(rr.states[0], "active;expires=1");
   CHECK_STR(rr.states[1], "terminated;reason=timeout");
   CHECK_INT(sr_referral_get_state(ALICE->last_referral), SR_REFERRAL_TERMINATED);
+  teardown();
+}
+
+/* The timeout NOTIFY reports the last status sent, not 100 (RFC 3515
+ * §2.4.5: the current status of the referenced request). */
+static void test_expiry_keeps_last_status(void) {
+  short_expiry = 1;
+  setup();
+  short_expiry = 0;
+  ALICE->refer_mode = 3; /* accepted, never followed */
+  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
+  REQUIRE(a != NULL);
+  rec rr = {0};
+  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
+  want_notify w = {&rr, 1};
+  CHECK(t_drive(notified, &w, 5000));
+  REQUIRE(ALICE->last_referral != NULL);
+  CHECK_INT(sr_referral_notify(ALICE->last_referral, 180, "Ringing Carol"), 0);
+  CHECK(t_drive(closed, &rr, 10000));
+  REQUIRE(rr.nnotify == 3);
+  CHECK_INT(rr.codes[1], 180);
+  CHECK_INT(rr.codes[2], 180);
+  CHECK_STR(rr.reasons[2], "Ringing Carol");
+  CHECK_STR(rr.states[2], "terminated;reason=timeout");
   teardown();
 }
 
@@ -918,6 +963,8 @@ int main(void) {
   RUN(test_app_rejects);
   RUN(test_target_rejects_486);
   RUN(test_refer_sub_false);
+  RUN(test_refer_sub_false_params);
+  RUN(test_expiry_keeps_last_status);
   RUN(test_two_concurrent_refers);
   RUN(test_referrer_hangs_up);
   RUN(test_decision_deadline);

@@ -659,6 +659,20 @@ two_refers() {
   fi
 }
 
+# The referrer refreshes and then ends its subscription with SUBSCRIBE
+# (--on-refer accept: the subscription stays active until then).
+refer_subscribe() {
+  local tp=$1
+  render referrer_subscribe.xml referrer.xml \
+    REFER_HEADERS="Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"$REFERRED_BY"
+  start_agent agent --on-refer accept --max-calls 1 --ladder || return
+  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
+    -t "$tp" -m 1 -s agent -i 127.0.0.1
+  expect_rc "sipp referrer" $? 0
+  wait_pid "$APID"
+  expect_rc "agent" $? 0
+}
+
 # The referrer hangs up while the target rings: no NOTIFY after its BYE;
 # the agent's SIGTERM then cancels the ringing call.
 referrer_hangup() {
@@ -816,6 +830,7 @@ for tp in u1 t1; do
   t "out-of-dialog-allowed-$x" refer_ood_follow "$tp"
   t "refer-sub-false-$x" refer_sub_false "$tp"
   t "two-refers-$x" two_refers "$tp"
+  t "subscribe-refresh-$x" refer_subscribe "$tp"
   t "referrer-hangs-up-$x" referrer_hangup "$tp"
   t "sigterm-final-notify-$x" shutdown_notify "$tp"
   [[ $tp == t1 ]] && t "sigterm-final-notify-quiet-$x" shutdown_notify_quiet "$tp"
