@@ -101,7 +101,8 @@ typedef struct sr__txn sr__txn;
 
 int sr__transport_listen(sr_ua *ua, const char *spec);
 void sr__transport_close_all(sr_ua *ua);
-/* Frees connections closed during this loop turn. */
+/* Frees the connections closed (and a closed UA's listeners) once no loop
+ * turn is under way; the requests waiting on those connections fail. */
 void sr__transport_reap(sr_ua *ua);
 /* Sends bytes; for TCP uses peer->conn when alive, else a connection to
  * peer->addr (reused or opened). */
@@ -147,6 +148,7 @@ struct sr__txn {
   char *key;
   sr__txn *hnext;
   sr__timer timer;
+  void (*timer_fn)(void *); /* the state machine's; see txn_timer */
   const sr__txn_owner *owner_ops;
   void *owner;
   int in_exec;            /* inside an upcall: keep req */

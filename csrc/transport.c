@@ -326,6 +326,7 @@ static void udp_ready(sr__io *io, uint32_t events) {
     }
     int drop;
     run_hook(ua, 0, SR_TRANSPORT_UDP, &from.addr, &drop, ua->rxbuf, (size_t)n);
+    if (ua->closed) return; /* by the hook */
     if (drop) continue;
     ua->rxbuf[n] = 0;
     ua->overloaded = l->overloaded ? l : NULL;
@@ -371,8 +372,18 @@ static void conn_free(sr__conn *c) {
   sr__free(c);
 }
 
+/* A closed UA's listeners, closed by sr__transport_close_all; freed here
+ * with the connections, once no loop turn may still point at them. */
+static void free_listeners(sr_ua *ua) {
+  for (size_t i = 0; i < sizeof ua->listeners / sizeof ua->listeners[0]; i++) {
+    sr__free(ua->listeners[i]);
+    ua->listeners[i] = NULL;
+  }
+}
+
 void sr__transport_reap(sr_ua *ua) {
   sr__conn *c;
+  if (ua->depth) return; /* a loop turn below may still use them */
   while ((c = ua->dead_conns)) { /* upcalls may close more: they go here */
     ua->dead_conns = c->next;
     /* Requests waiting on a lost connection fail now, not at timer B/F
@@ -383,6 +394,7 @@ void sr__transport_reap(sr_ua *ua) {
     conn_free(c);
     if (clients) sr__txn_conn_lost(&clients, !ua->closed);
   }
+  if (ua->closed) free_listeners(ua);
 }
 
 static void conn_idle(void *arg) {
@@ -496,6 +508,7 @@ static void conn_deliver(sr__conn *c) {
     if (c->rlen < total) return;
     int drop;
     run_hook(ua, 0, SR_TRANSPORT_TCP, &c->addr, &drop, c->rbuf, total);
+    if (c->dead || ua->closed) return; /* by the hook */
     if (!drop) {
       sr__peer from = {.tp = SR_TRANSPORT_TCP, .conn = c->id};
       from.addr = c->addr;
@@ -682,6 +695,7 @@ int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
   if (len > ua->opt.max_message_size) return SR_ETOOBIG;
   int drop;
   run_hook(ua, 1, peer->tp, &peer->addr, &drop, data, len);
+  if (ua->closed) return SR_ECLOSED; /* by the hook: nothing is sent */
   if (drop) return 0;
   if (peer->tp == SR_TRANSPORT_TCP) {
     sr__conn *c = conn_find(ua, peer);
@@ -807,15 +821,18 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
   return 0;
 }
 
+/* Closes every socket at once; the listeners and connections themselves
+ * are freed by sr__transport_reap, at once unless a loop turn is under
+ * way (a callback closing the UA returns into code that uses them). */
 void sr__transport_close_all(sr_ua *ua) {
   for (int i = 0; i < ua->nlisteners; i++) {
     sr__listener *l = ua->listeners[i];
     sr__timer_stop(ua, &l->resume);
     sr__io_del(ua, &l->io);
     close(l->io.fd);
-    sr__free(l);
+    l->io.fd = -1;
   }
-  ua->nlisteners = 0;
+  ua->nlisteners = 0; /* none found any more; still in the array */
   while (ua->conns) conn_close(ua->conns, NULL);
   sr__transport_reap(ua);
   sr__hash_free(&ua->conns_by_id);

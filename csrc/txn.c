@@ -139,11 +139,17 @@ int sr__txn_serialise(osip_message_t *m, char **buf, size_t *len) {
   return rc < 0 ? rc : 0;
 }
 
+/* The owner is held through the upcall: closing the UA from inside it
+ * detaches t, which drops the owner's last reference. */
 void sr__txn_to_owner(sr__txn *t, osip_message_t *resp, int code) {
   const sr__txn_owner *ops = t->owner_ops;
+  void *o = t->owner;
+  if (!o) return;
   t->in_exec++;
-  if (t->owner && resp && ops->on_response) ops->on_response(t->owner, t, resp);
-  if (t->owner && !resp && ops->on_failure) ops->on_failure(t->owner, t, code);
+  if (ops->ref) ops->ref(o);
+  if (resp && ops->on_response) ops->on_response(o, t, resp);
+  if (!resp && ops->on_failure) ops->on_failure(o, t, code);
+  if (ops->unref) ops->unref(o);
   t->in_exec--;
 }
 
@@ -162,6 +168,20 @@ void sr__txn_arm_next(sr__txn *t) {
   sr__txn_arm_at(t, due);
 }
 
+/* Every transaction timer: the machine's own function, run with a
+ * reference held (a resent message runs the hook, which may close the UA
+ * and so end t). */
+static void txn_timer(void *arg) {
+  sr__txn *t = sr__txn_ref(arg);
+  t->timer_fn(t);
+  sr__txn_unref(t);
+}
+
+static void timer_init(sr__txn *t, void (*timer_fn)(void *)) {
+  t->timer_fn = timer_fn;
+  sr__timer_init(&t->timer, txn_timer, t);
+}
+
 void sr__txn_client_start(sr__txn *t, osip_message_t *req,
                           void (*timer_fn)(void *)) {
   char *buf;
@@ -169,7 +189,7 @@ void sr__txn_client_start(sr__txn *t, osip_message_t *req,
   t->req = req;
   if (sr__txn_serialise(req, &buf, &len) < 0) {
     t->state = SR__N_TRYING;
-    sr__timer_init(&t->timer, timer_fn, t);
+    timer_init(t, timer_fn);
     sr__txn_fail(t, 503);
     return;
   }
@@ -180,7 +200,7 @@ void sr__txn_client_start_wire(sr__txn *t, const char *method, char *buf,
                                size_t len, void (*timer_fn)(void *)) {
   int t1 = t->ua->opt.t1_ms;
   t->state = SR__N_TRYING;
-  sr__timer_init(&t->timer, timer_fn, t);
+  timer_init(t, timer_fn);
   uint64_t now = sr__now_ms();
   t->f_due = now + 64 * (uint64_t)t1; /* Timer B / F */
   if (!sr__txn_reliable(t)) {         /* Timer A / E */
@@ -188,6 +208,7 @@ void sr__txn_client_start_wire(sr__txn *t, const char *method, char *buf,
     t->e_due = now + (uint64_t)t1;
   }
   sr__txn_arm_next(t);
+  sr__txn_ref(t); /* the message hook may close the UA, which ends t */
   int rc = sr__transport_send(t->ua, &t->peer, buf, len);
   if (sr__txn_reliable(t)) {
     if (rc == 0) sr__transport_track(t->ua, t);
@@ -195,18 +216,19 @@ void sr__txn_client_start_wire(sr__txn *t, const char *method, char *buf,
   } else {
     sr__txn_set_wire(t, buf, len);
   }
-  if (rc < 0) {
+  if (rc < 0 && !t->ua->closed) { /* closed: method went with the request */
     sr__log(t->ua, SR_LOG_WARNING, "cannot send %s: %s", method,
             sr_strerror(rc));
     sr__txn_fail(t, 503);
   }
+  sr__txn_unref(t);
 }
 
 void sr__txn_deliver_request(sr__txn *t, osip_message_t *req, int state,
                              void (*timer_fn)(void *)) {
   t->req = req;
   t->state = state;
-  sr__timer_init(&t->timer, timer_fn, t);
+  timer_init(t, timer_fn);
   sr__txn_ref(t);
   t->in_exec++;
   sr__ua_on_request(t->ua, t, req);
@@ -338,12 +360,17 @@ int sr__txn_send_wire(sr_ua *ua, const char *method, const char *branch,
   return 0;
 }
 
+/* Responding runs the message hook, which may close the UA and so end
+ * t: a reference is held until the state machine is done with it. */
 int sr__txn_respond(sr__txn *t, osip_message_t *resp) {
   if (!t || !t->server) {
     osip_message_free(resp);
     return SR_ECLOSED;
   }
-  return t->kind == IST ? sr__itxn_respond(t, resp) : sr__ntxn_respond(t, resp);
+  sr__txn_ref(t);
+  int rc = t->kind == IST ? sr__itxn_respond(t, resp) : sr__ntxn_respond(t, resp);
+  sr__txn_unref(t);
+  return rc;
 }
 
 int sr__txn_respond_wire(sr__txn *t, int code, char *buf, size_t len) {
@@ -351,8 +378,11 @@ int sr__txn_respond_wire(sr__txn *t, int code, char *buf, size_t len) {
     osip_free(buf);
     return SR_ECLOSED;
   }
-  return t->kind == IST ? sr__itxn_respond_wire(t, code, buf, len)
-                        : sr__ntxn_respond_wire(t, code, buf, len);
+  sr__txn_ref(t);
+  int rc = t->kind == IST ? sr__itxn_respond_wire(t, code, buf, len)
+                          : sr__ntxn_respond_wire(t, code, buf, len);
+  sr__txn_unref(t);
+  return rc;
 }
 
 int sr__txn_reply(sr__txn *t, int code, const char *reason,
@@ -423,8 +453,10 @@ void sr__txn_incoming(sr_ua *ua, osip_event_t *evt, const sr__peer *from) {
     /* Keep TCP responses on the connection the latest request used. */
     if (server && from->tp == SR_TRANSPORT_TCP) t->peer.conn = from->conn;
     osip_free(evt);
+    sr__txn_ref(t); /* an ACK sent, or an upcall, may close the UA */
     if (t->kind == ICT || t->kind == IST) sr__itxn_receive(t, m, 0);
     else sr__ntxn_receive(t, m, 0);
+    sr__txn_unref(t);
     return;
   }
   if (!server || MSG_IS_ACK(m) || !key) {
