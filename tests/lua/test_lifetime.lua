@@ -104,6 +104,25 @@ t.test("objects used after ua:close()", function()
   t.eq(sp.x, nil, "close released the handlers")
 end)
 
+-- The loop turn reading the TCP connection goes on after the callback:
+-- under ASan this found it using the connection close had freed.
+for _, where in ipairs{"on_invite", "on_message"} do
+  t.test("ua:close() inside " .. where .. " over TCP", function()
+    local alice, bob = t.ua("alice"), t.ua("bob")
+    if where == "on_invite" then
+      bob.on_invite = function() bob:close() end
+    else
+      bob.on_invite = function() error("never: closed before routing") end
+      bob.on_message = function(out) if not out then bob:close() end return false end
+    end
+    alice:make_inviter(t.target(bob, "bob", "tcp")):invite()
+    t.require_(t.drive(function() return bob.closed end), "closed inside")
+    t.eq(bob:stats().connections, 0, "its connections closed")
+    t.raises(function() bob:run_once(0) end, sr.ECLOSED)
+    alice:close()
+  end)
+end
+
 t.test("a handle closed with <close>", function()
   local alice, bob = t.ua("alice"), t.ua("bob")
   local kept, req, got

@@ -168,6 +168,25 @@ def test_close_inside_callback(net):
     alice.close()
 
 
+@pytest.mark.parametrize("where", ["on_invite", "hook"])
+def test_close_inside_callback_over_tcp(net, where):
+    # The loop turn reading the TCP connection goes on after the callback:
+    # under ASan this found it using the connection close had freed.
+    alice, bob = net.ua("alice"), net.ua("bob")
+    if where == "on_invite":
+        bob.on_invite = lambda inv: bob.close()
+    else:
+        bob.on_invite = lambda inv: 1 / 0  # never: closed before routing
+        bob.message_hook = lambda out, *a: bool(not out and bob.close())
+    inv = alice.make_inviter(bob.contact_uri("bob", "tcp"))
+    inv.invite()
+    assert net.drive(lambda: bob.closed)
+    assert bob.stats()["connections"] == 0
+    with pytest.raises(sr.Error):
+        bob.run_once(0)
+    alice.close()
+
+
 def test_close_then_raise_in_same_callback(net):
     alice, bob = net.ua("alice"), net.ua("bob")
 
