@@ -164,39 +164,26 @@ static void finish(void) {
   t_free_uas();
 }
 
-static void close_in_on_invite(sr_transport tp) {
-  setup(tp, BOB);
-  R.in_on_invite = 1;
+/* One run where `victim` closes once: in on_invite, or at its first
+ * message in direction `dir`. */
+static void close_once(sr_transport tp, int victim, int dir, int in_on_invite) {
+  setup(tp, victim);
+  R.dir = dir;
+  R.nth = 1;
+  R.in_on_invite = in_on_invite;
   play();
   CHECK(R.closed_inside);
   finish();
 }
-static void test_on_invite_udp(void) { close_in_on_invite(SR_TRANSPORT_UDP); }
-static void test_on_invite_tcp(void) { close_in_on_invite(SR_TRANSPORT_TCP); }
-
+/* Bob closes in on_invite. */
+static void test_on_invite_udp(void) { close_once(SR_TRANSPORT_UDP, BOB, NONE, 1); }
+static void test_on_invite_tcp(void) { close_once(SR_TRANSPORT_TCP, BOB, NONE, 1); }
 /* Bob closes in the hook, on the INVITE he receives. */
-static void close_in_hook_incoming(sr_transport tp) {
-  setup(tp, BOB);
-  R.dir = IN;
-  R.nth = 1;
-  play();
-  CHECK(R.closed_inside);
-  finish();
-}
-static void test_hook_incoming_udp(void) { close_in_hook_incoming(SR_TRANSPORT_UDP); }
-static void test_hook_incoming_tcp(void) { close_in_hook_incoming(SR_TRANSPORT_TCP); }
-
+static void test_hook_incoming_udp(void) { close_once(SR_TRANSPORT_UDP, BOB, IN, 0); }
+static void test_hook_incoming_tcp(void) { close_once(SR_TRANSPORT_TCP, BOB, IN, 0); }
 /* Alice closes in the hook on her INVITE, inside sr_inviter_invite. */
-static void close_in_hook_outgoing(sr_transport tp) {
-  setup(tp, ALICE);
-  R.dir = OUT;
-  R.nth = 1;
-  play();
-  CHECK(R.closed_inside);
-  finish();
-}
-static void test_hook_outgoing_udp(void) { close_in_hook_outgoing(SR_TRANSPORT_UDP); }
-static void test_hook_outgoing_tcp(void) { close_in_hook_outgoing(SR_TRANSPORT_TCP); }
+static void test_hook_outgoing_udp(void) { close_once(SR_TRANSPORT_UDP, ALICE, OUT, 0); }
+static void test_hook_outgoing_tcp(void) { close_once(SR_TRANSPORT_TCP, ALICE, OUT, 0); }
 
 /* Each party in turn closes at its n-th message (or state change) of the
  * call and transfer, n = 1, 2, ... until the run ends before the n-th. */
