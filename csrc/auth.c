@@ -258,12 +258,6 @@ static void sb_quoted(strbuf *b, const char *sep, const char *name,
   sb_add(b, "\"");
 }
 
-static int has_ctl(const char *s) {
-  for (; *s; s++)
-    if (is_ctl((unsigned char)*s)) return 1;
-  return 0;
-}
-
 int sr__digest_response(const char *challenge_text, const char *method,
                         const char *uri, const char *username,
                         const char *password, unsigned nc,
@@ -271,8 +265,8 @@ int sr__digest_response(const char *challenge_text, const char *method,
   if (!challenge_text || !method || !uri || !username || !password || !out)
     return SR_EINVAL;
   /* These are echoed into a header: no line breaks or other controls. */
-  if (!*method || !*uri || has_ctl(method) || has_ctl(uri) ||
-      has_ctl(username) || (cnonce && (!*cnonce || has_ctl(cnonce))))
+  if (!*method || !*uri || find_ctl(method, 0) || find_ctl(uri, 0) ||
+      find_ctl(username, 0) || (cnonce && (!*cnonce || find_ctl(cnonce, 0))))
     return SR_EINVAL;
 
   challenge c = {0};

@@ -273,6 +273,21 @@ int sr__build_response(sr_ua *ua, osip_message_t *req, int code,
                        const char *reason, const char *to_tag,
                        osip_message_t **out);
 int sr__add_headers(osip_message_t *msg, const char *lines);
+/* Checks of application text at the API call, before anything is built:
+ * each logs why and returns SR_EINVAL, or 0 (NULL passes). A header value
+ * or reason phrase may hold no control character but HTAB (a CR or LF
+ * would start a header of the caller's); a URI no control character,
+ * space, '<', '>' or '"' (it is written inside <...>). */
+int sr__check_value(sr_ua *ua, const char *what, const char *s);
+int sr__check_uri(sr_ua *ua, const char *what, const char *s);
+/* A target URI (sr_ua_make_inviter, sr_session_refer): sr__check_uri, and
+ * SR_ETOOBIG when it alone is longer than max_message_size. */
+int sr__check_target(sr_ua *ua, const char *target);
+/* extra_headers: good lines, and none named in @p reserved (SR__H_ bits). */
+int sr__check_headers(sr_ua *ua, const char *lines, unsigned reserved);
+/* A response's reason_phrase, content_type and extra_headers. */
+int sr__check_response(sr_ua *ua, const sr_response_options *o,
+                       unsigned reserved);
 int sr__set_body(osip_message_t *msg, const char *body, const char *ctype);
 
 /* Upcall from txn: a new request in a new server transaction. */

@@ -153,8 +153,12 @@ static int respond(sr_session *s, int code, const sr_response_options *o,
   return rc < 0 ? rc : sr__txn_respond(s->ist, r);
 }
 
+/* Progress and accept write Contact; a reject (a 3xx) may carry one. */
+#define SR__HDRS_ANSWER (SR__HDRS_RESPONSE | SR__H_CONTACT)
+
 int sr_invitation_progress(sr_session *s, const sr_response_options *o) {
   int rc = check(s);
+  if (rc == 0) rc = sr__check_response(s->ua, o, SR__HDRS_ANSWER);
   if (rc < 0) return rc;
   int code = o && o->status_code ? o->status_code : 180;
   if (code < 101 || code > 199) return SR_EINVAL;
@@ -163,6 +167,7 @@ int sr_invitation_progress(sr_session *s, const sr_response_options *o) {
 
 int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
   int rc = check(s);
+  if (rc == 0) rc = sr__check_response(s->ua, o, SR__HDRS_ANSWER);
   if (rc < 0) return rc;
   int code = o && o->status_code ? o->status_code : 200;
   if (code < 200 || code > 299) return SR_EINVAL;
@@ -213,6 +218,7 @@ int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
 
 int sr_invitation_reject(sr_session *s, const sr_response_options *o) {
   int rc = check(s);
+  if (rc == 0) rc = sr__check_response(s->ua, o, SR__HDRS_RESPONSE);
   if (rc < 0) return rc;
   int code = o && o->status_code ? o->status_code : 480;
   if (code < 300 || code > 699) return SR_EINVAL;

@@ -12,6 +12,18 @@ void sr_inviter_options_init(sr_inviter_options *o) {
   if (o) memset(o, 0, sizeof *o);
 }
 
+/* Refused before anything is built: text that would break the INVITE or
+ * add header lines, a header the core writes, a target that cannot fit. */
+static int check_inviter(sr_ua *ua, const char *target,
+                         const sr_inviter_options *o) {
+  int rc = sr__check_target(ua, target);
+  if (rc == 0 && o) rc = sr__check_headers(ua, o->extra_headers, SR__HDRS_REQUEST);
+  if (rc == 0 && o) rc = sr__check_value(ua, "content_type", o->content_type);
+  if (rc == 0 && o)
+    rc = sr__check_value(ua, "from_display_name", o->from_display_name);
+  return rc;
+}
+
 int sr_ua_make_inviter(sr_ua *ua, const char *target,
                        const sr_inviter_options *opts, sr_session **out) {
   if (!ua || !target || !out) return SR_EINVAL;
@@ -26,6 +38,11 @@ int sr_ua_make_inviter(sr_ua *ua, const char *target,
       return SR_EINVAL;
     }
     *gt = 0;
+  }
+  int bad = check_inviter(ua, t, opts);
+  if (bad < 0) {
+    sr__free(t);
+    return bad;
   }
   osip_uri_t *u = NULL;
   int ok = osip_uri_init(&u) == 0 && osip_uri_parse(u, t) == 0 && u->scheme &&
@@ -120,8 +137,7 @@ static char *name_addr(const char *display, const char *uri, const char *tag) {
   if (!out) return NULL;
   if (display) {
     *o++ = '"';
-    for (const char *d = display; *d; d++) {
-      if (*d == '\r' || *d == '\n') continue;
+    for (const char *d = display; *d; d++) { /* no CR/LF: checked */
       if (*d == '"' || *d == '\\') *o++ = '\\';
       *o++ = *d;
     }

@@ -989,6 +989,25 @@ int sr__headers_foreach(const char *lines,
   return rc;
 }
 
+unsigned sr__header_bit(const char *name) {
+  /* In SR__H_ bit order; compact forms from RFC 3261 §7.3.3, 3515, 3892. */
+  static const struct {
+    const char *full;
+    char compact;
+  } names[] = {{"Via", 'v'}, {"From", 'f'}, {"To", 't'},
+               {"Call-ID", 'i'}, {"CSeq", 0}, {"Content-Length", 'l'},
+               {"Content-Type", 'c'}, {"Contact", 'm'}, {"Max-Forwards", 0},
+               {"User-Agent", 0}, {"Refer-To", 'r'}, {"Referred-By", 'b'},
+               {"Refer-Sub", 0}, {"Replaces", 0}};
+  size_t n = strlen(name);
+  for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (span_caseeq(name, n, names[i].full) ||
+        (n == 1 && names[i].compact && to_lower((unsigned char)*name) ==
+                                           names[i].compact))
+      return 1u << i;
+  return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Reason phrases                                                      */
 /* ------------------------------------------------------------------ */

@@ -90,6 +90,28 @@ int sr__headers_foreach(const char *lines,
                                   void *ctx),
                         void *ctx);
 
+/* Headers the core writes itself, so an application's extra_headers may
+ * not repeat them (two Content-Lengths or CSeqs break the message). */
+enum {
+  SR__H_VIA = 1 << 0, SR__H_FROM = 1 << 1, SR__H_TO = 1 << 2,
+  SR__H_CALL_ID = 1 << 3, SR__H_CSEQ = 1 << 4, SR__H_CONTENT_LENGTH = 1 << 5,
+  SR__H_CONTENT_TYPE = 1 << 6, SR__H_CONTACT = 1 << 7,
+  SR__H_MAX_FORWARDS = 1 << 8, SR__H_USER_AGENT = 1 << 9,
+  SR__H_REFER_TO = 1 << 10, SR__H_REFERRED_BY = 1 << 11,
+  SR__H_REFER_SUB = 1 << 12, SR__H_REPLACES = 1 << 13
+};
+/* Every response: copied from the request, or written with the body. */
+#define SR__HDRS_RESPONSE                                                   \
+  (SR__H_VIA | SR__H_FROM | SR__H_TO | SR__H_CALL_ID | SR__H_CSEQ |         \
+   SR__H_CONTENT_LENGTH | SR__H_CONTENT_TYPE)
+/* Every request the core sends (INVITE, REFER). */
+#define SR__HDRS_REQUEST                                                    \
+  (SR__HDRS_RESPONSE | SR__H_CONTACT | SR__H_MAX_FORWARDS | SR__H_USER_AGENT)
+
+/* The SR__H_ bit of header @p name (full or compact form, any case), or 0
+ * for a header the core leaves to the application. */
+unsigned sr__header_bit(const char *name);
+
 /* The standard reason phrase of a status code ("Accepted"), or "Unknown". */
 const char *sr__reason_phrase(int code);
 

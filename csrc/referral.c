@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "referral.h"
+#include "text.h"
 
 int sr__live_referrals;
 
@@ -183,6 +184,9 @@ static void subscription_expired(void *arg) {
 
 int sr_referral_accept(sr_referral *r, const sr_response_options *o) {
   int rc = decided_check(r);
+  if (rc == 0)
+    rc = sr__check_response(r->ua, o, SR__HDRS_RESPONSE | SR__H_CONTACT |
+                                          SR__H_REFER_SUB);
   if (rc < 0) return rc;
   int code = o && o->status_code ? o->status_code : 202;
   if (code < 200 || code > 299) return SR_EINVAL;
@@ -210,6 +214,7 @@ int sr_referral_accept(sr_referral *r, const sr_response_options *o) {
 
 int sr_referral_reject(sr_referral *r, const sr_response_options *o) {
   int rc = decided_check(r);
+  if (rc == 0) rc = sr__check_response(r->ua, o, SR__HDRS_RESPONSE);
   if (rc < 0) return rc;
   int code = o && o->status_code ? o->status_code : 603;
   if (code < 300 || code > 699) return SR_EINVAL;
@@ -244,6 +249,8 @@ int sr_referral_notify(sr_referral *r, int code, const char *reason) {
   if (!r || code < 100 || code > 699) return SR_EINVAL;
   if (r->ua->closed) return SR_ECLOSED;
   if (r->state != SR_REFERRAL_ACCEPTED || !r->sub_active) return SR_ESTATE;
+  /* The sipfrag body's status line: a CR or LF would add lines to it. */
+  if (sr__check_value(r->ua, "reason_phrase", reason) < 0) return SR_EINVAL;
   sr__referral_notify(r, code, reason ? reason : sr__reason_phrase(code),
                       code >= 200 ? "terminated;reason=noresource" : "active");
   return 0;
@@ -291,6 +298,11 @@ int sr_referral_make_inviter(sr_referral *r, const sr_inviter_options *opts,
     return 0;
   }
   if (r->state == SR_REFERRAL_REJECTED) return SR_ESTATE;
+  /* The core adds Replaces and Referred-By after the caller's headers. */
+  if (opts && sr__check_headers(r->ua, opts->extra_headers,
+                                SR__HDRS_REQUEST | SR__H_REPLACES |
+                                    SR__H_REFERRED_BY) < 0)
+    return SR_EINVAL;
   char *target = inviter_target(r);
   if (!target) return SR_ENOMEM;
   /* Caller's headers first, then Replaces and Referred-By. */
@@ -376,21 +388,12 @@ static const char *uri_param(const struct sr_uri *u, const char *name) {
   return NULL;
 }
 
-/* A Replaces value goes into the new INVITE as a header line: a control
- * character (an escaped CR or LF above all) would end that line and let
- * the referrer add headers of its own. */
-/* Refer-Sub: false, parameters allowed (RFC 4488 §7: refer-sub-value
- * *(SEMI exten)). */
+/* Refer-Sub: false, extension parameters allowed (RFC 4488's grammar:
+ * refer-sub-value *(SEMI exten)). */
 static int refer_sub_false(const char *v) {
   if (!v || strncasecmp(v, "false", 5) != 0) return 0;
   v += 5 + strspn(v + 5, " \t");
   return *v == 0 || *v == ';';
-}
-
-static int has_ctl(const char *s) {
-  for (; *s; s++)
-    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
-  return 0;
 }
 
 /* Does the Refer-To lead back to this UA: one of its listening addresses
@@ -466,7 +469,10 @@ static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
     return 482;
   }
   const char *rep = uri_header(&r->refer_to.uri, "replaces");
-  if (rep && has_ctl(rep)) {
+  /* Replaces goes into the new INVITE as a header line: a control
+   * character (an escaped CR or LF above all) would end that line and let
+   * the referrer add headers of its own. */
+  if (rep && find_ctl(rep, 0)) {
     *why = "Bad Replaces";
     return 400;
   }

@@ -130,8 +130,12 @@ static int send_refer(sr_session *s, const char *refer_to,
   sr_refer_options_init(&o);
   if (opts) o = *opts;
   sr_ua *ua = s->ua;
+  int rc = sr__check_headers(ua, o.extra_headers,
+                             SR__HDRS_REQUEST | SR__H_REFER_TO |
+                                 SR__H_REFERRED_BY | SR__H_REFER_SUB);
+  if (rc < 0) return rc;
   osip_message_t *m;
-  int rc = sr__session_build_request(s, "REFER", &m);
+  rc = sr__session_build_request(s, "REFER", &m);
   if (rc < 0) return rc;
   char rb[300];
   snprintf(rb, sizeof rb, "<%s>", ua->uri);
@@ -172,7 +176,10 @@ int sr_session_refer(sr_session *s, const char *target,
                      const sr_refer_options *opts,
                      const sr_referrer_delegate *d, void *user_data,
                      sr_referrer **out) {
-  if (!s || !target || strpbrk(target, "\r\n<>")) return SR_EINVAL;
+  if (!s || !target) return SR_EINVAL;
+  if (s->ua->closed) return SR_ECLOSED;
+  int bad = sr__check_target(s->ua, target);
+  if (bad < 0) return bad;
   osip_uri_t *u = NULL;
   int ok = osip_uri_init(&u) == 0 && osip_uri_parse(u, target) == 0 && u->scheme;
   if (u) osip_uri_free(u);

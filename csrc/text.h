@@ -18,6 +18,13 @@ static inline int is_digit(int c) { return c >= '0' && c <= '9'; }
 static inline int is_alnum(int c) { return is_alpha(c) || is_digit(c); }
 static inline int is_lws(int c) { return c == ' ' || c == '\t'; }
 static inline int is_ctl(int c) { return (c >= 0 && c < 0x20) || c == 0x7f; }
+/* The first control character of s (HTAB passed over when tab_ok: header
+ * values and reason phrases allow it), or NULL. */
+static inline const char *find_ctl(const char *s, int tab_ok) {
+  for (; *s; s++)
+    if (is_ctl((unsigned char)*s) && !(tab_ok && *s == '\t')) return s;
+  return NULL;
+}
 static inline int to_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
 static inline int hex_val(int c) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "text.h"
 
 /* Process-wide live counts (sr_global_stats). */
 extern int sr__live_sessions, sr__live_referrals, sr__live_referrers;
@@ -39,6 +40,17 @@ void sr_ua_options_init(sr_ua_options *o) {
   o->max_tcp_connections = 1024;
   o->tcp_idle_timeout_ms = 120000;
   o->udp_receive_buffer = 4 << 20;
+}
+
+/* The options' text that goes into messages (the password does not). */
+static int check_ua_text(sr_ua *ua, const sr_ua_options *o) {
+  int rc = sr__check_uri(ua, "uri", o->uri);
+  if (rc == 0) rc = sr__check_value(ua, "display_name", o->display_name);
+  if (rc == 0) rc = sr__check_value(ua, "user_agent", o->user_agent);
+  if (rc == 0) rc = sr__check_value(ua, "username", o->username);
+  /* The proxy's URI ("<...>" allowed) is parsed and written anew. */
+  if (rc == 0) rc = sr__check_value(ua, "outbound_proxy", o->outbound_proxy);
+  return rc;
 }
 
 static void ua_free_memory(sr_ua *ua) {
@@ -74,7 +86,11 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   ua->identity = id;
   ua->refs = 1;
   ua->epfd = -1;
-  ua->opt = *opts;
+  ua->opt = *opts; /* its log handler reports a refusal below */
+  if (check_ua_text(ua, opts) < 0) {
+    ua_free_memory(ua);
+    return SR_EINVAL;
+  }
   sr_ua_options defaults;
   sr_ua_options_init(&defaults);
 #define DEF(f) if (ua->opt.f <= 0) ua->opt.f = defaults.f
@@ -267,6 +283,72 @@ int sr__set_body(osip_message_t *msg, const char *body, const char *ctype) {
   if (osip_message_set_body(msg, body, strlen(body)) != 0) return SR_ENOMEM;
   if (ctype && osip_message_set_content_type(msg, ctype) != 0) return SR_EINVAL;
   return 0;
+}
+
+/* ---------------- application text ---------------- */
+
+static int refuse_char(sr_ua *ua, const char *what, const char *at) {
+  sr__log(ua, SR_LOG_WARNING,
+          "%s refused: it contains character 0x%02x (a header value or URI "
+          "cannot hold it: it would break or add header lines)",
+          what, (unsigned char)*at);
+  return SR_EINVAL;
+}
+
+int sr__check_value(sr_ua *ua, const char *what, const char *s) {
+  const char *bad = s ? find_ctl(s, 1) : NULL;
+  return bad ? refuse_char(ua, what, bad) : 0;
+}
+
+int sr__check_uri(sr_ua *ua, const char *what, const char *s) {
+  const char *bad = s ? find_ctl(s, 0) : NULL;
+  if (!bad && s) bad = strpbrk(s, " <>\"");
+  return bad ? refuse_char(ua, what, bad) : 0;
+}
+
+int sr__check_target(sr_ua *ua, const char *target) {
+  size_t n = strlen(target);
+  if (n > ua->opt.max_message_size) {
+    sr__log(ua, SR_LOG_WARNING, "target refused: %zu bytes, over "
+            "max_message_size (%zu)", n, ua->opt.max_message_size);
+    return SR_ETOOBIG;
+  }
+  return sr__check_uri(ua, "target", target);
+}
+
+typedef struct {
+  sr_ua *ua;
+  unsigned reserved;
+  int named; /* a reserved name was found (and logged) */
+} header_check;
+
+static int check_header(const char *name, const char *value, void *ctx) {
+  (void)value;
+  header_check *c = ctx;
+  if (!(sr__header_bit(name) & c->reserved)) return 0;
+  sr__log(c->ua, SR_LOG_WARNING,
+          "extra_headers refused: %s is written by the library itself", name);
+  c->named = 1;
+  return SR_EINVAL;
+}
+
+int sr__check_headers(sr_ua *ua, const char *lines, unsigned reserved) {
+  if (!lines || !*lines) return 0;
+  header_check c = {ua, reserved, 0};
+  int rc = sr__headers_foreach(lines, check_header, &c);
+  if (rc == SR_EINVAL && !c.named)
+    sr__log(ua, SR_LOG_WARNING, "extra_headers refused: a line is not "
+            "\"Name: value\" or holds a control character");
+  return rc;
+}
+
+int sr__check_response(sr_ua *ua, const sr_response_options *o,
+                       unsigned reserved) {
+  if (!o) return 0;
+  int rc = sr__check_value(ua, "reason_phrase", o->reason_phrase);
+  if (rc == 0) rc = sr__check_value(ua, "content_type", o->content_type);
+  if (rc == 0) rc = sr__check_headers(ua, o->extra_headers, reserved);
+  return rc;
 }
 
 void sr__ua_reply(sr_ua *ua, sr__txn *t, int code, const char *reason,

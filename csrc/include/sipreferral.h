@@ -28,6 +28,20 @@
  * - Strings returned as const char * are owned by the object they came from.
  * - No function asserts on misuse: passing NULL where an object is required
  *   returns SR_EINVAL.
+ * - Text that goes into a message is checked at the call, which then sends
+ *   nothing, logs why and returns SR_EINVAL: a header value, display name
+ *   or reason phrase (user_agent, display_name, username, reason_phrase,
+ *   content_type, from_display_name) may hold no control character but
+ *   HTAB, so a CR or LF cannot add header lines; a URI (uri,
+ *   outbound_proxy, a target) no control character, space, '<', '>' or
+ *   '"'. extra_headers are "Name: value" lines (no other control
+ *   character than HTAB) and may not name a header the core writes in
+ *   that message, in full or compact form: Via, From, To, Call-ID, CSeq,
+ *   Content-Length, Content-Type always; Contact, Max-Forwards and
+ *   User-Agent in requests; Contact in progress/accept answers too (a
+ *   reject, a 3xx, may carry one); plus Refer-To, Referred-By and
+ *   Refer-Sub in a REFER, Contact and Refer-Sub in a referral's accept,
+ *   Replaces and Referred-By in sr_referral_make_inviter's.
  */
 #ifndef SIPREFERRAL_H
 #define SIPREFERRAL_H
@@ -279,7 +293,8 @@ typedef struct sr_ua_delegate {
 
 /**
  * Creates a user agent. It has no sockets until sr_ua_listen().
- * Errors: SR_EINVAL (no or bad uri), SR_ENOMEM, SR_EIO.
+ * Errors: SR_EINVAL (no or bad uri; text refused, see Conventions),
+ * SR_ENOMEM, SR_EIO.
  */
 SR_API int sr_ua_new(sr_ua **out, const sr_ua_options *opts);
 SR_API sr_ua *sr_ua_ref(sr_ua *ua);
@@ -435,10 +450,11 @@ typedef struct sr_session_delegate {
 
 /**
  * Creates an Inviter to @p target (a SIP URI). Nothing is sent until
- * sr_inviter_invite(). Errors: SR_EINVAL (bad target), SR_EADDR (its host
- * is a name and there is no outbound_proxy), SR_ETRANSPORT (a sips target:
- * it needs TLS on every hop, which this library has not), SR_ECLOSED,
- * SR_ELIMIT.
+ * sr_inviter_invite(). Errors: SR_EINVAL (bad target, or option text
+ * refused: see Conventions), SR_ETOOBIG (the target alone is longer than
+ * max_message_size), SR_EADDR (its host is a name and there is no
+ * outbound_proxy), SR_ETRANSPORT (a sips target: it needs TLS on every
+ * hop, which this library has not), SR_ECLOSED, SR_ELIMIT.
  */
 SR_API int sr_ua_make_inviter(sr_ua *ua, const char *target,
                               const sr_inviter_options *opts,
@@ -565,7 +581,8 @@ SR_API int sr_referral_set_notify_mode(sr_referral *r, sr_notify_mode mode);
 /**
  * Sends a NOTIFY with body "SIP/2.0 code reason"; a code >= 200 ends the
  * subscription (terminated;reason=noresource). Errors: SR_ESTATE (not
- * accepted, or no subscription), SR_ECLOSED, SR_EINVAL.
+ * accepted, or no subscription), SR_ECLOSED, SR_EINVAL (code, or a
+ * control character but HTAB in the reason).
  */
 SR_API int sr_referral_notify(sr_referral *r, int status_code,
                               const char *reason_phrase);
@@ -600,7 +617,8 @@ typedef struct sr_referrer_delegate {
 /**
  * Blind transfer: REFER to @p target in @p s (Established). Referred-By is
  * the UA identity. *out (may be NULL) gets a new reference.
- * Errors: SR_ESTATE, SR_ECLOSED, SR_EINVAL.
+ * Errors: SR_ESTATE, SR_ECLOSED, SR_EINVAL (bad target, extra_headers
+ * refused: see Conventions), SR_ETOOBIG (target over max_message_size).
  */
 SR_API int sr_session_refer(sr_session *s, const char *target,
                             const sr_refer_options *opts,

@@ -448,7 +448,8 @@ static void test_max_message_size(void) {
   CHECK(t_raw_wait_closed(&t3, 5000) != 0);
   int zero = 0;
   CHECK(t_drive(b_conns_is, &zero, 5000));
-  /* Bob's own message over the limit is not sent: a clear error. */
+  /* Bob's own message over the limit is not sent: a clear error; a
+   * target over it alone is refused at the call. */
   sr_session *ab = call(A, B, "bob", SR_TRANSPORT_UDP);
   REQUIRE(ab != NULL);
   sr_session *ba = kept[nkept - 1];
@@ -458,6 +459,8 @@ static void test_max_message_size(void) {
   memset(far + k, 'y', SMALL);
   far[k + SMALL - 1] = 0;
   refer_result res = {0};
+  CHECK_INT(sr_session_refer(ba, far, NULL, &rdel, &res, NULL), SR_ETOOBIG);
+  far[SMALL - 60] = 0; /* fits; the REFER around it does not */
   CHECK_INT(sr_session_refer(ba, far, NULL, &rdel, &res, NULL), 0);
   CHECK(t_drive(rejected, &res, 5000));
   CHECK_INT(res.code, 503);
