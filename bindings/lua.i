@@ -84,9 +84,21 @@ static sr_lua_ua *sr_lua_ctx(lua_State *L, const sr_ua *ua) {
  * String values are left on the stack so they live through the C call;
  * callers reserve the stack space. */
 
+/* The string at idx; raises when it holds a NUL (C would see it cut
+ * short there), naming fn's argument what. */
+static const char *sr_lua_checkstr(lua_State *L, int idx, const char *fn,
+                                   const char *what) {
+  size_t n;
+  const char *s = luaL_checklstring(L, idx, &n);
+  if (strlen(s) != n)
+    luaL_error(L, "%s: %s contains a NUL character", fn, what);
+  return s;
+}
+
 static const char *sr_lua_opt_str(lua_State *L, int t, const char *k) {
   lua_getfield(L, t, k);
-  return lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  return lua_type(L, -1) == LUA_TSTRING ? sr_lua_checkstr(L, -1, "option", k)
+                                        : NULL;
 }
 
 static int sr_lua_opt_int(lua_State *L, int t, const char *k, int def) {
@@ -420,8 +432,6 @@ static int sr_lua_ua_new(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sr_lua_uas_key);
   }
   map = lua_gettop(L);
-  lua_newtable(L);
-  handlers = luaL_ref(L, LUA_REGISTRYINDEX);
   sr_ua_options_init(&o);
   o.uri = sr_lua_opt_str(L, 1, "uri");
   o.display_name = sr_lua_opt_str(L, 1, "display_name");
@@ -451,6 +461,8 @@ static int sr_lua_ua_new(lua_State *L) {
                                                  (int)o.notify_mode);
   rc = sr_lua_opt_int(L, 1, "max_message_size", -1);
   if (rc > 0) o.max_message_size = (size_t)rc;
+  lua_newtable(L);
+  handlers = luaL_ref(L, LUA_REGISTRYINDEX);
 
   ctx = (sr_lua_ua *)calloc(1, sizeof *ctx);
   rc = ctx ? sr_ua_new(&ua, &o) : SR_ENOMEM;
@@ -668,7 +680,7 @@ static int sr_lua_push_session(lua_State *L, int rc, sr_session *s) {
 /* make_inviter(ua, target, opts) -> session (a new reference) | nil, code */
 static int sr_lua_make_inviter(lua_State *L) {
   sr_ua *ua = (sr_ua *)lua_touserdata(L, 1);
-  const char *target = luaL_checkstring(L, 2);
+  const char *target = sr_lua_checkstr(L, 2, "make_inviter", "target");
   sr_inviter_options o;
   sr_session *s = NULL;
   int rc;
@@ -707,6 +719,9 @@ static int sr_lua_refer(lua_State *L) {
     o.refer_sub = sr_lua_opt_int(L, 3, "refer_sub", o.refer_sub);
     o.bye_on_success = sr_lua_opt_int(L, 3, "bye_on_success", o.bye_on_success);
   }
+  /* Raises before anything is registered. */
+  const char *target = lua_type(L, 2) == LUA_TSTRING
+                           ? sr_lua_checkstr(L, 2, "refer", "target") : NULL;
   if (!s || !ctx || ctx->closed || ctx->handlers == LUA_NOREF) {
     lua_pushnil(L);
     lua_pushinteger(L, s ? SR_ECLOSED : SR_EINVAL);
@@ -717,9 +732,8 @@ static int sr_lua_refer(lua_State *L) {
   lua_rawsetp(L, -2, &ctx->pending);
   lua_pop(L, 1);
   ctx->depth++; /* a callback in the call may free the UA's Lua object */
-  if (lua_type(L, 2) == LUA_TSTRING)
-    rc = sr_session_refer(s, lua_tostring(L, 2), &o, &sr_lua_referrer_delegate,
-                          ctx, &r);
+  if (target)
+    rc = sr_session_refer(s, target, &o, &sr_lua_referrer_delegate, ctx, &r);
   else
     rc = sr_session_refer_session(s, (sr_session *)lua_touserdata(L, 2), &o,
                                   &sr_lua_referrer_delegate, ctx, &r);
@@ -856,6 +870,12 @@ static int sr_lua_now_ms(lua_State *L) {
 
 %typemap(out) int, long, size_t, enum SWIGTYPE
 %{ lua_pushinteger(L, (lua_Integer)$1); SWIG_arg++; %}
+
+/* Every const char * argument: a string or nil (NULL),
+ * refused when it holds a NUL (the C side would see it cut short). */
+%typemap(in, checkfn="SWIG_lua_isnilstring") const char *
+%{ $1 = lua_isnil(L, $input) ? NULL
+       : ($1_ltype)sr_lua_checkstr(L, $input, "$symname", "$1_name"); %}
 
 /* Handles and views out as light userdata, NULL as nil. */
 %typemap(out) sr_ua *, sr_session *, sr_referral *, sr_referrer *,

@@ -840,6 +840,31 @@ static int sr_py_fill_refer(PyObject *d, sr_refer_options *o) {
 }
 %}
 
+/* Every const char * argument: a str (None for NULL), refused when it holds
+ * a NUL (SWIG's own conversion would pass the text cut short there). */
+%typemap(in) const char * {
+  if ($input == Py_None) {
+    $1 = NULL;
+  } else {
+    Py_ssize_t n_;
+    if (!PyUnicode_Check($input)) {
+      PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be a str, not %s",
+                   "$symname", "$1_name", Py_TYPE($input)->tp_name);
+      SWIG_fail;
+    }
+    $1 = ($1_ltype)PyUnicode_AsUTF8AndSize($input, &n_);
+    if (!$1) SWIG_fail;
+    if ((size_t)n_ != strlen($1)) {
+      PyErr_Format(PyExc_ValueError, "%s() argument '%s' contains a NUL "
+                   "character", "$symname", "$1_name");
+      SWIG_fail;
+    }
+  }
+}
+%typemap(freearg) const char * ""  /* borrowed from the str */
+%typemap(typecheck, precedence=SWIG_TYPECHECK_STRING) const char *
+  "$1 = $input == Py_None || PyUnicode_Check($input);";
+
 /* Options: None (NULL), a dict (copied for the call, so a callback that
  * mutates the caller's dict cannot free strings the C call still uses), or
  * the SWIG proxy of the struct. */

@@ -86,6 +86,10 @@ local function check_type(v, want, what, name, optional)
   if type(v) ~= want then
     argerror(what, "%s must be a %s, got %s", name, want, type(v))
   end
+  -- C would see the text cut short at a NUL.
+  if want == "string" and v:find("\0", 1, true) then
+    argerror(what, "%s contains a NUL character", name)
+  end
   return v
 end
 B.check_type = check_type
@@ -129,7 +133,9 @@ B.set_of = set_of
 -- Extra headers: a list of "Name: value" lines, a {Name = value} map, or
 -- raw text. Returns the CRLF-joined text for the C layer.
 local function headers_text(v, what)
-  if v == nil or type(v) == "string" then return v end
+  if v == nil or type(v) == "string" then
+    return check_type(v, "string", what, "extra_headers", true)
+  end
   if type(v) ~= "table" then
     argerror(what, "extra_headers must be a table or a string, got %s", type(v))
   end
@@ -151,6 +157,7 @@ local function headers_text(v, what)
     lines[#lines + 1] = k .. ": " .. val
   end
   for _, line in ipairs(lines) do
+    check_type(line, "string", what, "extra_headers line")
     if line:find("[\r\n]") then argerror(what, "a header line contains CR or LF") end
   end
   return concat(lines, "\r\n")

@@ -142,6 +142,8 @@ function Session.methods.refer(self, target, opts)
     other = handle(target, what)
   elseif type(target) ~= "string" then
     argerror(what, "target must be a URI string or a Session, got %s", type(target))
+  else
+    check_type(target, "string", what, "target")
   end
   opts = opts or {}
   check_type(opts, "table", what, "options")

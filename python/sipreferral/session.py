@@ -185,14 +185,17 @@ class Session:
         this session when the transfer succeeds.
         """
         from .referral import Referrer
-        ref = Referrer._new(self, on_notify, on_accept, on_reject, on_closed)
         opts = options(extra_headers=header_lines(extra_headers),
                        refer_sub=int(bool(refer_sub)),
                        bye_on_success=int(bool(bye_on_success)))
         if isinstance(target_or_session, Session):
             fn, target = _core.sr_py_session_refer_session, target_or_session._ptr
+        elif isinstance(target_or_session, str):
+            fn, target = _core.sr_py_session_refer, target_or_session
         else:
-            fn, target = _core.sr_py_session_refer, str(target_or_session)
+            raise TypeError("refer() target must be a URI str or a Session, not "
+                            f"{type(target_or_session).__name__}")
+        ref = Referrer._new(self, on_notify, on_accept, on_reject, on_closed)
         call_new(self._ua_ref, ref._attach, fn, self._ptr, target, opts, ref)
         return ref
 

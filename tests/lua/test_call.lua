@@ -280,6 +280,47 @@ t.test("outbound_proxy: the first hop of out-of-dialog INVITEs", function()
   t.raises(function() proxy:make_inviter("sips:carol@127.0.0.1") end, sr.ETRANSPORT)
 end)
 
+t.test("text that would add header lines or hold a NUL is refused", function()
+  t.raises(function() t.ua("bad", {user_agent = "UA\r\nInjected-UA: 1"}) end, sr.EINVAL)
+  local err = t.raises(function() sr.UserAgent{uri = "sip:a@127.0.0.1\0junk"} end, sr.EINVAL)
+  t.check(err and err.message:find("uri contains a NUL"), "names the option")
+  local alice, bob = t.ua("alice"), t.ua("bob")
+  local sent = {}
+  local function hook(out, tp, l, r, data) if out then sent[#sent + 1] = data end return false end
+  alice.on_message = hook
+  bob.on_message = hook
+  local target = t.target(bob, "bob")
+  err = t.raises(function() alice:make_inviter(target .. "\0xyz") end, sr.EINVAL)
+  t.check(err and err.message:find("target contains a NUL"), "names the argument")
+  t.raises(function() alice:listen("udp:127.0.0.1:0\0x") end, sr.EINVAL)
+  t.raises(function() alice:make_inviter(target .. "\r\nInjected: 1") end, sr.EINVAL)
+  t.raises(function() alice:make_inviter(("sip:%s@127.0.0.1"):format(("a"):rep(100000))) end, sr.ETOOBIG)
+  t.raises(function() alice:make_inviter(target, {extra_headers = {"Content-Length: 0"}}) end, sr.EINVAL)
+  t.raises(function() alice:make_inviter(target, {extra_headers = "X-A: 1\0"}) end, sr.EINVAL)
+  t.eq(#sent, 0, "nothing sent")
+  local codes = {}
+  bob.on_invite = function(inv)
+    for _, o in ipairs{{reason_phrase = "OK\r\nInjected: 1"},
+                       {content_type = "application/sdp\r\nInjected: 1", body = "v=0\r\n"},
+                       {extra_headers = {"i: x@y"}}} do
+      local ok, e = pcall(inv.accept, inv, o)
+      codes[#codes + 1] = not ok and e.code or 0
+    end
+    inv:accept()
+  end
+  local s = alice:make_inviter(target)
+  s:invite()
+  t.require_(t.drive(function() return s.state == "established" end), "established")
+  t.eq(table.concat(codes, ","), table.concat({sr.EINVAL, sr.EINVAL, sr.EINVAL}, ","), "answers refused")
+  t.raises(function() s:refer("sip:carol@127.0.0.1\0evil") end, sr.EINVAL)
+  t.raises(function() s:refer("sip:carol@127.0.0.1", {extra_headers = {"Refer-Sub: false"}}) end, sr.EINVAL)
+  for _, d in ipairs(sent) do
+    t.check(not d:find("^REFER") and not d:find("Injected"), "nothing injected or referred")
+  end
+  s:bye()
+  t.drive(function() return s.state == "terminated" end)
+end)
+
 t.test("no live C objects are left", function()
   collectgarbage()
   collectgarbage()

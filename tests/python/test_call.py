@@ -262,3 +262,68 @@ def test_overload_answers_new_requests_503(net, caplog):
         assert answers["after"].startswith("SIP/2.0 200 ")
     finally:
         raw.close()
+
+
+def test_injection_and_nul_refused(net, caplog):
+    """Text that would add header lines, repeat a header the core writes or
+    be cut short at a NUL is refused at the call; nothing goes out."""
+    E = sr.ErrorCode
+    for key in ("display_name", "user_agent"):
+        with pytest.raises(sr.Error) as e:
+            sr.UserAgent("sip:x@127.0.0.1", listen=[], **{key: "X\r\nInjected: 1"})
+        assert e.value.code == E.EINVAL
+    assert "display_name refused" in caplog.text
+    alice, bob = net.ua("alice"), net.ua("bob")
+    sent = []
+    hook = lambda out, tp, l, r, data: (out and sent.append(data)) and False
+    alice.message_hook = hook
+    bob.message_hook = hook
+    target = bob.contact_uri("bob")
+    with pytest.raises(ValueError, match="target.*NUL"):
+        alice.make_inviter(target + "\0xx")
+    with pytest.raises(ValueError, match="spec.*NUL"):
+        alice.listen("udp:127.0.0.1:0\0x")
+    for bad in (target + "\r\nInjected: 1", target + " x"):
+        with pytest.raises(sr.Error) as e:
+            alice.make_inviter(bad)
+        assert e.value.code == E.EINVAL
+    with pytest.raises(sr.Error) as e:
+        alice.make_inviter("sip:" + "a" * 100000 + "@127.0.0.1")
+    assert e.value.code == E.ETOOBIG
+    for hdr in ("Content-Length: 0", "l: 0", "Call-ID: x@y", "CSeq: 1 BYE"):
+        with pytest.raises(sr.Error) as e:
+            alice.make_inviter(target, extra_headers=[hdr])
+        assert e.value.code == E.EINVAL
+    with pytest.raises(sr.Error):
+        alice.make_inviter(target, from_display_name="A\r\nInjected: 1")
+    assert sent == []
+
+    errors = []
+
+    def on_invite(inv):
+        for kw in ({"reason_phrase": "OK\r\nInjected: 1"},
+                   {"content_type": "application/sdp\r\nInjected: 1", "body": "v=0\r\n"},
+                   {"extra_headers": ["Content-Length: 0"]}):
+            try:
+                inv.accept(**kw)
+            except sr.Error as e:
+                errors.append(e.code)
+        inv.accept()
+
+    bob.on_invite = on_invite
+    inv = alice.make_inviter(target)
+    inv.invite()
+    assert net.drive(lambda: inv.state == S.ESTABLISHED)
+    assert errors == [E.EINVAL] * 3
+    for bad in (None, 123, b"sip:x@127.0.0.1"):
+        with pytest.raises(TypeError, match="str or a Session"):
+            inv.refer(bad)
+    with pytest.raises(ValueError, match="NUL"):
+        inv.refer("sip:carol@127.0.0.1\0evil")
+    with pytest.raises(sr.Error) as e:
+        inv.refer("sip:carol@127.0.0.1", extra_headers=["Refer-To: <sip:evil@x>"])
+    assert e.value.code == E.EINVAL
+    assert not any(d.startswith(b"REFER") for d in sent)
+    assert not any(b"Injected" in d or d.count(b"Content-Length") > 1 for d in sent)
+    inv.bye()
+    assert net.drive(lambda: inv.state == S.TERMINATED)

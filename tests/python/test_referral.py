@@ -147,7 +147,6 @@ def test_attended_transfer(net, trio, transport):
     ("tel:+15551234", (), 416),
     ("sips:carol@127.0.0.1", (), 416),  # sips needs TLS: not in the defaults
     ("sip:carol@127.0.0.1;method=BYE", (), 501),
-    ("sip:carol@127.0.0.1", ["Refer-To: <sip:dave@127.0.0.1>"], 400),
 ])
 def test_validation_codes(net, trio, target, extra, code):
     alice, bob, carol = trio()
@@ -157,6 +156,17 @@ def test_validation_codes(net, trio, target, extra, code):
     assert net.drive(lambda: rr.closed)
     assert rr.rejects == [(code, rr.rejects[0][1])] and rr.accepts == []
     assert alice.referrals == []
+    assert a.state == S.ESTABLISHED
+
+
+def test_second_refer_to_refused_by_sender(net, trio):
+    # A peer's REFER with two gets 400: test_raw_validation.
+    alice, bob, carol = trio()
+    a = alice.call(bob)
+    with pytest.raises(sr.Error) as e:
+        bob.last_call().refer("sip:carol@127.0.0.1",
+                              extra_headers=["Refer-To: <sip:dave@127.0.0.1>"])
+    assert e.value.code == sr.ErrorCode.EINVAL
     assert a.state == S.ESTABLISHED
 
 
