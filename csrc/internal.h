@@ -382,6 +382,9 @@ int sr__contact_for(sr_ua *ua, sr_transport tp, int family, char *out,
 /* Sends a response outside of any session (OPTIONS, 405, 481, 400). */
 void sr__ua_reply(sr_ua *ua, sr__txn *t, int code, const char *reason,
                   const char *extra);
+/* The answer to OPTIONS, in or out of a dialog: 200 with Allow,
+ * Supported, Accept. */
+void sr__ua_options_reply(sr_ua *ua, sr__txn *t);
 
 /* Chained hash tables over objects that carry their own next pointer at
  * byte offset `off` and a string key. Several objects may share a key. */
@@ -447,9 +450,14 @@ struct sr_session {
   struct sr_request request;
   char *request_raw;      /* the INVITE's bytes until the view is asked for */
   size_t request_raw_len;
-  char *answer;             /* the 2xx's bytes, sent again until the ACK */
+  /* The latest 2xx to an INVITE (the first or a re-INVITE, either role):
+   * its bytes, sent again until the ACK, and what matches that ACK. */
+  char *answer;
   size_t answer_len;
   int answer_code;
+  int awaiting_ack;
+  unsigned long answer_cseq; /* the INVITE's CSeq number */
+  sr__txn *answer_txn;       /* its transaction: where the 2xx went */
   sr__timer rexmit;
   int rexmit_interval;
   sr__timer ack_wait;
@@ -509,6 +517,17 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req);
 /* New incoming INVITE (no To-tag). */
 void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req);
 void sr__session_on_ack(sr_session *s, osip_message_t *ack);
+/* Sends a 2xx (buf, taken) to the INVITE of t, kept and retransmitted
+ * until its ACK (RFC 3261 §13.3.1.4); no ACK in 64*T1: BYE. */
+int sr__session_send_2xx(sr_session *s, sr__txn *t, int code, char *buf,
+                         size_t len);
+/* An INVITE retransmitted after our 2xx ended its transaction: answered
+ * with that 2xx again (RFC 6026 §7.1). 1 if it was. */
+int sr__session_resend_2xx(sr_session *s, sr__txn *t, osip_message_t *req);
+/* The ACK-wait timers' callbacks, set once per session. */
+void sr__session_timers_init(sr_session *s);
+/* Frees the kept 2xx and stops waiting for its ACK. */
+void sr__session_forget_2xx(sr_session *s);
 void sr__session_on_cancel(sr_session *s);
 void sr__session_on_2xx_retransmit(sr_session *s);
 int sr__session_new(sr_ua *ua, sr_session_role role, sr_session **out);

@@ -15,6 +15,7 @@ void sr_response_options_init(sr_response_options *o) {
 
 static void rexmit_fire(void *arg);
 static void ack_timeout(void *arg);
+static void stop_waiting(sr_session *s);
 
 static char *uri_string(osip_uri_t *u) {
   char *s = NULL, *out;
@@ -34,16 +35,9 @@ static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req) {
     if (s->role != SR_ROLE_INVITATION || !s->remote_tag || !ftag ||
         strcmp(s->remote_tag, ftag) != 0)
       continue;
-    if (s->answer) {
-      char *copy = osip_malloc(s->answer_len + 1);
-      if (copy) {
-        memcpy(copy, s->answer, s->answer_len + 1);
-        sr__itxn_respond_wire(t, s->answer_code, copy, s->answer_len);
-      }
-    } else {
-      /* RFC 3261 §8.2.2.2: a request merged with one already handled. */
+    /* Otherwise RFC 3261 §8.2.2.2: merged with one already handled. */
+    if (!sr__session_resend_2xx(s, t, req))
       sr__txn_reply(t, 482, "Merged Request", NULL, NULL, NULL, NULL);
-    }
     return 1;
   }
   return 0;
@@ -88,8 +82,6 @@ void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
   t->app = s;
   s->replaces = replaced;
   if (replaced) sr_session_ref(replaced);
-  sr__timer_init(&s->rexmit, rexmit_fire, s);
-  sr__timer_init(&s->ack_wait, ack_timeout, s);
   if (!s->local_tag || !s->call_id || !s->remote_tag) {
     sr__txn_reply(t, !s->remote_tag ? 400 : 500,
                   !s->remote_tag ? "Missing From Tag" : NULL, NULL, NULL, NULL,
@@ -186,11 +178,6 @@ int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
     osip_message_free(r);
     return rc;
   }
-  if ((s->answer = osip_malloc(len + 1))) {
-    memcpy(s->answer, buf, len + 1);
-    s->answer_len = len;
-    s->answer_code = code;
-  }
   if (osip_dialog_init_as_uas(&s->dialog, sr__txn_request(s->ist), r) == 0) {
     ua->ndialogs++;
     sr__session_update_peer(s);
@@ -199,13 +186,8 @@ int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
   }
   osip_message_free(r);
   sr_session_ref(s);
-  rc = sr__itxn_respond_wire(s->ist, code, buf, len);
+  rc = sr__session_send_2xx(s, s->ist, code, buf, len);
   sr__session_set_state(s, SR_SESSION_ESTABLISHING);
-  if (s->tp == SR_TRANSPORT_UDP) {
-    s->rexmit_interval = ua->opt.t1_ms;
-    sr__timer_start(ua, &s->rexmit, s->rexmit_interval);
-  }
-  sr__timer_start(ua, &s->ack_wait, 64 * ua->opt.t1_ms);
   if (s->replaces && s->replaces->state < SR_SESSION_TERMINATING) {
     /* RFC 3891 §3: the replaced dialog ends once this one is accepted. */
     sr_session *old = s->replaces;
@@ -248,22 +230,19 @@ sr_session *sr_invitation_get_replaced(const sr_session *s) {
 /* Ends an accepted Invitation whose ACK has not come: BYE after the ACK
  * would be the rule (§15); without one we end it now. */
 int sr__invitation_end(sr_session *s) {
-  sr__timer_stop(s->ua, &s->rexmit);
-  sr__timer_stop(s->ua, &s->ack_wait);
+  stop_waiting(s);
   return sr__session_send_bye(s);
 }
 
 void sr__session_on_ack(sr_session *s, osip_message_t *ack) {
-  (void)ack;
-  if (s->role != SR_ROLE_INVITATION || s->state != SR_SESSION_ESTABLISHING)
+  if (!s->awaiting_ack || !ack->cseq || !ack->cseq->number ||
+      strtoul(ack->cseq->number, NULL, 10) != s->answer_cseq)
     return;
-  sr__timer_stop(s->ua, &s->rexmit);
-  sr__timer_stop(s->ua, &s->ack_wait);
   /* The UAC stopped retransmitting its INVITE: the copy of our 2xx kept
    * for those can go. */
-  osip_free(s->answer);
-  s->answer = NULL;
-  sr__session_set_state(s, SR_SESSION_ESTABLISHED);
+  sr__session_forget_2xx(s);
+  if (s->role == SR_ROLE_INVITATION && s->state == SR_SESSION_ESTABLISHING)
+    sr__session_set_state(s, SR_SESSION_ESTABLISHED);
 }
 
 void sr__session_on_cancel(sr_session *s) {
@@ -274,10 +253,78 @@ void sr__session_on_cancel(sr_session *s) {
   sr_session_unref(s);
 }
 
+/* ---------------- a 2xx to an INVITE, until its ACK ---------------- */
+
+/* RFC 3261 §13.3.1.4: the UAS core, not the transaction (which a 2xx
+ * ends), retransmits a 2xx to an INVITE over UDP, T1 doubling up to T2,
+ * until the ACK; without one in 64*T1 (over TCP too) the dialog ends with
+ * a BYE. The same for the first INVITE and for a re-INVITE, whichever
+ * side set up the call. */
+void sr__session_timers_init(sr_session *s) {
+  sr__timer_init(&s->rexmit, rexmit_fire, s);
+  sr__timer_init(&s->ack_wait, ack_timeout, s);
+}
+
+static void stop_waiting(sr_session *s) {
+  s->awaiting_ack = 0;
+  sr__timer_stop(s->ua, &s->rexmit);
+  sr__timer_stop(s->ua, &s->ack_wait);
+}
+
+void sr__session_forget_2xx(sr_session *s) {
+  stop_waiting(s);
+  osip_free(s->answer);
+  s->answer = NULL;
+  sr__txn_unref(s->answer_txn);
+  s->answer_txn = NULL;
+}
+
+int sr__session_send_2xx(sr_session *s, sr__txn *t, int code, char *buf,
+                         size_t len) {
+  sr_ua *ua = s->ua;
+  osip_message_t *req = sr__txn_request(t);
+  unsigned long cseq = req && req->cseq && req->cseq->number
+                           ? strtoul(req->cseq->number, NULL, 10) : 0;
+  char *copy = osip_malloc(len + 1);
+  if (copy) memcpy(copy, buf, len + 1);
+  int rc = sr__itxn_respond_wire(t, code, buf, len);
+  if (rc < 0) {
+    osip_free(copy);
+    return rc;
+  }
+  /* A newer re-INVITE's 2xx supersedes one still without its ACK. */
+  sr__session_forget_2xx(s);
+  s->answer = copy;
+  s->answer_len = len;
+  s->answer_code = code;
+  s->answer_cseq = cseq;
+  s->answer_txn = sr__txn_ref(t);
+  s->awaiting_ack = 1;
+  if (!sr__txn_reliable(t)) {
+    s->rexmit_interval = ua->opt.t1_ms;
+    sr__timer_start(ua, &s->rexmit, s->rexmit_interval);
+  }
+  sr__timer_start(ua, &s->ack_wait, 64 * ua->opt.t1_ms);
+  return rc;
+}
+
+int sr__session_resend_2xx(sr_session *s, sr__txn *t, osip_message_t *req) {
+  if (!s->answer || !MSG_IS_INVITE(req) || !req->cseq || !req->cseq->number ||
+      strtoul(req->cseq->number, NULL, 10) != s->answer_cseq)
+    return 0;
+  char *copy = osip_malloc(s->answer_len + 1);
+  if (copy) {
+    memcpy(copy, s->answer, s->answer_len + 1);
+    sr__itxn_respond_wire(t, s->answer_code, copy, s->answer_len);
+  }
+  return 1;
+}
+
 static void rexmit_fire(void *arg) {
   sr_session *s = arg;
-  if (!s->answer || s->state != SR_SESSION_ESTABLISHING) return;
-  sr__transport_send(s->ua, &s->ist->peer, s->answer, s->answer_len);
+  if (!s->awaiting_ack || !s->answer || s->state >= SR_SESSION_TERMINATING)
+    return;
+  sr__transport_send(s->ua, &s->answer_txn->peer, s->answer, s->answer_len);
   s->rexmit_interval *= 2;
   if (s->rexmit_interval > s->ua->opt.t2_ms) s->rexmit_interval = s->ua->opt.t2_ms;
   sr__timer_start(s->ua, &s->rexmit, s->rexmit_interval);
@@ -285,8 +332,8 @@ static void rexmit_fire(void *arg) {
 
 static void ack_timeout(void *arg) {
   sr_session *s = arg;
-  if (s->state != SR_SESSION_ESTABLISHING) return;
+  if (!s->awaiting_ack || s->state >= SR_SESSION_TERMINATING) return;
   sr__log(s->ua, SR_LOG_WARNING, "no ACK for the 2xx: ending the call");
-  sr__timer_stop(s->ua, &s->rexmit);
+  stop_waiting(s);
   sr__session_send_bye(s);
 }

@@ -29,6 +29,7 @@ int sr__session_new(sr_ua *ua, sr_session_role role, sr_session **out) {
   s->refs = 1;
   s->ua = ua;
   s->role = role;
+  sr__session_timers_init(s);
   sr__ua_child_add(ua);
   ua->nsessions++;
   sr__live_sessions++;
@@ -57,6 +58,7 @@ static void session_free(sr_session *s) {
   if (s->invite) osip_message_free(s->invite);
   osip_free(s->ack);
   osip_free(s->answer);
+  sr__txn_unref(s->answer_txn);
   if (s->dialog) {
     osip_dialog_free(s->dialog);
     ua->ndialogs--;
@@ -169,10 +171,9 @@ static void stop_timers(sr_session *s) {
 static void drop_protocol_state(sr_session *s) {
   if (s->invite) osip_message_free(s->invite);
   osip_free(s->ack);
-  osip_free(s->answer);
   s->invite = NULL;
   s->ack = NULL;
-  s->answer = NULL;
+  sr__session_forget_2xx(s);
   if (s->dialog) {
     osip_dialog_free(s->dialog);
     s->dialog = NULL;
@@ -371,6 +372,42 @@ int sr_session_bye(sr_session *s) {
 
 /* ---------------- incoming in-dialog requests ---------------- */
 
+/* RFC 3261 §12.2.2: an accepted target refresh request replaces the
+ * remote target with its Contact. In-dialog requests are written from
+ * the dialog's remote_contact_uri and sent to s->peer: both follow. */
+static void refresh_target(sr_session *s, osip_message_t *req) {
+  osip_contact_t *c = osip_list_get(&req->contacts, 0), *copy;
+  char *text = NULL;
+  if (!c || !c->url || !s->dialog || sr__uri_to_str(c->url, &text) != 0)
+    return;
+  if (osip_contact_clone(c, &copy) != 0) {
+    osip_free(text);
+    return;
+  }
+  osip_contact_free(s->dialog->remote_contact_uri);
+  s->dialog->remote_contact_uri = copy;
+  sr__free(s->remote_target);
+  s->remote_target = sr__strdup(text);
+  osip_free(text);
+  sr__session_update_peer(s);
+}
+
+/* The 2xx to a re-INVITE (resp, taken): the target refreshed, then sent
+ * and kept until its ACK like the first INVITE's. */
+static void send_reinvite_2xx(sr_session *s, sr__txn *t, osip_message_t *req,
+                              osip_message_t *resp) {
+  char *buf;
+  size_t len;
+  int rc = sr__txn_serialise(resp, &buf, &len);
+  osip_message_free(resp);
+  if (rc < 0) {
+    sr__txn_reply(t, 500, NULL, NULL, NULL, NULL, NULL);
+    return;
+  }
+  refresh_target(s, req);
+  sr__session_send_2xx(s, t, 200, buf, len);
+}
+
 void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
   sr_ua *ua = s->ua;
   const char *m = req->sip_method;
@@ -386,8 +423,10 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
   }
   int cseq = atoi(req->cseq->number);
   if (d->remote_cseq > 0 && cseq <= d->remote_cseq) {
-    /* RFC 3261 §12.2.2: out of order. */
-    sr__txn_reply(t, 500, "Out of Order CSeq", NULL, NULL, NULL, NULL);
+    /* RFC 3261 §12.2.2: out of order, unless it is the re-INVITE whose
+     * 2xx awaits its ACK, retransmitted. */
+    if (!sr__session_resend_2xx(s, t, req))
+      sr__txn_reply(t, 500, "Out of Order CSeq", NULL, NULL, NULL, NULL);
     return;
   }
   d->remote_cseq = cseq;
@@ -412,12 +451,14 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
       sr__add_common(ua, resp, s->tp, s->peer.addr.ss_family, 1);
       sr__set_body(resp, sdp, "application/sdp");
       sr__free(sdp);
-      sr__txn_respond(t, resp);
+      send_reinvite_2xx(s, t, req, resp);
     }
-  } else if (strcmp(m, "INFO") == 0 || strcmp(m, "OPTIONS") == 0 ||
-             strcmp(m, "UPDATE") == 0) {
+  } else if (strcmp(m, "OPTIONS") == 0) {
+    sr__ua_options_reply(ua, t);
+  } else if (strcmp(m, "INFO") == 0) {
     sr__txn_reply(t, 200, NULL, NULL, NULL, NULL, NULL);
   } else {
+    /* UPDATE among them: not in Allow, so no offer to answer in it. */
     sr__txn_reply(t, 405, NULL, "Allow: " SR_ALLOW_METHODS, NULL, NULL, NULL);
   }
   sr_session_unref(s);

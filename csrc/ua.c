@@ -604,12 +604,73 @@ static void on_cancel(sr_ua *ua, sr__txn *t, osip_message_t *req) {
   sr__session_on_cancel(s);
 }
 
+void sr__ua_options_reply(sr_ua *ua, sr__txn *t) {
+  char extra[256];
+  snprintf(extra, sizeof extra,
+           "Allow: %s\r\nSupported: %s\r\nAccept: application/sdp\r\n"
+           "Server: %s", SR_ALLOW_METHODS, SR_SUPPORTED, ua->user_agent);
+  sr__ua_reply(ua, t, 200, NULL, extra);
+}
+
+/* Is the option tag tag[0..n) one of SR_SUPPORTED's? */
+static int option_supported(const char *tag, size_t n) {
+  for (const char *p = SR_SUPPORTED; *p;) {
+    size_t k = strcspn(p, ", ");
+    if (k == n && strncasecmp(p, tag, n) == 0) return 1;
+    p += k;
+    p += strspn(p, ", ");
+  }
+  return 0;
+}
+
+/* Appends the tags of one Require value that we do not support to
+ * out[*len..cap) as "a, b"; a tag that does not fit is left out. */
+static void collect_unsupported(const char *v, char *out, size_t *len,
+                                size_t cap) {
+  while (*v) {
+    v += strspn(v, ", \t");
+    size_t n = strcspn(v, ", \t");
+    if (n && !option_supported(v, n) && *len + n + 3 < cap) {
+      if (*len) {
+        memcpy(out + *len, ", ", 2);
+        *len += 2;
+      }
+      memcpy(out + *len, v, n);
+      *len += n;
+      out[*len] = 0;
+    }
+    v += n;
+  }
+}
+
+/* RFC 3261 §8.2.2.3: a request that requires an extension we do not
+ * support gets 420 naming it. Only a walk of the unparsed headers'
+ * names when there is no Require. 1 if answered. */
+static int refuse_unsupported(sr_ua *ua, sr__txn *t, osip_message_t *req) {
+  static const char head[] = "Unsupported: ";
+  char extra[sizeof head + 256];
+  size_t len = 0;
+  osip_list_iterator_t it;
+  for (osip_header_t *h = osip_list_get_first(&req->headers, &it); h;
+       h = osip_list_get_next(&it))
+    if (h->hname && (h->hname[0] | 0x20) == 'r' &&
+        osip_strcasecmp(h->hname, "require") == 0 && h->hvalue)
+      collect_unsupported(h->hvalue, extra + sizeof head - 1, &len,
+                          sizeof extra - sizeof head);
+  if (!len) return 0;
+  memcpy(extra, head, sizeof head - 1);
+  sr__log(ua, SR_LOG_INFO, "%s refused: 420, %s", req->sip_method, extra);
+  sr__ua_reply(ua, t, 420, NULL, extra);
+  return 1;
+}
+
 void sr__ua_on_request(sr_ua *ua, sr__txn *t, osip_message_t *req) {
   const char *m = req->sip_method;
   if (strcmp(m, "CANCEL") == 0) {
     on_cancel(ua, t, req);
     return;
   }
+  if (refuse_unsupported(ua, t, req)) return;
   if (tag_of(req->to)) {
     sr_session *s = find_for_request(ua, req);
     if (s) sr__session_on_request(s, t, req);
@@ -619,11 +680,7 @@ void sr__ua_on_request(sr_ua *ua, sr__txn *t, osip_message_t *req) {
   if (strcmp(m, "INVITE") == 0) {
     sr__invitation_new(ua, t, req);
   } else if (strcmp(m, "OPTIONS") == 0) {
-    char extra[256];
-    snprintf(extra, sizeof extra,
-             "Allow: %s\r\nSupported: %s\r\nAccept: application/sdp\r\n"
-             "Server: %s", SR_ALLOW_METHODS, SR_SUPPORTED, ua->user_agent);
-    sr__ua_reply(ua, t, 200, NULL, extra);
+    sr__ua_options_reply(ua, t);
   } else if (strcmp(m, "REFER") == 0) {
     if (ua->opt.allow_out_of_dialog_refer) {
       sr__referral_incoming(ua, NULL, t, req);
