@@ -24,14 +24,6 @@ static sr_session *alice_s, *bob_s;
 static const char *cur_case = "";
 static char last[T_RAW_MAX + 1]; /* the response a case got */
 
-static void bob_on_invite(sr_ua *ua, sr_session *inv, void *ud) {
-  (void)ua;
-  (void)ud;
-  sr_session_unref(bob_s);
-  bob_s = sr_session_ref(inv);
-  sr_invitation_accept(inv, NULL);
-}
-
 /* Bob's warnings: dropped input must be logged. */
 static int bob_warnings;
 static void bob_log(int level, const char *msg, void *ud) {
@@ -48,8 +40,8 @@ static void setup(void) {
   A = t_ua("alice", 0, 0, NULL);
   B = t_ua("bob", 0, 0, small_max);
   sr_ua_delegate d = {0};
-  d.on_invite = bob_on_invite;
-  sr_ua_set_delegate(B, &d, NULL);
+  d.on_invite = t_accept_keep;
+  sr_ua_set_delegate(B, &d, &bob_s);
 }
 
 static void teardown(void) {

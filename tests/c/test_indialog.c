@@ -19,19 +19,11 @@ static char totag[64];
 static int cid; /* one Call-ID per call */
 static char buf[T_RAW_MAX];
 
-static void bob_on_invite(sr_ua *ua, sr_session *inv, void *ud) {
-  (void)ua;
-  (void)ud;
-  sr_session_unref(bob_s);
-  bob_s = sr_session_ref(inv);
-  sr_invitation_accept(inv, NULL);
-}
-
 static void setup(sr_transport tp) {
   B = t_ua("bob", 0, 0, NULL);
   sr_ua_delegate d = {0};
-  d.on_invite = bob_on_invite;
-  sr_ua_set_delegate(B, &d, NULL);
+  d.on_invite = t_accept_keep;
+  sr_ua_set_delegate(B, &d, &bob_s);
   CHECK(t_raw_connect(&raw, tp, sr_ua_local_port(B, tp)) == 0);
   cid++;
   totag[0] = 0;

@@ -94,6 +94,16 @@ static inline int t_drive(int (*cond)(void *), void *ctx, long limit_ms) {
   }
 }
 
+/* An on_invite that accepts every call and keeps the latest in *ud (an
+ * sr_session *, holding a reference). */
+static inline void t_accept_keep(sr_ua *ua, sr_session *inv, void *ud) {
+  (void)ua;
+  sr_session **keep = ud;
+  sr_session_unref(*keep);
+  *keep = sr_session_ref(inv);
+  sr_invitation_accept(inv, NULL);
+}
+
 static inline void t_free_uas(void) {
   for (int i = 0; i < t_nuas; i++) sr_ua_unref(t_uas[i]);
   t_nuas = 0;
