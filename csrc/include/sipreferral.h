@@ -470,7 +470,8 @@ SR_API sr_session_role sr_session_get_role(const sr_session *s);
 /** The UA (borrowed), or NULL once the UA is closed. */
 SR_API sr_ua *sr_session_get_ua(const sr_session *s);
 /** Call-ID, local tag, remote tag, remote target (Contact URI): NULL until
- *  known. */
+ *  known. The remote target follows the Contact of each re-INVITE this UA
+ *  accepts (RFC 3261 §12.2.2): later in-dialog requests go there. */
 SR_API const char *sr_session_call_id(const sr_session *s);
 SR_API const char *sr_session_local_tag(const sr_session *s);
 SR_API const char *sr_session_remote_tag(const sr_session *s);
