@@ -27,17 +27,26 @@ void sr__log(sr_ua *ua, int level, const char *fmt, ...) {
 
 /* xorshift32: tags and branches need uniqueness, not secrecy; the state is
  * seeded from the OS per UA. */
+static inline uint32_t xorshift32(uint32_t x) {
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return x;
+}
+
 void sr__random_token(sr_ua *ua, char *out, size_t n) {
   static const char al[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   uint32_t x = ua->rand_state;
   for (size_t i = 0; i + 1 < n; i++) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
+    x = xorshift32(x);
     out[i] = al[x % 36];
   }
   ua->rand_state = x;
   if (n) out[n - 1] = 0;
+}
+
+uint32_t sr__random_u32(sr_ua *ua) {
+  return ua->rand_state = xorshift32(ua->rand_state);
 }
 
 static uint32_t hash_str(const char *s) {
