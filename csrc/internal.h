@@ -371,6 +371,8 @@ void sr__ua_child_add(sr_ua *ua);
 void sr__ua_child_del(sr_ua *ua);
 /* Random token for tags, branches, Call-IDs. */
 void sr__random_token(sr_ua *ua, char *out, size_t n);
+/* A random number from the same generator (never 0). */
+uint32_t sr__random_u32(sr_ua *ua);
 /* Writers for short header values built per message (snprintf costs ~1 k
  * instructions a call): each copies to out, terminates it, and returns
  * the end, for the next piece. The caller sizes out. */
@@ -430,6 +432,7 @@ struct sr_session {
 
   char *call_id, *local_tag, *remote_tag, *remote_target, *remote_identity;
   char *remote_body;
+  sr__sdp_origin sdp;       /* the default SDP sent (sdp.c) */
   osip_dialog_t *dialog;
   sr__peer peer;    /* where in-dialog requests go */
   sr_transport tp;
@@ -474,6 +477,11 @@ struct sr_session {
 };
 
 void sr__session_set_state(sr_session *s, sr_session_state st);
+/* The session's default SDP (sdp.c): the answer to req's SDP offer, or
+ * with no req (or no SDP body in it) our offer. As sr__sdp_default; the
+ * failure is logged. */
+int sr__session_sdp(sr_session *s, osip_message_t *req, const char **body,
+                    const char **warning);
 /* Builds a request in a libosip2 dialog (Route set, CSeq++, Contact, Via). */
 int sr__dialog_build_request(sr_ua *ua, osip_dialog_t *d, sr_transport tp,
                              int family, const char *method,

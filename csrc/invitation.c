@@ -157,6 +157,17 @@ int sr_invitation_progress(sr_session *s, const sr_response_options *o) {
   return respond(s, code, o, 1);
 }
 
+/* RFC 3261 §13.3.1.3: an offer the default SDP cannot answer gets 488
+ * (the application could have answered it with a body of its own). */
+static int refuse_offer(sr_session *s, const char *warning) {
+  sr_response_options o;
+  sr_response_options_init(&o);
+  o.status_code = 488;
+  o.extra_headers = warning;
+  int rc = sr_invitation_reject(s, &o);
+  return rc < 0 ? rc : SR_EPARSE;
+}
+
 int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
   int rc = check(s);
   if (rc == 0) rc = sr__check_response(s->ua, o, SR__HDRS_ANSWER);
@@ -164,11 +175,12 @@ int sr_invitation_accept(sr_session *s, const sr_response_options *o) {
   int code = o && o->status_code ? o->status_code : 200;
   if (code < 200 || code > 299) return SR_EINVAL;
   sr_ua *ua = s->ua;
-  sr__listener *l = sr__transport_listener_for(ua, s->tp, s->peer.addr.ss_family);
-  char *sdp = sr__sdp_default(l ? l->host : "127.0.0.1", 2);
+  const char *sdp = NULL, *warning = NULL;
+  if (!(o && o->body) &&
+      (rc = sr__session_sdp(s, sr__txn_request(s->ist), &sdp, &warning)) < 0)
+    return rc == SR_EPARSE ? refuse_offer(s, warning) : rc;
   osip_message_t *r = NULL;
   rc = build(s, code, o, 1, sdp, &r);
-  sr__free(sdp);
   if (rc < 0) return rc;
   /* The dialog and the bytes for retransmissions come first: the IST ends
    * (and frees the INVITE) as soon as it sends a 2xx. */

@@ -173,16 +173,11 @@ static int build_invite(sr_session *s, osip_message_t **out) {
     rc = SR_ENOMEM;
   if (rc == 0) rc = sr__add_common(ua, m, s->tp, s->peer.addr.ss_family, 1);
   if (rc == 0) rc = sr__add_headers(m, s->iopt_headers);
-  if (rc == 0) {
-    char *sdp = NULL;
-    if (!s->iopt_body) {
-      sr__listener *l = sr__transport_listener_for(ua, s->tp, s->peer.addr.ss_family);
-      sdp = sr__sdp_default(l ? l->host : "127.0.0.1", 1);
-    }
+  const char *sdp = NULL;
+  if (rc == 0 && !s->iopt_body) rc = sr__session_sdp(s, NULL, &sdp, NULL);
+  if (rc == 0)
     rc = sr__set_body(m, s->iopt_body ? s->iopt_body : sdp,
                       s->iopt_ctype ? s->iopt_ctype : "application/sdp");
-    sr__free(sdp);
-  }
   if (rc != 0) {
     osip_message_free(m);
     return rc;

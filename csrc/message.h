@@ -115,9 +115,25 @@ unsigned sr__header_bit(const char *name);
 /* The standard reason phrase of a status code ("Accepted"), or "Unknown". */
 const char *sr__reason_phrase(int code);
 
-/* A minimal valid SDP offer or answer for @p ip (IPv4 or IPv6 literal).
- * Malloc'd. */
-char *sr__sdp_default(const char *ip, unsigned long session_id);
+/* The o= line of a session's default SDP (RFC 3264 §8, RFC 4566 §5.2): one
+ * sess-id for the whole session, the version +1 each time the body changes.
+ * Zeroed at first; set id before the first use. */
+typedef struct sr__sdp_origin {
+  unsigned long id;      /* sess-id */
+  unsigned long version; /* of last */
+  char *last;            /* the body last made (malloc'd), or NULL */
+  size_t head;           /* length of last's "v=0...o=- id version" */
+} sr__sdp_origin;
+
+/* The default SDP for @p ip (IPv4/IPv6 literal or host name, [v6] too):
+ * with an offer (offer_len bytes, not NULL) the RFC 3264 answer to it;
+ * without, our offer: the last body again if there is one (an offerless
+ * re-INVITE), else one PCMU stream. *body is borrowed from o->last.
+ * Returns 0, SR_EINVAL (ip), SR_ENOMEM, or SR_EPARSE: the offer cannot be
+ * answered (unreadable, or no stream we can accept) and *warning, if not
+ * NULL, is a Warning header line for the 488; o is unchanged then. */
+int sr__sdp_default(sr__sdp_origin *o, const char *ip, const char *offer,
+                    size_t offer_len, const char **body, const char **warning);
 
 /* Digest (RFC 2617/7616 MD5, qop=auth or none) for a challenge header value
  * ("Digest realm=..., nonce=..."). Writes a malloc'd Authorization /

@@ -50,6 +50,7 @@ static void session_free(sr_session *s) {
   sr__free(s->remote_target);
   sr__free(s->remote_identity);
   sr__free(s->remote_body);
+  sr__free(s->sdp.last);
   sr__free(s->target);
   sr__free(s->iopt_headers);
   sr__free(s->iopt_body);
@@ -446,11 +447,13 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
   } else if (strcmp(m, "INVITE") == 0) {
     /* A re-INVITE (hold, refresh): keep the session, answer with our SDP. */
     osip_message_t *resp;
-    if (sr__build_response(ua, req, 200, NULL, NULL, &resp) == 0) {
-      char *sdp = sr__sdp_default(sr_ua_local_host(ua, s->tp), 1);
+    const char *sdp = NULL, *warning = NULL;
+    if (sr__session_sdp(s, req, &sdp, &warning) == SR_EPARSE) {
+      /* RFC 3261 §14.2: refused, the session stays as it was. */
+      sr__txn_reply(t, 488, NULL, warning, NULL, NULL, NULL);
+    } else if (sr__build_response(ua, req, 200, NULL, NULL, &resp) == 0) {
       sr__add_common(ua, resp, s->tp, s->peer.addr.ss_family, 1);
       sr__set_body(resp, sdp, "application/sdp");
-      sr__free(sdp);
       send_reinvite_2xx(s, t, req, resp);
     }
   } else if (strcmp(m, "OPTIONS") == 0) {

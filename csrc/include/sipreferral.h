@@ -261,7 +261,8 @@ typedef struct sr_response_options {
   int status_code;           /**< 0 means the call's default */
   const char *reason_phrase; /**< NULL means the code's standard phrase */
   const char *extra_headers; /**< "Name: value" lines separated by CRLF or LF */
-  const char *body;          /**< NULL for none (or the default SDP) */
+  const char *body;          /**< NULL for none (accept: the default SDP
+                                  answer, see sr_invitation_accept) */
   const char *content_type;  /**< type of body, e.g. "application/sdp" */
 } sr_response_options;
 SR_API void sr_response_options_init(sr_response_options *opts);
@@ -269,7 +270,8 @@ SR_API void sr_response_options_init(sr_response_options *opts);
 /** Options of an Inviter; call _init() first. */
 typedef struct sr_inviter_options {
   const char *extra_headers;     /**< "Name: value" lines */
-  const char *body;              /**< SDP offer; NULL: a minimal offer */
+  const char *body;              /**< SDP offer; NULL: a minimal offer (one
+                                      PCMU stream on the discard port 9) */
   const char *content_type;      /**< default "application/sdp" */
   const char *from_display_name; /**< overrides the UA's display name */
   sr_transport transport;        /**< default SR_TRANSPORT_AUTO */
@@ -506,7 +508,25 @@ SR_API int sr_inviter_cancel(sr_session *s);
 /** Invitation: sends 180 (default) or 183. Errors: SR_EROLE, SR_ESTATE. */
 SR_API int sr_invitation_progress(sr_session *s,
                                   const sr_response_options *opts);
-/** Invitation: 200 with an answer (the body, or a minimal SDP answer). */
+/**
+ * Invitation: 200 with the application's body, or with none given the
+ * default SDP. The library carries no media, so the default names the
+ * discard port 9 and the address the UA listens on. To an INVITE without
+ * SDP it is an offer of one PCMU stream. To an SDP offer it is the RFC 3264
+ * answer: one m= line per offered one, in order; a stream with proto
+ * RTP/AVP or RTP/AVPF is accepted with the offer's first format (plus
+ * telephone-event at its clock rate when offered), their rtpmap/fmtp lines
+ * and the mirrored direction (sendonly -> recvonly...); any other stream is
+ * rejected (port 0), SRTP included: answering it needs keys we do not have.
+ * The library answers re-INVITEs the same way, with the o= line's sess-id
+ * kept for the session and its version +1 each time the body changes
+ * (an offerless re-INVITE gets the last body again). An offer that does
+ * not read as SDP, or with no stream that can be accepted (T.38 only, SRTP
+ * only), is refused: the INVITE gets 488 with a Warning, the session ends
+ * and this returns SR_EPARSE (a re-INVITE gets 488 and the call stays).
+ * Errors: SR_EINVAL (code outside 200-299), SR_EROLE, SR_ESTATE,
+ * SR_EPARSE.
+ */
 SR_API int sr_invitation_accept(sr_session *s,
                                 const sr_response_options *opts);
 /** Invitation: a final 3xx-6xx (default 480). Errors: SR_EINVAL for a
