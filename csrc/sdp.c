@@ -68,16 +68,26 @@ static void put_line(obuf *b, span s) {
 
 /* ---------------- reading the offer ---------------- */
 
-/* The next line of [*cur, end) without its CRLF or LF, in *line; 1, or 0 at
- * the end, or -1 when it holds a control character (a NUL, a bare CR). */
-static int next_line(const char **cur, const char *end, span *line) {
-  const char *s = *cur, *q = s;
-  if (s >= end) return 0;
-  for (; q < end && *q != '\n'; q++) {
-    unsigned char c = (unsigned char)*q;
-    if (c == '\r' && (q + 1 == end || q[1] == '\n')) continue;
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return -1;
+/* Is the offer free of control characters but HTAB, LF and a CR that ends
+ * a line? Checked once, so that the scans below (each media section is
+ * read up to five times) can look for line ends with memchr. */
+static int clean_text(const char *p, const char *end) {
+  for (; p < end; p++) {
+    unsigned char c = (unsigned char)*p;
+    if ((c >= 0x20 && c != 0x7f) || c == '\t' || c == '\n') continue;
+    if (c == '\r' && (p + 1 == end || p[1] == '\n')) continue;
+    return 0;
   }
+  return 1;
+}
+
+/* The next line of [*cur, end) without its CRLF or LF, in *line; 1, or 0 at
+ * the end. */
+static int next_line(const char **cur, const char *end, span *line) {
+  const char *s = *cur;
+  if (s >= end) return 0;
+  const char *q = memchr(s, '\n', (size_t)(end - s));
+  if (!q) q = end;
   line->p = s;
   line->n = (size_t)(q - s);
   if (line->n && s[line->n - 1] == '\r') line->n--;
@@ -298,14 +308,14 @@ static const char no_stream[] =
 static const char *answer(obuf *b, const char *offer, size_t len) {
   const char *cur = offer, *end = offer + len;
   span l;
-  if (next_line(&cur, end, &l) <= 0 || !span_eq(l, (span){"v=0", 3}))
+  if (!clean_text(offer, end) || next_line(&cur, end, &l) <= 0 ||
+      !span_eq(l, (span){"v=0", 3}))
     return unreadable;
   enum dir session_dir = SENDRECV; /* §5.1: applies to every stream */
   section m = {0};
   int in_media = 0, live = 0, accepted = 0, r;
   for (;;) {
     r = next_line(&cur, end, &l);
-    if (r < 0) return unreadable;
     if (r > 0 && l.n == 0) continue;
     if (r > 0 && (l.n < 2 || !is_alpha((unsigned char)l.p[0]) || l.p[1] != '='))
       return unreadable;
