@@ -332,20 +332,29 @@ int sr__session_resend_2xx(sr_session *s, sr__txn *t, osip_message_t *req) {
   return 1;
 }
 
+/* Both timers hold the session: the message hook or a state callback may
+ * close the UA, which lets go of every call. */
 static void rexmit_fire(void *arg) {
   sr_session *s = arg;
   if (!s->awaiting_ack || !s->answer || s->state >= SR_SESSION_TERMINATING)
     return;
+  sr_session_ref(s);
   sr__transport_send(s->ua, &s->answer_txn->peer, s->answer, s->answer_len);
-  s->rexmit_interval *= 2;
-  if (s->rexmit_interval > s->ua->opt.t2_ms) s->rexmit_interval = s->ua->opt.t2_ms;
-  sr__timer_start(s->ua, &s->rexmit, s->rexmit_interval);
+  if (s->awaiting_ack && !s->ua->closed) {
+    s->rexmit_interval *= 2;
+    if (s->rexmit_interval > s->ua->opt.t2_ms)
+      s->rexmit_interval = s->ua->opt.t2_ms;
+    sr__timer_start(s->ua, &s->rexmit, s->rexmit_interval);
+  }
+  sr_session_unref(s);
 }
 
 static void ack_timeout(void *arg) {
   sr_session *s = arg;
   if (!s->awaiting_ack || s->state >= SR_SESSION_TERMINATING) return;
   sr__log(s->ua, SR_LOG_WARNING, "no ACK for the 2xx: ending the call");
+  sr_session_ref(s);
   stop_waiting(s);
   sr__session_send_bye(s);
+  sr_session_unref(s);
 }

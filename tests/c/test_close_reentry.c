@@ -103,6 +103,8 @@ static int transfer_done_or_closed(void *ctx) {
   return victim_closed(ctx) || R.refer_done;
 }
 
+static int setup_t1; /* T1 of the UAs (0: the harness default) */
+
 static void setup(sr_transport tp, int victim) {
   memset(P, 0, sizeof P);
   memset(&R, 0, sizeof R);
@@ -113,7 +115,7 @@ static void setup(sr_transport tp, int victim) {
   sr_ua_delegate d = {0};
   d.on_invite = on_invite;
   for (int i = 0; i < NPARTY; i++) {
-    P[i].ua = t_ua(names[i], 0, 0, NULL);
+    P[i].ua = t_ua(names[i], 0, setup_t1, NULL);
     sr_ua_set_delegate(P[i].ua, &d, &P[i]);
   }
   sr_ua_set_message_hook(P[victim].ua, hook, NULL);
@@ -211,6 +213,53 @@ static void test_sweep_hook_out_tcp(void) { sweep(SR_TRANSPORT_TCP, OUT, 0); }
 static void test_sweep_state_udp(void) { sweep(SR_TRANSPORT_UDP, NONE, 1); }
 static void test_sweep_state_tcp(void) { sweep(SR_TRANSPORT_TCP, NONE, 1); }
 
+/* Bob loses every ACK (his hook drops them), so his 2xx is retransmitted
+ * and, with no ACK in 64 x T1, the call ends with his BYE. He keeps no
+ * reference to the call and closes his UA in the hook on the message
+ * `what` sent from those timers: nothing may touch the call after. */
+static const char *close_on;
+static int lose_ack_hook(int outgoing, sr_transport tp, const char *l,
+                         const char *r, const char *data, size_t len,
+                         void *ud) {
+  (void)tp; (void)l; (void)r; (void)ud;
+  if (!outgoing) return len > 4 && memcmp(data, "ACK ", 4) == 0;
+  size_t k = strlen(close_on);
+  if (len > k && memcmp(data, close_on, k) == 0 && ++R.seen == R.nth)
+    victim_close();
+  return 0;
+}
+
+static void accept_unkept(sr_ua *ua, sr_session *inv, void *ud) {
+  (void)ua; (void)ud;
+  sr_invitation_accept(inv, NULL);
+}
+
+static void close_in_timer(const char *what, int nth) {
+  setup_t1 = 10;
+  setup(SR_TRANSPORT_UDP, BOB);
+  setup_t1 = 0;
+  close_on = what;
+  R.nth = nth;
+  sr_ua_delegate d = {0};
+  d.on_invite = accept_unkept;
+  sr_ua_set_delegate(P[BOB].ua, &d, &P[BOB]);
+  sr_ua_set_message_hook(P[BOB].ua, lose_ack_hook, NULL);
+  sr_session *call = NULL;
+  REQUIRE(sr_ua_make_inviter(P[ALICE].ua, t_target(P[BOB].ua, "bob", R.tp),
+                             NULL, &call) == 0);
+  keep(&P[ALICE], call);
+  sr_session_unref(call);
+  CHECK_INT(sr_inviter_invite(call), 0);
+  CHECK(t_drive(victim_closed, NULL, 5000));
+  CHECK(R.closed_inside);
+  finish();
+}
+/* The second 200 is rexmit_fire's; the BYE is ack_timeout's. */
+static void test_close_in_2xx_retransmission(void) {
+  close_in_timer("SIP/2.0 200", 2);
+}
+static void test_close_in_no_ack_bye(void) { close_in_timer("BYE ", 1); }
+
 int main(void) {
   RUN(test_on_invite_udp);
   RUN(test_on_invite_tcp);
@@ -224,5 +273,7 @@ int main(void) {
   RUN(test_sweep_hook_out_tcp);
   RUN(test_sweep_state_udp);
   RUN(test_sweep_state_tcp);
+  RUN(test_close_in_2xx_retransmission);
+  RUN(test_close_in_no_ack_bye);
   return DONE();
 }
