@@ -251,6 +251,11 @@ int sr_referral_notify(sr_referral *r, int code, const char *reason) {
   if (r->state != SR_REFERRAL_ACCEPTED || !r->sub_active) return SR_ESTATE;
   /* The sipfrag body's status line: a CR or LF would add lines to it. */
   if (sr__check_value(r->ua, "reason_phrase", reason) < 0) return SR_EINVAL;
+  if (reason && strlen(reason) >= sizeof r->last_reason) {
+    sr__log(r->ua, SR_LOG_WARNING, "NOTIFY reason refused: over %zu bytes",
+            sizeof r->last_reason - 1);
+    return SR_EINVAL; /* it would be cut short in the queue */
+  }
   sr__referral_notify(r, code, reason ? reason : sr__reason_phrase(code),
                       code >= 200 ? "terminated;reason=noresource" : "active");
   return 0;

@@ -602,8 +602,8 @@ SR_API int sr_referral_set_notify_mode(sr_referral *r, sr_notify_mode mode);
 /**
  * Sends a NOTIFY with body "SIP/2.0 code reason"; a code >= 200 ends the
  * subscription (terminated;reason=noresource). Errors: SR_ESTATE (not
- * accepted, or no subscription), SR_ECLOSED, SR_EINVAL (code, or a
- * control character but HTAB in the reason).
+ * accepted, or no subscription), SR_ECLOSED, SR_EINVAL (code, a
+ * control character but HTAB in the reason, or a reason over 95 bytes).
  */
 SR_API int sr_referral_notify(sr_referral *r, int status_code,
                               const char *reason_phrase);

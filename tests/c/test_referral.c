@@ -833,13 +833,20 @@ static void test_expiry_keeps_last_status(void) {
   want_notify w = {&rr, 1};
   CHECK(t_drive(notified, &w, 5000));
   REQUIRE(ALICE->last_referral != NULL);
+  char long_reason[97];
+  memset(long_reason, 'x', 96);
+  long_reason[96] = 0; /* one over: refused, not cut short */
+  CHECK_INT(sr_referral_notify(ALICE->last_referral, 180, long_reason), SR_EINVAL);
+  long_reason[95] = 0;
+  CHECK_INT(sr_referral_notify(ALICE->last_referral, 181, long_reason), 0);
   CHECK_INT(sr_referral_notify(ALICE->last_referral, 180, "Ringing Carol"), 0);
   CHECK(t_drive(closed, &rr, 10000));
-  REQUIRE(rr.nnotify == 3);
-  CHECK_INT(rr.codes[1], 180);
+  REQUIRE(rr.nnotify == 4);
+  CHECK_INT(rr.codes[1], 181);
   CHECK_INT(rr.codes[2], 180);
-  CHECK_STR(rr.reasons[2], "Ringing Carol");
-  CHECK_STR(rr.states[2], "terminated;reason=timeout");
+  CHECK_INT(rr.codes[3], 180);
+  CHECK_STR(rr.reasons[3], "Ringing Carol");
+  CHECK_STR(rr.states[3], "terminated;reason=timeout");
   teardown();
 }
 
