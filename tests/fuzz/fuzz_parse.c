@@ -10,14 +10,17 @@
  *   - the Replaces header of an INVITE (replaces.c, via sr__replaces_match),
  *     with the input's first line as its value;
  *   - sr__sipfrag_parse (NOTIFY bodies), sr__headers_foreach (extra header
- *     lines), sr__digest_response (a 401/407 challenge).
+ *     lines), sr__digest_response (a 401/407 challenge);
+ *   - sr__sdp_default with the input as an SDP offer: an answer is plain
+ *     CRLF lines with one m= line per offered one, and the same offer
+ *     again gives the same body (version kept); sr__refer_event_id.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "referral.h"
 
 static volatile size_t fp_sink;
 
@@ -119,6 +122,41 @@ static void fp_replaces(const char *s, size_t n) {
   free(m);
 }
 
+/* m= lines of an SDP body (lines ending in LF, CR before it optional). */
+static int fp_mlines(const char *p, size_t n) {
+  int k = 0;
+  for (size_t i = 0; i + 1 < n; i++)
+    if ((i == 0 || p[i - 1] == '\n') && p[i] == 'm' && p[i + 1] == '=') k++;
+  return k;
+}
+
+static void fp_sdp(const uint8_t *data, size_t size, const char *s) {
+  sr__sdp_origin o = {7, 0, NULL, 0};
+  const char *body = NULL, *why = NULL;
+  int rc = sr__sdp_default(&o, "192.0.2.1", (const char *)data, size, &body,
+                           &why);
+  if (rc == SR_EPARSE && !why) abort(); /* a 488 always says why */
+  if (rc == 0) {
+    size_t n = strlen(body);
+    static const char head[] = "v=0\r\no=- 7 1 IN IP4 192.0.2.1\r\n";
+    if (strncmp(body, head, sizeof head - 1) != 0) abort();
+    for (size_t i = 0; i < n; i++) { /* CRLF lines, nothing else below 0x20 */
+      unsigned char c = (unsigned char)body[i];
+      if (c == '\r' ? body[i + 1] != '\n' : c == '\n' ? body[i - 1] != '\r'
+                                                      : (c < 0x20 && c != '\t'))
+        abort();
+    }
+    if (n < 2 || body[n - 1] != '\n') abort();
+    if (fp_mlines(body, n) != fp_mlines((const char *)data, size)) abort();
+    const char *again = NULL;
+    if (sr__sdp_default(&o, "192.0.2.1", (const char *)data, size, &again,
+                        NULL) != 0 || again != body || o.version != 1)
+      abort(); /* the same offer, the same answer and version (RFC 3264 §8) */
+  }
+  sr__free(o.last);
+  fp_sink += (size_t)sr__refer_event_id(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *s = malloc(size + 1);
   if (!s) return 0;
@@ -168,6 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sr__free(auth);
 
   fp_replaces(s, size);
+  fp_sdp(data, size, s);
   free(s);
   return 0;
 }
