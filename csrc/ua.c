@@ -624,20 +624,24 @@ static int option_supported(const char *tag, size_t n) {
 }
 
 /* Appends the tags of one Require value that we do not support to
- * out[*len..cap) as "a, b"; a tag that does not fit is left out. */
+ * out[*len..cap) as "a, b" and counts them in *found; a tag that does not
+ * fit is left out of the list, not out of the count. */
 static void collect_unsupported(const char *v, char *out, size_t *len,
-                                size_t cap) {
+                                size_t cap, int *found) {
   while (*v) {
     v += strspn(v, ", \t");
     size_t n = strcspn(v, ", \t");
-    if (n && !option_supported(v, n) && *len + n + 3 < cap) {
-      if (*len) {
-        memcpy(out + *len, ", ", 2);
-        *len += 2;
+    if (n && !option_supported(v, n)) {
+      ++*found;
+      if (*len + n + 3 < cap) {
+        if (*len) {
+          memcpy(out + *len, ", ", 2);
+          *len += 2;
+        }
+        memcpy(out + *len, v, n);
+        *len += n;
+        out[*len] = 0;
       }
-      memcpy(out + *len, v, n);
-      *len += n;
-      out[*len] = 0;
     }
     v += n;
   }
@@ -650,17 +654,21 @@ static int refuse_unsupported(sr_ua *ua, sr__txn *t, osip_message_t *req) {
   static const char head[] = "Unsupported: ";
   char extra[sizeof head + 256];
   size_t len = 0;
+  int found = 0;
   osip_list_iterator_t it;
   for (osip_header_t *h = osip_list_get_first(&req->headers, &it); h;
        h = osip_list_get_next(&it))
     if (h->hname && (h->hname[0] | 0x20) == 'r' &&
         osip_strcasecmp(h->hname, "require") == 0 && h->hvalue)
       collect_unsupported(h->hvalue, extra + sizeof head - 1, &len,
-                          sizeof extra - sizeof head);
-  if (!len) return 0;
+                          sizeof extra - sizeof head, &found);
+  if (!found) return 0;
+  /* Tags too long to list still get the 420, with those that fit. */
   memcpy(extra, head, sizeof head - 1);
-  sr__log(ua, SR_LOG_INFO, "%s refused: 420, %s", req->sip_method, extra);
-  sr__ua_reply(ua, t, 420, NULL, extra);
+  sr__log(ua, SR_LOG_INFO, "%s refused: 420, %d unsupported option tag(s)%s%s",
+          req->sip_method, found, len ? ": " : "",
+          len ? extra + sizeof head - 1 : "");
+  sr__ua_reply(ua, t, 420, NULL, len ? extra : NULL);
   return 1;
 }
 
