@@ -549,6 +549,9 @@ const char *sr__session_key(void *obj);
 /* An in-dialog or out-of-dialog REFER (server transaction t). */
 void sr__referral_incoming(sr_ua *ua, sr_session *s, sr__txn *t,
                            osip_message_t *req);
+/* session.c: an accepted target refresh request (re-INVITE, SUBSCRIBE):
+ * its Contact becomes the dialog's remote target (RFC 3261 §12.2.2). */
+void sr__session_refresh_target(sr_session *s, osip_message_t *req);
 /* notify.c: a SUBSCRIBE in the session's dialog (a refresh of a REFER's
  * subscription), answered. */
 void sr__referral_subscribe(sr_session *s, sr__txn *t);

@@ -144,7 +144,14 @@ int sr__refer_event_id(const char *ev) {
     ev += 1 + strspn(ev + 1, " \t");
     if (strncasecmp(ev, "id", 2) == 0) {
       const char *v = ev + 2 + strspn(ev + 2, " \t");
-      if (*v == '=') return atoi(v + 1 + strspn(v + 1, " \t"));
+      if (*v == '=') { /* ours are CSeq numbers: anything else is no id of ours */
+        v += 1 + strspn(v + 1, " \t");
+        char *end;
+        long id = strtol(v, &end, 10);
+        end += strspn(end, " \t");
+        return end > v && id > 0 && id < 0x7fffffff && (*end == 0 || *end == ';')
+                   ? (int)id : -2;
+      }
     }
     ev = strchr(ev, ';');
     if (!ev) break;
@@ -153,7 +160,9 @@ int sr__refer_event_id(const char *ev) {
 }
 
 /* The subscription a SUBSCRIBE names: by id, or without one the only
- * subscription the call has (our NOTIFYs always carry the id). */
+ * subscription the call has (our NOTIFYs always carry the id; RFC 3515
+ * §2.4.6 reads a missing id as the first REFER's). A malformed id (-2)
+ * names none. */
 static sr_referral *subscription_of(sr_session *s, int id) {
   sr_referral *found = NULL;
   int n = 0;
@@ -167,7 +176,7 @@ static sr_referral *subscription_of(sr_session *s, int id) {
 }
 
 /* A SUBSCRIBE refreshing a REFER's implicit subscription, or ending it
- * with Expires: 0 (RFC 3515 §2.4.4, RFC 6665 §4.2.1.2): the answer gives
+ * with Expires: 0 (RFC 3515 §2.4.4, RFC 6665): the answer gives
  * the time granted, at most refer_expires_s, and a NOTIFY with the last
  * status follows at once, as RFC 6665 wants after any refresh. */
 void sr__referral_subscribe(sr_session *s, sr__txn *t) {
@@ -183,7 +192,7 @@ void sr__referral_subscribe(sr_session *s, sr__txn *t) {
   long want = ex ? strtol(ex, &end, 10) : ua->opt.refer_expires_s;
   int bad_expires = ex && (end == ex || *end || want < 0);
   sr__request_clear(&v);
-  if (id < 0) {
+  if (id == -1) {
     sr__txn_reply(t, 489, NULL, "Allow-Events: refer", NULL, NULL, NULL);
     return;
   }
@@ -199,9 +208,23 @@ void sr__referral_subscribe(sr_session *s, sr__txn *t) {
   }
   unsigned granted = want < (long)ua->opt.refer_expires_s
                          ? (unsigned)want : (unsigned)ua->opt.refer_expires_s;
+  /* SUBSCRIBE refreshes the target too (RFC 6665): its 2xx
+   * carries our Contact and its Contact becomes the dialog's target. */
   char extra[32];
   sr__put_int(sr__put_str(extra, "Expires: "), granted);
-  sr__txn_reply(t, 200, NULL, extra, NULL, NULL, NULL);
+  osip_message_t *req = sr__txn_request(t), *resp;
+  if (!req || sr__build_response(ua, req, 200, NULL, NULL, &resp) < 0) {
+    sr__txn_reply(t, 500, NULL, NULL, NULL, NULL, NULL);
+    return;
+  }
+  if (sr__add_common(ua, resp, s->tp, s->peer.addr.ss_family, 1) < 0 ||
+      sr__add_headers(resp, extra) < 0) {
+    osip_message_free(resp);
+    sr__txn_reply(t, 500, NULL, NULL, NULL, NULL, NULL);
+    return;
+  }
+  sr__session_refresh_target(s, req);
+  sr__txn_respond(t, resp);
   int code = r->last_code ? r->last_code : 100;
   const char *reason = r->last_code ? r->last_reason : "Trying";
   sr_referral_ref(r);

@@ -67,7 +67,8 @@ void sr__referral_notify(sr_referral *r, int code, const char *reason,
 void sr__referral_finish(sr_referral *r, sr_referral_state st);
 
 /* notify.c: "refer;id=7" → 7; "refer" → 0 (the first REFER, RFC 3515
- * §2.4.6); -1 for another event package or none. */
+ * §2.4.6); -1 for another event package or none; -2 for an id that is
+ * not a positive number (no REFER of ours has it). */
 int sr__refer_event_id(const char *ev);
 
 /* referrer.c: the session ended; its referrers close. */

@@ -238,7 +238,7 @@ int sr__referrer_incoming_notify(sr_session *s, sr__txn *t,
       if (id == 0 ? !x->next : x->id == id) r = x;
   if (!r) {
     sr__request_clear(&v);
-    if (id < 0) {
+    if (id == -1) {
       sr__txn_reply(t, 489, NULL, NULL, NULL, NULL, NULL);
       return 1;
     }

@@ -376,7 +376,7 @@ int sr_session_bye(sr_session *s) {
 /* RFC 3261 §12.2.2: an accepted target refresh request replaces the
  * remote target with its Contact. In-dialog requests are written from
  * the dialog's remote_contact_uri and sent to s->peer: both follow. */
-static void refresh_target(sr_session *s, osip_message_t *req) {
+void sr__session_refresh_target(sr_session *s, osip_message_t *req) {
   osip_contact_t *c = osip_list_get(&req->contacts, 0), *copy;
   char *text = NULL;
   if (!c || !c->url || !s->dialog || sr__uri_to_str(c->url, &text) != 0)
@@ -405,7 +405,7 @@ static void send_reinvite_2xx(sr_session *s, sr__txn *t, osip_message_t *req,
     sr__txn_reply(t, 500, NULL, NULL, NULL, NULL, NULL);
     return;
   }
-  refresh_target(s, req);
+  sr__session_refresh_target(s, req);
   sr__session_send_2xx(s, t, 200, buf, len);
 }
 

@@ -195,6 +195,29 @@ static void test_target_refresh(void) {
   teardown();
 }
 
+/* A SUBSCRIBE refreshing a REFER's subscription is a target refresh too:
+ * its 200 carries Bob's Contact and its Contact becomes Bob's target. */
+static void test_subscribe_refreshes_target(void) {
+  setup(SR_TRANSPORT_UDP);
+  call();
+  CHECK(t_drive(bob_established, NULL, 5000));
+  /* Bob follows by default: the INVITE to the discard port is never
+   * answered within the test, so the subscription stays active. */
+  request("REFER", 2, "ref", "Contact: <sip:raw@$ME>\n"
+          "Refer-To: <sip:carol@127.0.0.1:9>\n", "");
+  CHECK(t_status(response("2 REFER", 5000)) == 202);
+  request("SUBSCRIBE", 3, "sub", "Contact: <sip:moved@127.0.0.1:7>\n"
+          "Event: refer;id=2\nExpires: 30\n", "");
+  const char *m = response("3 SUBSCRIBE", 5000);
+  char v[128];
+  CHECK(t_status(m) == 200);
+  CHECK(t_header(m, "Expires", v, sizeof v) && !strcmp(v, "30"));
+  CHECK(t_header(m, "Contact", v, sizeof v) && strstr(v, "sip:bob@") != NULL);
+  CHECK(sr_session_remote_target(bob_s) &&
+        !strcmp(sr_session_remote_target(bob_s), "sip:moved@127.0.0.1:7"));
+  teardown();
+}
+
 /* 420 naming the unknown tags of Require, whatever the method; the tags
  * we list in Supported pass. */
 static void expect_420(const char *method, int cseq, const char *require,
@@ -280,6 +303,7 @@ int main(void) {
   RUN(test_no_ack_udp);
   RUN(test_no_ack_tcp);
   RUN(test_target_refresh);
+  RUN(test_subscribe_refreshes_target);
   RUN(test_require);
   RUN(test_options_update);
   return DONE();
