@@ -7,8 +7,9 @@
  *
  * The answer follows RFC 3264 §6: one m= line per offered one, in order.
  * Accepted: a stream offered with a port and proto RTP/AVP or RTP/AVPF,
- * answered with the offer's first format (plus telephone-event at the same
- * clock rate, when offered), their a=rtpmap/a=fmtp lines, and the mirrored
+ * answered with the offer's first codec (not comfort noise or
+ * telephone-event; plus telephone-event at the codec's clock rate, when
+ * offered), their a=rtpmap/a=fmtp lines, and the mirrored
  * direction (§6.1). Rejected (port 0, the first offered format): any other
  * stream. SRTP (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVP...) is rejected too:
  * answering it takes keys (a=crypto, a DTLS fingerprint) we do not have,
@@ -219,6 +220,32 @@ static int find_dtmf(const section *m, span rate, span *pt, span *rtpmap) {
   return 0;
 }
 
+/* Is format w of the section comfort noise (RFC 3389) or telephone-event
+ * (RFC 4733)? Answered alone, either carries no voice. Static types other
+ * than 13 (CN) are codecs, so only a dynamic type costs a look-up. */
+static int helper_format(const section *m, span w) {
+  int pt = payload_type(w);
+  if (pt == 13) return 1;
+  span l, p, v, enc;
+  if (pt < 96 || !FIND_ATTR(m, "a=rtpmap:", w, &l) ||
+      !ATTR_PT(l, "a=rtpmap:", &p, &v))
+    return 0;
+  rtpmap_rate(v, &enc);
+  return span_caseeq(enc.p, enc.n, "telephone-event") ||
+         span_caseeq(enc.p, enc.n, "CN");
+}
+
+/* The format to answer with: the first codec offered (any offered format
+ * will do, RFC 3264 §6.1), the first format if all are helpers. */
+static void choose_format(section *m) {
+  span f = m->fmts, w;
+  while ((w = word(&f)).n)
+    if (payload_type(w) >= 0 && !helper_format(m, w)) {
+      m->fmt = w;
+      return;
+    }
+}
+
 /* "m=<media><port><proto> <first format>", no line end: port is " 9 "
  * (accepted) or " 0 " (rejected). */
 static void put_mline(obuf *b, const section *m, const char *port) {
@@ -327,6 +354,7 @@ static const char *answer(obuf *b, const char *offer, size_t len) {
       m.end = r > 0 ? l.p : end;
       live += !port_zero(m.port);
       if (acceptable(&m)) {
+        choose_format(&m);
         answer_rtp(b, &m, session_dir);
         accepted++;
       } else {

@@ -514,7 +514,7 @@ SR_API int sr_invitation_progress(sr_session *s,
  * discard port 9 and the address the UA listens on. To an INVITE without
  * SDP it is an offer of one PCMU stream. To an SDP offer it is the RFC 3264
  * answer: one m= line per offered one, in order; a stream with proto
- * RTP/AVP or RTP/AVPF is accepted with the offer's first format (plus
+ * RTP/AVP or RTP/AVPF is accepted with the offer's first codec (not CN or telephone-event; plus
  * telephone-event at its clock rate when offered), their rtpmap/fmtp lines
  * and the mirrored direction (sendonly -> recvonly...); any other stream is
  * rejected (port 0), SRTP included: answering it needs keys we do not have.

@@ -124,6 +124,17 @@ static void test_telephone_event(void) {
             "v=0\r\no=- 42 1" REST "m=audio 9 RTP/AVP 111 110\r\n"
             "a=rtpmap:111 opus/48000/2\r\n"
             "a=rtpmap:110 TELEPHONE-EVENT/48000\r\na=sendrecv\r\n");
+  /* the first codec, not telephone-event or comfort noise put first */
+  CHECK_STR(answer_to(HEAD "m=audio 4000 RTP/AVP 101 13 96 8\r\n"
+                           "a=rtpmap:101 telephone-event/8000\r\n"
+                           "a=rtpmap:96 CN/8000\r\n"),
+            "v=0\r\no=- 42 1" REST "m=audio 9 RTP/AVP 8 101\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n");
+  /* only helpers: the first is all there is */
+  CHECK_STR(answer_to(HEAD "m=audio 4000 RTP/AVP 101\r\n"
+                           "a=rtpmap:101 telephone-event/8000\r\n"),
+            "v=0\r\no=- 42 1" REST "m=audio 9 RTP/AVP 101\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n");
   /* an rtpmap for a type the m= line does not offer is not an offer */
   CHECK_STR(answer_to(HEAD "m=audio 4000 RTP/AVP 0\r\n"
                            "a=rtpmap:101 telephone-event/8000\r\n"),
