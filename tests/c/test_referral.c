@@ -802,15 +802,20 @@ static void test_out_of_dialog_allowed(void) {
 }
 
 
-static void test_subscription_expires(void) {
+/* Bob refers Alice, who accepts and never follows; the subscription
+ * expires after 1 s. */
+static int refer_short_expiry(rec *rr) {
   short_expiry = 1;
   setup();
   short_expiry = 0;
   ALICE->refer_mode = 3; /* accepted, never followed */
-  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
-  REQUIRE(a != NULL);
+  if (!call(ALICE, BOB, SR_TRANSPORT_UDP)) return -1;
+  return bob_refers_to_carol(NULL, rr);
+}
+
+static void test_subscription_expires(void) {
   rec rr = {0};
-  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
+  REQUIRE(refer_short_expiry(&rr) == 0);
   CHECK(t_drive(closed, &rr, 10000));
   CHECK_INT(rr.nnotify, 2);
   CHECK_STR(rr.states[0], "active;expires=1");
@@ -822,14 +827,8 @@ static void test_subscription_expires(void) {
 /* The timeout NOTIFY reports the last status sent, not 100 (RFC 3515
  * §2.4.5: the current status of the referenced request). */
 static void test_expiry_keeps_last_status(void) {
-  short_expiry = 1;
-  setup();
-  short_expiry = 0;
-  ALICE->refer_mode = 3; /* accepted, never followed */
-  sr_session *a = call(ALICE, BOB, SR_TRANSPORT_UDP);
-  REQUIRE(a != NULL);
   rec rr = {0};
-  REQUIRE(bob_refers_to_carol(NULL, &rr) == 0);
+  REQUIRE(refer_short_expiry(&rr) == 0);
   want_notify w = {&rr, 1};
   CHECK(t_drive(notified, &w, 5000));
   REQUIRE(ALICE->last_referral != NULL);

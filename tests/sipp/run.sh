@@ -643,10 +643,11 @@ refer_sub_false() {
   fi
 }
 
-# Two REFERs in one call (--on-refer accept): ids 2 and 3.
-two_refers() {
+# accept_only TP SCENARIO: SIPp plays SCENARIO as the referrer against an
+# agent that accepts REFERs and never follows them (--on-refer accept).
+accept_only() {
   local tp=$1
-  render referrer_two.xml referrer.xml \
+  render "$2" referrer.xml \
     REFER_HEADERS="Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"$REFERRED_BY"
   start_agent agent --on-refer accept --max-calls 1 --ladder || return
   run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
@@ -659,19 +660,12 @@ two_refers() {
   fi
 }
 
+# Two REFERs in one call: ids 2 and 3.
+two_refers() { accept_only "$1" referrer_two.xml; }
+
 # The referrer refreshes and then ends its subscription with SUBSCRIBE
-# (--on-refer accept: the subscription stays active until then).
-refer_subscribe() {
-  local tp=$1
-  render referrer_subscribe.xml referrer.xml \
-    REFER_HEADERS="Refer-To: <sip:carol@127.0.0.1:9>"$'\n'"$REFERRED_BY"
-  start_agent agent --on-refer accept --max-calls 1 --ladder || return
-  run_sipp referrer -sf "$D/referrer.xml" "127.0.0.1:$(agent_port "$tp")" \
-    -t "$tp" -m 1 -s agent -i 127.0.0.1
-  expect_rc "sipp referrer" $? 0
-  wait_pid "$APID"
-  expect_rc "agent" $? 0
-}
+# (the subscription stays active until then).
+refer_subscribe() { accept_only "$1" referrer_subscribe.xml; }
 
 # The referrer hangs up while the target rings: no NOTIFY after its BYE;
 # the agent's SIGTERM then cancels the ringing call.
