@@ -9,6 +9,11 @@
 #include <strings.h>
 
 #include "referral.h"
+
+/* One referral per pending REFER: past 1032 bytes it would take a 2 KiB
+ * block of the pool (csrc/pool.c's classes) instead of about 1 KiB. */
+_Static_assert(sizeof(struct sr_referral) <= 1032,
+               "sr_referral outgrew the pool's 16-byte classes");
 #include "text.h"
 
 int sr__live_referrals;

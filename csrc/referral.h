@@ -27,9 +27,11 @@ struct sr_referral {
   int id, refer_sub;
   sr_referral_state state;
   sr_notify_mode mode;
-  int core_ref;           /* the core holds a reference while live */
-  int pending_counted;    /* counted in the pending limits */
-  int sub_active;         /* subscription started and not terminated */
+  /* Flags as bytes: the struct stays in the pool's 16-byte classes (at
+   * most 1032 bytes; the next class is 2 KiB). */
+  unsigned char core_ref;        /* the core holds a reference while live */
+  unsigned char pending_counted; /* counted in the pending limits */
+  unsigned char sub_active;      /* subscription started, not terminated */
   sr__timer decide, expiry;
   uint64_t expires_at;
   sr_session *inviter;    /* referenced, from make_inviter */
