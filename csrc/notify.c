@@ -134,6 +134,16 @@ void sr__referral_notify(sr_referral *r, int code, const char *reason,
   sr_referral_unref(r);
 }
 
+void sr__referral_expire_in(sr_referral *r, unsigned seconds) {
+  r->expires_at = sr__now_ms() + (uint64_t)seconds * 1000u;
+  sr__timer_start(r->ua, &r->expiry, (int64_t)seconds * 1000);
+}
+
+void sr__referral_notify_last(sr_referral *r, const char *state) {
+  sr__referral_notify(r, r->last_code ? r->last_code : 100,
+                      r->last_code ? r->last_reason : "Trying", state);
+}
+
 int sr__refer_event_id(const char *ev) {
   if (!ev) return -1;
   ev += strspn(ev, " \t");
@@ -225,17 +235,13 @@ void sr__referral_subscribe(sr_session *s, sr__txn *t) {
   }
   sr__session_refresh_target(s, req);
   sr__txn_respond(t, resp);
-  int code = r->last_code ? r->last_code : 100;
-  const char *reason = r->last_code ? r->last_reason : "Trying";
   sr_referral_ref(r);
   if (granted == 0) {
     sr__log(ua, SR_LOG_INFO, "REFER id %d: unsubscribed", r->id);
-    sr__referral_notify(r, code, reason, "terminated;reason=timeout");
+    sr__referral_notify_last(r, "terminated;reason=timeout");
   } else {
-    r->expires_at = sr__now_ms() + (uint64_t)granted * 1000u;
-    sr__timer_stop(ua, &r->expiry);
-    sr__timer_start(ua, &r->expiry, (int64_t)granted * 1000);
-    sr__referral_notify(r, code, reason, "active");
+    sr__referral_expire_in(r, granted);
+    sr__referral_notify_last(r, "active");
   }
   sr_referral_unref(r);
 }

@@ -180,11 +180,8 @@ static int decided_check(sr_referral *r) {
 static void subscription_expired(void *arg) {
   sr_referral *r = arg;
   if (!r->sub_active) return;
-  /* Expired before any final status: end with the last status sent
-   * (none in SR_NOTIFY_NONE mode: then 100). */
-  sr__referral_notify(r, r->last_code ? r->last_code : 100,
-                      r->last_code ? r->last_reason : "Trying",
-                      "terminated;reason=timeout");
+  /* Expired before any final status: end with the last status sent. */
+  sr__referral_notify_last(r, "terminated;reason=timeout");
 }
 
 int sr_referral_accept(sr_referral *r, const sr_response_options *o) {
@@ -204,8 +201,7 @@ int sr_referral_accept(sr_referral *r, const sr_response_options *o) {
      * a burst of REFERs cannot start more transfers than that. */
     if (r->refer_sub && (r->session || r->dlg)) {
       r->sub_active = 1;
-      r->expires_at = sr__now_ms() + (uint64_t)r->ua->opt.refer_expires_s * 1000u;
-      sr__timer_start(r->ua, &r->expiry, (int64_t)r->ua->opt.refer_expires_s * 1000);
+      sr__referral_expire_in(r, (unsigned)r->ua->opt.refer_expires_s);
       if (r->mode != SR_NOTIFY_NONE)
         sr__referral_notify(r, 100, "Trying", "active");
     } else {

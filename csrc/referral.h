@@ -65,6 +65,12 @@ struct sr_referrer {
 /* notify.c: queue a NOTIFY for the referral's subscription. */
 void sr__referral_notify(sr_referral *r, int code, const char *reason,
                          const char *state);
+/* notify.c: the subscription expires `seconds` from now (started or
+ * refreshed). */
+void sr__referral_expire_in(sr_referral *r, unsigned seconds);
+/* notify.c: a NOTIFY in `state` repeating the last status sent (100
+ * Trying before any: SR_NOTIFY_NONE sends none by itself). */
+void sr__referral_notify_last(sr_referral *r, const char *state);
 /* notify.c: the subscription ended (final NOTIFY sent, or gone). */
 void sr__referral_finish(sr_referral *r, sr_referral_state st);
 
