@@ -459,6 +459,7 @@ struct sr_session {
   size_t answer_len;
   int answer_code;
   int awaiting_ack;
+  int bye_after_ack; /* bye() came while awaiting it (RFC 3261 §15) */
   unsigned long answer_cseq; /* the INVITE's CSeq number */
   sr__txn *answer_txn;       /* its transaction: where the 2xx went */
   sr__timer rexmit;

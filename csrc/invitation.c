@@ -239,11 +239,24 @@ sr_session *sr_invitation_get_replaced(const sr_session *s) {
   return s ? s->replaces : NULL;
 }
 
-/* Ends an accepted Invitation whose ACK has not come: BYE after the ACK
- * would be the rule (§15); without one we end it now. */
-int sr__invitation_end(sr_session *s) {
+/* bye() while our 2xx to an INVITE (the first or a re-INVITE) awaits its
+ * ACK: RFC 3261 §15 holds the BYE until the ACK comes, or until 64*T1
+ * without one. The call reports "terminating" at once; the 2xx is still
+ * sent again meanwhile, or the ACK would never come. */
+int sr__session_bye_after_ack(sr_session *s) {
+  if (!s->awaiting_ack) return sr__session_send_bye(s);
+  s->bye_after_ack = 1;
+  sr__session_set_state(s, SR_SESSION_TERMINATING);
+  return 0;
+}
+
+/* The held BYE goes: the ACK came, or the wait for it ended. */
+static void send_held_bye(sr_session *s) {
+  sr_session_ref(s);
   stop_waiting(s);
-  return sr__session_send_bye(s);
+  s->bye_after_ack = 0;
+  sr__session_send_bye(s);
+  sr_session_unref(s);
 }
 
 void sr__session_on_ack(sr_session *s, osip_message_t *ack) {
@@ -253,6 +266,10 @@ void sr__session_on_ack(sr_session *s, osip_message_t *ack) {
   /* The UAC stopped retransmitting its INVITE: the copy of our 2xx kept
    * for those can go. */
   sr__session_forget_2xx(s);
+  if (s->bye_after_ack) {
+    send_held_bye(s);
+    return;
+  }
   if (s->role == SR_ROLE_INVITATION && s->state == SR_SESSION_ESTABLISHING)
     sr__session_set_state(s, SR_SESSION_ESTABLISHED);
 }
@@ -334,10 +351,16 @@ int sr__session_resend_2xx(sr_session *s, sr__txn *t, osip_message_t *req) {
 
 /* Both timers hold the session: the message hook or a state callback may
  * close the UA, which lets go of every call. */
+/* A call whose BYE waits for this ACK still waits for it. */
+static int still_waiting(const sr_session *s) {
+  return s->awaiting_ack &&
+         (s->state < SR_SESSION_TERMINATING ||
+          (s->bye_after_ack && s->state == SR_SESSION_TERMINATING));
+}
+
 static void rexmit_fire(void *arg) {
   sr_session *s = arg;
-  if (!s->awaiting_ack || !s->answer || s->state >= SR_SESSION_TERMINATING)
-    return;
+  if (!still_waiting(s) || !s->answer) return;
   sr_session_ref(s);
   sr__transport_send(s->ua, &s->answer_txn->peer, s->answer, s->answer_len);
   if (s->awaiting_ack && !s->ua->closed) {
@@ -351,10 +374,7 @@ static void rexmit_fire(void *arg) {
 
 static void ack_timeout(void *arg) {
   sr_session *s = arg;
-  if (!s->awaiting_ack || s->state >= SR_SESSION_TERMINATING) return;
+  if (!still_waiting(s)) return;
   sr__log(s->ua, SR_LOG_WARNING, "no ACK for the 2xx: ending the call");
-  sr_session_ref(s);
-  stop_waiting(s);
-  sr__session_send_bye(s);
-  sr_session_unref(s);
+  send_held_bye(s);
 }

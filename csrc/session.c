@@ -358,17 +358,15 @@ int sr__session_send_bye(sr_session *s) {
 }
 
 int sr__inviter_cancel(sr_session *s);
-int sr__invitation_end(sr_session *s);
+int sr__session_bye_after_ack(sr_session *s);
 
 int sr_session_bye(sr_session *s) {
   if (!s) return SR_EINVAL;
   if (s->ua->closed || s->state >= SR_SESSION_TERMINATING) return SR_ECLOSED;
   if (s->state == SR_SESSION_INITIAL) return SR_ESTATE;
-  if (s->state == SR_SESSION_ESTABLISHING) {
-    if (s->role == SR_ROLE_INVITER) return sr__inviter_cancel(s);
-    return sr__invitation_end(s);
-  }
-  return sr__session_send_bye(s);
+  if (s->state == SR_SESSION_ESTABLISHING && s->role == SR_ROLE_INVITER)
+    return sr__inviter_cancel(s);
+  return sr__session_bye_after_ack(s);
 }
 
 /* ---------------- incoming in-dialog requests ---------------- */

@@ -493,8 +493,10 @@ SR_API sr_session *sr_session_get_referral_inviter(const sr_session *s);
 
 /**
  * Ends the session: BYE when established (or, for an Inviter in
- * Establishing, CANCEL). Errors: SR_ESTATE (Initial), SR_ECLOSED (already
- * Terminating/Terminated).
+ * Establishing, CANCEL). While a 2xx of ours to an INVITE or re-INVITE
+ * still awaits its ACK, the session is Terminating at once and its BYE
+ * leaves when the ACK comes, or after 64*T1 without one (RFC 3261 §15).
+ * Errors: SR_ESTATE (Initial), SR_ECLOSED (already Terminating/Terminated).
  */
 SR_API int sr_session_bye(sr_session *s);
 

@@ -163,8 +163,9 @@ class Session:
 
     def bye(self) -> None:
         """Ends the session: BYE when established, CANCEL for an unanswered
-        Inviter. Raises Error (ESTATE before the INVITE, ECLOSED once
-        ended)."""
+        Inviter. While our 2xx awaits its ACK the session is "terminating"
+        at once and the BYE leaves with the ACK (or 64*T1 without one).
+        Raises Error (ESTATE before the INVITE, ECLOSED once ended)."""
         call(self._ua_ref, _core.sr_session_bye, self._ptr)
 
     def refer(self, target_or_session: "Union[str, Session]",

@@ -1,7 +1,8 @@
 /*
  * test_indialog.c — requests inside a call, from a raw peer that called
  * Bob: the 2xx to a re-INVITE retransmitted until its ACK (RFC 3261
- * §13.3.1.4) and a BYE when none comes (UDP and TCP), a retransmitted
+ * §13.3.1.4) and a BYE when none comes (UDP and TCP), our BYE held
+ * until that ACK (§15), a retransmitted
  * re-INVITE answered with that 2xx (RFC 6026 §7.1), the re-INVITE's
  * Contact as the new remote target (§12.2.2), 420 with Unsupported for a
  * Require we do not support (§8.2.2.3), in-dialog OPTIONS and UPDATE.
@@ -139,6 +140,18 @@ static void test_reinvite_2xx_until_ack(void) {
   teardown();
 }
 
+/* The raw peer answers Bob's BYE; the call ends. */
+static void answer_bye(void) {
+  static char out[8192];
+  size_t k = t_build_response(bye_msg, 200, "OK", NULL, NULL, NULL, out,
+                              sizeof out);
+  CHECK(k && t_raw_send(&raw, out, k) == 0);
+  long end = t_ms() + 5000;
+  while (sr_session_get_state(bob_s) != SR_SESSION_TERMINATED && t_ms() < end)
+    t_raw_recv(&raw, 50);
+  CHECK(sr_session_get_state(bob_s) == SR_SESSION_TERMINATED);
+}
+
 /* No ACK for the re-INVITE's 2xx: retransmitted over UDP (never over
  * TCP), then after 64*T1 Bob ends the call with a BYE. */
 static void no_ack(sr_transport tp) {
@@ -156,16 +169,55 @@ static void no_ack(sr_transport tp) {
   CHECK(sr_session_get_state(bob_s) == SR_SESSION_TERMINATING);
   char v[128];
   CHECK(t_header(bye_msg, "To", v, sizeof v) && strstr(v, ";tag=r"));
-  static char out[8192];
-  size_t k = t_build_response(bye_msg, 200, "OK", NULL, NULL, NULL, out,
-                              sizeof out);
-  CHECK(k && t_raw_send(&raw, out, k) == 0);
-  long e2 = t_ms() + 5000;
-  while (sr_session_get_state(bob_s) != SR_SESSION_TERMINATED && t_ms() < e2)
-    t_raw_recv(&raw, 50);
-  CHECK(sr_session_get_state(bob_s) == SR_SESSION_TERMINATED);
+  answer_bye();
   teardown();
 }
+
+/* bye() while Bob's 2xx (to the first INVITE, or to a re-INVITE) awaits
+ * its ACK: the call is terminating at once, the 2xx is still sent again,
+ * and the BYE leaves only with the ACK, or after 64*T1 without one
+ * (RFC 3261 §15). Loopback keeps order: a BYE sent at bye() would come
+ * before the retransmission. */
+static void held_bye(int reinvite, int acked) {
+  setup(SR_TRANSPORT_UDP);
+  char cseq[32];
+  int n = reinvite ? 2 : 1;
+  snprintf(cseq, sizeof cseq, "%d INVITE", n);
+  if (reinvite) {
+    call();
+    CHECK(t_drive(bob_established, NULL, 5000));
+    request("INVITE", 2, "reinv", "", sdp);
+  } else {
+    request("INVITE", 1, "inv1", "Contact: <sip:raw@$ME$TR>\n", sdp);
+  }
+  n200 = bye_seen = 0;
+  const char *m = response(cseq, 5000);
+  CHECK(t_status(m) == 200);
+  char to[256];
+  const char *tag = m && t_header(m, "To", to, sizeof to) ? strstr(to, ";tag=") : NULL;
+  if (tag) snprintf(totag, sizeof totag, "%s", tag + 5);
+  CHECK(bob_s != NULL && sr_session_bye(bob_s) == 0);
+  CHECK(sr_session_get_state(bob_s) == SR_SESSION_TERMINATING);
+  CHECK(sr_session_bye(bob_s) == SR_ECLOSED);
+  CHECK(t_status(response(cseq, 5000)) == 200); /* sent again, T1 50 ms */
+  CHECK(bye_seen == 0);
+  if (acked) {
+    ack(n);
+    long end = t_ms() + 5000;
+    while (!bye_seen && t_ms() < end) response("-", 100);
+  } else {
+    long end = t_ms() + 64L * B->opt.t1_ms + 10000;
+    while (!bye_seen && t_ms() < end) response("-", 100);
+    CHECK(n200 >= 3);
+  }
+  CHECK(bye_seen >= 1); /* with its retransmissions, T1 apart */
+  answer_bye();
+  teardown();
+}
+
+static void test_bye_held_until_ack(void) { held_bye(0, 1); }
+static void test_bye_held_until_reinvite_ack(void) { held_bye(1, 1); }
+static void test_bye_held_no_ack(void) { held_bye(0, 0); }
 
 static void test_no_ack_udp(void) { no_ack(SR_TRANSPORT_UDP); }
 static void test_no_ack_tcp(void) { no_ack(SR_TRANSPORT_TCP); }
@@ -303,6 +355,9 @@ int main(void) {
   RUN(test_reinvite_2xx_until_ack);
   RUN(test_no_ack_udp);
   RUN(test_no_ack_tcp);
+  RUN(test_bye_held_until_ack);
+  RUN(test_bye_held_until_reinvite_ack);
+  RUN(test_bye_held_no_ack);
   RUN(test_target_refresh);
   RUN(test_subscribe_refreshes_target);
   RUN(test_require);
