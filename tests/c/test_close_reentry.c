@@ -218,11 +218,12 @@ static void test_sweep_state_tcp(void) { sweep(SR_TRANSPORT_TCP, NONE, 1); }
  * reference to the call and closes his UA in the hook on the message
  * `what` sent from those timers: nothing may touch the call after. */
 static const char *close_on;
+static int keep_acks; /* the held-BYE runs: the ACK comes */
 static int lose_ack_hook(int outgoing, sr_transport tp, const char *l,
                          const char *r, const char *data, size_t len,
                          void *ud) {
   (void)tp; (void)l; (void)r; (void)ud;
-  if (!outgoing) return len > 4 && memcmp(data, "ACK ", 4) == 0;
+  if (!outgoing) return !keep_acks && len > 4 && memcmp(data, "ACK ", 4) == 0;
   size_t k = strlen(close_on);
   if (len > k && memcmp(data, close_on, k) == 0 && ++R.seen == R.nth)
     victim_close();
@@ -234,14 +235,22 @@ static void accept_unkept(sr_ua *ua, sr_session *inv, void *ud) {
   sr_invitation_accept(inv, NULL);
 }
 
-static void close_in_timer(const char *what, int nth) {
+/* Bob ends the call as he answers it: his BYE waits for the ACK. */
+static void accept_then_bye(sr_ua *ua, sr_session *inv, void *ud) {
+  (void)ua; (void)ud;
+  sr_invitation_accept(inv, NULL);
+  CHECK_INT(sr_session_bye(inv), 0);
+}
+
+static void close_in_timer(const char *what, int nth,
+                           void (*answer)(sr_ua *, sr_session *, void *)) {
   setup_t1 = 10;
   setup(SR_TRANSPORT_UDP, BOB);
   setup_t1 = 0;
   close_on = what;
   R.nth = nth;
   sr_ua_delegate d = {0};
-  d.on_invite = accept_unkept;
+  d.on_invite = answer;
   sr_ua_set_delegate(P[BOB].ua, &d, &P[BOB]);
   sr_ua_set_message_hook(P[BOB].ua, lose_ack_hook, NULL);
   sr_session *call = NULL;
@@ -256,9 +265,21 @@ static void close_in_timer(const char *what, int nth) {
 }
 /* The second 200 is rexmit_fire's; the BYE is ack_timeout's. */
 static void test_close_in_2xx_retransmission(void) {
-  close_in_timer("SIP/2.0 200", 2);
+  close_in_timer("SIP/2.0 200", 2, accept_unkept);
 }
-static void test_close_in_no_ack_bye(void) { close_in_timer("BYE ", 1); }
+static void test_close_in_no_ack_bye(void) {
+  close_in_timer("BYE ", 1, accept_unkept);
+}
+/* A BYE held for the ACK: sent from the ACK's handling, or from the
+ * timer when the ACK never comes. */
+static void test_close_in_held_bye(void) {
+  keep_acks = 1;
+  close_in_timer("BYE ", 1, accept_then_bye);
+  keep_acks = 0;
+}
+static void test_close_in_held_bye_no_ack(void) {
+  close_in_timer("BYE ", 1, accept_then_bye);
+}
 
 int main(void) {
   RUN(test_on_invite_udp);
@@ -275,5 +296,7 @@ int main(void) {
   RUN(test_sweep_state_tcp);
   RUN(test_close_in_2xx_retransmission);
   RUN(test_close_in_no_ack_bye);
+  RUN(test_close_in_held_bye);
+  RUN(test_close_in_held_bye_no_ack);
   return DONE();
 }
