@@ -349,14 +349,15 @@ int sr__session_resend_2xx(sr_session *s, sr__txn *t, osip_message_t *req) {
   return 1;
 }
 
-/* Both timers hold the session: the message hook or a state callback may
- * close the UA, which lets go of every call. */
 /* A call whose BYE waits for this ACK still waits for it. */
 static int still_waiting(const sr_session *s) {
   return s->awaiting_ack &&
          (s->state < SR_SESSION_TERMINATING ||
           (s->bye_after_ack && s->state == SR_SESSION_TERMINATING));
 }
+
+/* Both timers hold the session: the message hook or a state callback may
+ * close the UA, which lets go of every call. */
 
 static void rexmit_fire(void *arg) {
   sr_session *s = arg;

@@ -213,10 +213,11 @@ static void test_sweep_hook_out_tcp(void) { sweep(SR_TRANSPORT_TCP, OUT, 0); }
 static void test_sweep_state_udp(void) { sweep(SR_TRANSPORT_UDP, NONE, 1); }
 static void test_sweep_state_tcp(void) { sweep(SR_TRANSPORT_TCP, NONE, 1); }
 
-/* Bob loses every ACK (his hook drops them), so his 2xx is retransmitted
- * and, with no ACK in 64 x T1, the call ends with his BYE. He keeps no
- * reference to the call and closes his UA in the hook on the message
- * `what` sent from those timers: nothing may touch the call after. */
+/* Bob loses every ACK (his hook drops them; unless keep_acks), so his
+ * 2xx is retransmitted and, with no ACK in 64 x T1, the call ends with
+ * his BYE. He keeps no reference to the call and closes his UA in the
+ * hook on the message `what` sent from those timers (or from the ACK's
+ * handling): nothing may touch the call after. */
 static const char *close_on;
 static int keep_acks; /* the held-BYE runs: the ACK comes */
 static int lose_ack_hook(int outgoing, sr_transport tp, const char *l,
