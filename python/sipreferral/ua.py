@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import math
+import os
+import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
@@ -35,10 +38,34 @@ def global_stats() -> Dict[str, int]:
     return _stats_dict(_core.sr_global_stats())
 
 
-def _release(ptr: Any, handler: list) -> None:
+def _release(ptr: Any, handler: list, soon: "_Soon") -> None:
     _core.sr_py_ua_release(ptr)
     _drop_handler(handler)
+    soon.close()
     _core.sr_ua_unref(ptr)
+
+
+class _Soon:
+    """Calls posted from other threads (UserAgent.call_soon_threadsafe)
+    and the pipe that wakes the loop for them. The pipe is made at the
+    first post; its read end is watched by the loop (sr_ua_watch_fd),
+    whose close drops it. The lock keeps a post from writing to a
+    descriptor that a close on the loop's thread has just closed."""
+
+    def __init__(self) -> None:
+        self.calls: "collections.deque[Tuple[Callable[..., Any], tuple]]" = \
+            collections.deque()
+        self.lock = threading.Lock()
+        self.fds: Optional[Tuple[int, int]] = None
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            fds, self.fds = self.fds, None
+        if fds is not None:
+            for fd in fds:
+                os.close(fd)
 
 
 def _drop_handler(box: list) -> None:
@@ -83,7 +110,8 @@ class UserAgent:
 
     Run it with :meth:`run` / :meth:`run_once`, embed it with
     :meth:`fileno` and :meth:`next_timeout`, or ``await ua.serve()``.
-    One thread drives a user agent and its objects. :meth:`close` (or the
+    One thread drives a user agent and its objects; other threads reach
+    it through :meth:`call_soon_threadsafe`. :meth:`close` (or the
     ``with`` block, or dropping the last reference) ends it and every
     session, referral and referrer in it.
     """
@@ -114,7 +142,9 @@ class UserAgent:
         self._message_hook: Optional[Callable[..., Any]] = None
         # Weak: dropping the last reference to a UserAgent closes it.
         self._handler = [_core.sr_py_ua_set_handler(ptr, self, 0)]
-        self._finalizer = weakref.finalize(self, _release, ptr, self._handler)
+        self._soon = _Soon()
+        self._finalizer = weakref.finalize(self, _release, ptr, self._handler,
+                                           self._soon)
         remember(UAS, int(ptr), self)
         try:
             for spec in [listen] if isinstance(listen, str) else list(listen):
@@ -298,12 +328,60 @@ class UserAgent:
             raise self._errors.pop(0)
         if self._closed:
             raise Error(ErrorCode.ECLOSED)
+        soon = self._soon.calls
+        if soon:  # posted calls wait: no waiting
+            timeout = 0
         rc = _run_once(self._ptr, -1 if timeout is None else _ms(timeout))
         if rc < 0:
             if rc == ErrorCode.ECLOSED and self._closed:
                 return 0
             raise Error(rc)
+        if soon:
+            rc += self._run_soon()
         return rc
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Runs ``callback(*args)`` on the thread that drives this UA, in
+        its next turn of :meth:`run_once` (also inside :meth:`run` and
+        :meth:`serve`), waking a wait in progress. The one method that may
+        be called from any thread: the way for other threads to place
+        calls, transfers or anything else on a UA. Calls run in the order
+        posted; one that raises has its exception raised from that
+        run_once, like a callback's, and the rest run in the next turns.
+        Raises Error (ECLOSED) once the UA is closed."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        soon = self._soon
+        with soon.lock:
+            if soon.closed or self._closed:
+                raise Error(ErrorCode.ECLOSED)
+            if soon.fds is None:
+                r, w = os.pipe()
+                try:
+                    os.set_blocking(r, False)
+                    os.set_blocking(w, False)
+                    self._watch_wakeup(r)
+                except BaseException:
+                    os.close(r)
+                    os.close(w)
+                    raise
+                soon.fds = (r, w)
+            soon.calls.append((callback, args))
+            try:
+                os.write(soon.fds[1], b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full: readable already
+
+    def _run_soon(self) -> int:
+        """Runs the calls posted so far (not those they post); returns how
+        many ran. A call that raises stops the rest until the next turn."""
+        calls = self._soon.calls
+        n = 0
+        for _ in range(len(calls)):
+            callback, args = calls.popleft()
+            n += 1
+            callback(*args)
+        return n
 
     def _run_until_break(self) -> int:
         """run_once(None) turns, without coming back to Python in between,
@@ -317,6 +395,8 @@ class UserAgent:
         rc = _run_until_break(self._ptr)
         if rc < 0:
             raise Error(rc)
+        if self._soon.calls:
+            rc += self._run_soon()
         return rc
 
     def _watch_wakeup(self, fd: int) -> None:
@@ -407,8 +487,9 @@ class UserAgent:
         self._closed = True
         if self._server is not None:
             self._server.stop()  # before the fd closes
-        _core.sr_py_ua_release(self._ptr)
+        _core.sr_py_ua_release(self._ptr)  # unwatches the pipe
         _drop_handler(self._handler)
+        self._soon.close()
         for task in list(self._tasks):
             task.cancel()
 

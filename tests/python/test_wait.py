@@ -165,3 +165,107 @@ def test_wrappers_go_without_the_cycle_collector(net):
         if was:
             gc.enable()
     assert states[-1] == S.TERMINATED
+
+
+# ---------------------------------------------------- call_soon_threadsafe
+
+def test_call_soon_threadsafe_wakes_a_wait(net):
+    """A call posted from another thread ends the loop thread's wait and
+    runs on the loop thread."""
+    alice = net.ua("alice")
+    ran, rc = [], []
+    t = threading.Thread(target=lambda: rc.append(alice.run_once(3 * LIMIT)))
+    t.start()
+    blocked = _until_waiting(t.native_id, time.monotonic() + LIMIT)
+    alice.call_soon_threadsafe(lambda x: ran.append((threading.get_ident(), x)), 7)
+    t.join(LIMIT)
+    woken = not t.is_alive()
+    t.join()
+    assert blocked
+    assert woken  # long before the wait's 30 s
+    assert ran == [(t.ident, 7)] and rc and rc[0] >= 1
+
+
+def test_call_soon_threadsafe_places_calls_from_another_thread(net):
+    """The loop runs in a thread of its own; the main thread places a call
+    through it. The INVITE and its retransmission (a timer the posted call
+    armed) reach a peer that never answers; a last posted call ends the
+    loop."""
+    alice = net.ua("alice")
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(LIMIT)
+    done, calls = [], []
+    loop = threading.Thread(target=lambda: alice.run(timeout=3 * LIMIT,
+                                                     until=lambda: done))
+    loop.start()
+    try:
+        def place():
+            calls.append(alice.make_inviter(
+                "sip:carol@127.0.0.1:%d" % peer.getsockname()[1]))
+            calls[0].invite()
+
+        alice.call_soon_threadsafe(place)
+        first = peer.recv(65535)
+        again = peer.recv(65535)
+        assert first.startswith(b"INVITE ") and again == first
+        alice.call_soon_threadsafe(done.append, True)
+        loop.join(LIMIT)
+        assert not loop.is_alive()
+    finally:
+        done.append(True)
+        if loop.is_alive():
+            alice.call_soon_threadsafe(lambda: None)
+        loop.join()
+        peer.close()
+
+
+def test_call_soon_threadsafe_errors(net):
+    """A posted call that raises: its exception comes out of run_once, the
+    calls after it run in the next turn. Not callable: TypeError. After
+    close: ECLOSED."""
+    alice = net.ua("alice")
+    ran = []
+
+    def boom():
+        raise ValueError("posted")
+
+    alice.call_soon_threadsafe(boom)
+    alice.call_soon_threadsafe(ran.append, 2)
+    with pytest.raises(ValueError, match="posted"):
+        alice.run_once(LIMIT)
+    assert ran == []
+    assert alice.run_once(LIMIT) == 1 and ran == [2]
+    with pytest.raises(TypeError):
+        alice.call_soon_threadsafe(3)
+    alice.close()
+    with pytest.raises(sr.Error) as e:
+        alice.call_soon_threadsafe(ran.append, 3)
+    assert e.value.code == sr.ErrorCode.ECLOSED
+
+
+def test_call_soon_threadsafe_under_serve(net):
+    """Under serve() the posted call runs on the asyncio loop's thread."""
+    import asyncio
+
+    alice = net.ua("alice")
+    ran = []
+
+    async def main():
+        task = asyncio.ensure_future(alice.serve())
+        await asyncio.sleep(0)  # serving: the reader is on
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+
+        def post():
+            alice.call_soon_threadsafe(
+                lambda: (ran.append(threading.get_ident()),
+                         got.set_result(True)))
+
+        threading.Thread(target=post).start()
+        await asyncio.wait_for(got, LIMIT)
+        alice.close()
+        await asyncio.wait_for(task, LIMIT)
+
+    asyncio.run(main())
+    assert ran == [threading.get_ident()]
