@@ -411,6 +411,14 @@ int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
 /* Sets peer from a URI (host, port, transport parameter). */
 int sr__peer_from_uri(sr__peer *peer, osip_uri_t *uri, sr_transport tp);
 const char *sr__tag_of(osip_from_t *f);
+/* The whole Call-ID, "number@host" or "number": dialogs and Replaces
+ * match on all of it (RFC 3261 §12, RFC 3891 §3), while libosip2 keeps
+ * the two halves apart. c->number itself when there is no host; else
+ * written to buf (cap bytes) or, longer, to a block left in *tmp for
+ * sr__free. NULL when out of memory. */
+const char *sr__call_id_text(const osip_call_id_t *c, char *buf, size_t cap,
+                             char **tmp);
+enum { SR__CID_BUF = 256 };
 
 typedef struct sr__session_watch {
   /* Told of each INVITE response of an Inviter made by a referral, and of

@@ -25,13 +25,17 @@ static char *uri_string(osip_uri_t *u) {
   return out;
 }
 
+static void invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req,
+                           const char *cid);
+
 /* An INVITE retransmitted after our 2xx ended its IST: answer it again. */
-static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req) {
+static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req,
+                                 const char *cid) {
   const char *ftag = sr__tag_of(req->from);
   for (sr_session *s = sr__hash_find(&ua->sessions, offsetof(sr_session, hnext),
-                                     sr__session_key, req->call_id->number);
+                                     sr__session_key, cid);
        s; s = sr__hash_next(s, offsetof(sr_session, hnext), sr__session_key,
-                            req->call_id->number)) {
+                            cid)) {
     if (s->role != SR_ROLE_INVITATION || !s->remote_tag || !ftag ||
         strcmp(s->remote_tag, ftag) != 0)
       continue;
@@ -44,7 +48,19 @@ static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req) {
 }
 
 void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
-  if (absorb_retransmission(ua, t, req)) return;
+  char buf[SR__CID_BUF], *tmp;
+  const char *cid = sr__call_id_text(req->call_id, buf, sizeof buf, &tmp);
+  if (!cid) {
+    sr__ua_reply(ua, t, 500, NULL, NULL);
+    return;
+  }
+  invitation_new(ua, t, req, cid);
+  sr__free(tmp);
+}
+
+static void invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req,
+                           const char *cid) {
+  if (absorb_retransmission(ua, t, req, cid)) return;
   sr_session *replaced = NULL;
   int code = sr__replaces_match(ua, req, &replaced);
   if (code) {
@@ -62,7 +78,7 @@ void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
   char tag[16];
   sr__random_token(ua, tag, sizeof tag);
   s->local_tag = sr__strdup(tag);
-  s->call_id = sr__strdup(req->call_id->number);
+  s->call_id = sr__strdup(cid);
   const char *ftag = sr__tag_of(req->from);
   s->remote_tag = ftag ? sr__strdup(ftag) : NULL;
   s->remote_identity = uri_string(req->from->url);

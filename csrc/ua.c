@@ -564,9 +564,12 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
 int sr__ua_shed(sr_ua *ua, osip_message_t *m, const sr__peer *from) {
   if (MSG_IS_CANCEL(m) || sr__tag_of(m->to)) return 0;
   /* An INVITE retransmitted after its 2xx, or merged: the call's own. */
-  if (sr__hash_find(&ua->sessions, offsetof(sr_session, hnext),
-                    sr__session_key, m->call_id->number))
-    return 0;
+  char buf[SR__CID_BUF], *tmp;
+  const char *cid = sr__call_id_text(m->call_id, buf, sizeof buf, &tmp);
+  int known = cid && sr__hash_find(&ua->sessions, offsetof(sr_session, hnext),
+                                   sr__session_key, cid);
+  sr__free(tmp);
+  if (known) return 0;
   osip_message_t *r;
   char tag[12];
   sr__random_token(ua, tag, sizeof tag);
@@ -587,10 +590,32 @@ const char *sr__tag_of(osip_from_t *f) {
 }
 #define tag_of sr__tag_of
 
+const char *sr__call_id_text(const osip_call_id_t *c, char *buf, size_t cap,
+                             char **tmp) {
+  *tmp = NULL;
+  if (!c->host) return c->number;
+  size_t a = strlen(c->number), b = strlen(c->host);
+  char *d = a + b + 2 <= cap ? buf : (*tmp = sr__malloc(a + b + 2));
+  if (!d) return NULL;
+  memcpy(d, c->number, a);
+  d[a] = '@';
+  memcpy(d + a + 1, c->host, b + 1);
+  return d;
+}
+
+/* The session of a message's dialog (Call-ID, local tag, remote tag). */
+static sr_session *find_by(sr_ua *ua, osip_message_t *m, const char *local,
+                           const char *remote) {
+  char buf[SR__CID_BUF], *tmp;
+  const char *cid = sr__call_id_text(m->call_id, buf, sizeof buf, &tmp);
+  sr_session *s = cid ? sr__session_find(ua, cid, local, remote) : NULL;
+  sr__free(tmp);
+  return s;
+}
+
 /* The In-dialog lookup: our tag is To's for requests we receive. */
 static sr_session *find_for_request(sr_ua *ua, osip_message_t *req) {
-  return sr__session_find(ua, req->call_id->number, tag_of(req->to),
-                          tag_of(req->from));
+  return find_by(ua, req, tag_of(req->to), tag_of(req->from));
 }
 
 static void on_cancel(sr_ua *ua, sr__txn *t, osip_message_t *req) {
@@ -714,8 +739,7 @@ void sr__ua_on_stray(sr_ua *ua, osip_message_t *msg, const sr__peer *from) {
   }
   if (MSG_IS_RESPONSE(msg) && MSG_IS_STATUS_2XX(msg) &&
       msg->cseq && strcmp(msg->cseq->method, "INVITE") == 0) {
-    sr_session *s = sr__session_find(ua, msg->call_id->number,
-                                     tag_of(msg->from), tag_of(msg->to));
+    sr_session *s = find_by(ua, msg, tag_of(msg->from), tag_of(msg->to));
     if (s) sr__session_on_2xx_retransmit(s);
   }
 }

@@ -18,6 +18,7 @@ static sr_session *bob_s;
 static t_raw raw;
 static char totag[64];
 static int cid; /* one Call-ID per call */
+static const char *cid_host = "127.0.0.1"; /* its part after '@' */
 static char buf[T_RAW_MAX];
 
 static void setup(sr_transport tp) {
@@ -48,12 +49,12 @@ static size_t request(const char *method, int cseq, const char *branch,
            "Via: SIP/2.0/$TP $ME;branch=z9hG4bK%s;rport\n"
            "From: <sip:raw@127.0.0.1>;tag=r%d\n"
            "To: <sip:bob@$UA>%s%s\n"
-           "Call-ID: indialog-%d@127.0.0.1\n"
+           "Call-ID: indialog-%d@%s\n"
            "CSeq: %d %s\n"
            "Max-Forwards: 70\n"
            "%s%s"
            "Content-Length: $CL\n\n%s",
-           method, branch, cid, totag[0] ? ";tag=" : "", totag, cid, cseq,
+           method, branch, cid, totag[0] ? ";tag=" : "", totag, cid, cid_host, cseq,
            method, extra, body[0] ? "Content-Type: application/sdp\n" : "",
            body);
   size_t n = t_raw_fmt(&raw, tmpl, buf, sizeof buf);
@@ -219,6 +220,39 @@ static void test_bye_held_until_ack(void) { held_bye(0, 1); }
 static void test_bye_held_until_reinvite_ack(void) { held_bye(1, 1); }
 static void test_bye_held_no_ack(void) { held_bye(0, 0); }
 
+/* A Call-ID is all of "number@host" (RFC 3261 §12, §20.8): another host
+ * part is another dialog, and Replaces names the call by all of it
+ * (RFC 3891 §3). Only the part before '@' was kept and compared. */
+static void test_call_id_host(void) {
+  setup(SR_TRANSPORT_UDP);
+  call();
+  CHECK(t_drive(bob_established, NULL, 5000));
+  char want[64];
+  snprintf(want, sizeof want, "indialog-%d@127.0.0.1", cid);
+  CHECK(bob_s && !strcmp(sr_session_call_id(bob_s), want));
+  cid_host = "elsewhere.example";
+  request("OPTIONS", 2, "opt2", "", "");
+  CHECK(t_status(response("2 OPTIONS", 5000)) == 481);
+  cid_host = "127.0.0.1";
+  request("OPTIONS", 3, "opt3", "", "");
+  CHECK(t_status(response("3 OPTIONS", 5000)) == 200);
+  /* A new call replacing this one, named with its whole Call-ID. */
+  char rep[256], bobtag[64];
+  snprintf(bobtag, sizeof bobtag, "%s", totag);
+  snprintf(rep, sizeof rep,
+           "Contact: <sip:raw@$ME$TR>\nReplaces: %s;to-tag=%s;from-tag=r%d\n",
+           want, bobtag, cid);
+  cid++;
+  totag[0] = 0;
+  bye_seen = 0;
+  request("INVITE", 1, "inv-rep", rep, sdp);
+  CHECK(t_status(response("1 INVITE", 5000)) == 200);
+  long end = t_ms() + 5000;
+  while (!bye_seen && t_ms() < end) response("-", 100);
+  CHECK(bye_seen >= 1 && strstr(bye_msg, want)); /* the replaced call ends */
+  teardown();
+}
+
 static void test_no_ack_udp(void) { no_ack(SR_TRANSPORT_UDP); }
 static void test_no_ack_tcp(void) { no_ack(SR_TRANSPORT_TCP); }
 
@@ -358,6 +392,7 @@ int main(void) {
   RUN(test_bye_held_until_ack);
   RUN(test_bye_held_until_reinvite_ack);
   RUN(test_bye_held_no_ack);
+  RUN(test_call_id_host);
   RUN(test_target_refresh);
   RUN(test_subscribe_refreshes_target);
   RUN(test_require);
