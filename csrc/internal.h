@@ -72,6 +72,10 @@ typedef struct sr__peer {
   sr_transport tp;
   struct sockaddr_storage addr;
   socklen_t addrlen;
+  /* TCP responses: the request's Via sent-by port, where a new connection
+   * goes once the request's own has closed (RFC 3261 §18.2.2); 0: none.
+   * (In addrlen's padding: the struct keeps its size.) */
+  uint16_t sent_by_port;
   uint64_t conn;
 } sr__peer;
 
@@ -408,6 +412,8 @@ int sr__add_common(sr_ua *ua, osip_message_t *m, sr_transport tp, int family,
 int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
                          osip_message_t *resp, int cseq, sr_transport tp,
                          int family, osip_message_t **out);
+/* Sets the port of an IPv4 or IPv6 address. */
+void sr__addr_set_port(struct sockaddr_storage *a, uint16_t port);
 /* Sets peer from a URI (host, port, transport parameter). */
 int sr__peer_from_uri(sr__peer *peer, osip_uri_t *uri, sr_transport tp);
 const char *sr__tag_of(osip_from_t *f);

@@ -128,6 +128,13 @@ static sr__conn *conn_find(sr_ua *ua, const sr__peer *peer) {
   return sr__hash_find(&ua->conns_by_addr, BY_ADDR, conn_addr_key, k);
 }
 
+void sr__addr_set_port(struct sockaddr_storage *a, uint16_t port) {
+  if (a->ss_family == AF_INET)
+    ((struct sockaddr_in *)a)->sin_port = htons(port);
+  else
+    ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+}
+
 int sr__peer_set(sr__peer *peer, sr_transport tp, const char *host,
                  int port) {
   memset(peer, 0, sizeof *peer);
@@ -699,6 +706,12 @@ int sr__transport_send(sr_ua *ua, sr__peer *peer, const char *data,
   if (drop) return 0;
   if (peer->tp == SR_TRANSPORT_TCP) {
     sr__conn *c = conn_find(ua, peer);
+    if (!c && peer->sent_by_port) { /* a response whose connection closed */
+      sr__addr_set_port(&peer->addr, peer->sent_by_port);
+      peer->sent_by_port = 0;
+      peer->conn = 0;
+      c = conn_find(ua, peer);
+    }
     if (!c) c = conn_open(ua, peer);
     if (!c) return SR_ETRANSPORT;
     peer->conn = c->id;
@@ -754,10 +767,7 @@ int sr__transport_listen(sr_ua *ua, const char *spec) {
     return SR_ELIMIT;
   sr__peer p;
   if (sr__peer_set(&p, tp, host, 1) < 0) return SR_EADDR;
-  if (p.addr.ss_family == AF_INET)
-    ((struct sockaddr_in *)&p.addr)->sin_port = htons((uint16_t)port);
-  else
-    ((struct sockaddr_in6 *)&p.addr)->sin6_port = htons((uint16_t)port);
+  sr__addr_set_port(&p.addr, (uint16_t)port);
   int fd = socket(p.addr.ss_family,
                   (tp == SR_TRANSPORT_UDP ? SOCK_DGRAM : SOCK_STREAM) |
                       SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

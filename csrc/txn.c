@@ -410,18 +410,21 @@ int sr__txn_reply(sr__txn *t, int code, const char *reason,
 static void response_peer(osip_message_t *req, const sr__peer *from,
                           sr__peer *out) {
   *out = *from;
-  if (from->tp != SR_TRANSPORT_UDP) return;
   osip_via_t *via = osip_list_get(&req->vias, 0);
   osip_generic_param_t *rport = NULL;
   if (!via) return;
+  if (from->tp == SR_TRANSPORT_TCP) {
+    /* The request's connection first; once it is gone, the source address
+     * (its "received") and the sent-by port, 5060 by default. */
+    int port = via->port ? atoi(via->port) : 5060;
+    if (port > 0 && port <= 65535) out->sent_by_port = (uint16_t)port;
+    return;
+  }
   osip_via_param_get_byname(via, "rport", &rport);
   if (rport || !via->port) return;
   int port = atoi(via->port);
   if (port <= 0 || port > 65535) return;
-  if (out->addr.ss_family == AF_INET)
-    ((struct sockaddr_in *)&out->addr)->sin_port = htons((uint16_t)port);
-  else
-    ((struct sockaddr_in6 *)&out->addr)->sin6_port = htons((uint16_t)port);
+  sr__addr_set_port(&out->addr, (uint16_t)port);
 }
 
 void sr__txn_conn_lost(sr__txn **head, int fail) {

@@ -2,7 +2,8 @@
  * test_tcp_conns.c — many TCP connections at once: each message goes out
  * on the right one (found by id for an answer, by address for a new
  * request), closed ones are freed and forgotten, and a lost connection
- * fails at once the requests waiting on it, and only those.
+ * fails at once the requests waiting on it, and only those; a response
+ * whose request's connection closed goes to the Via's sent-by port.
  */
 #include <sys/resource.h>
 
@@ -197,9 +198,62 @@ static void test_out_of_descriptors_pauses_accepting(void) {
   t_free_uas();
 }
 
+/* ---------------- a response after its connection closed ---------------- */
+
+static sr_session *held;
+static void hold_invite(sr_ua *ua, sr_session *inv, void *ud) {
+  (void)ua; (void)ud;
+  held = sr_session_ref(inv);
+}
+static int has_held(void *ud) { (void)ud; return held != NULL; }
+
+/* RFC 3261 §18.2.2: a response goes on the request's connection while it
+ * is open; once the caller closed it, on a new connection to the source
+ * address and the Via's sent-by port (where the caller listens), not to
+ * the closed connection's ephemeral port. */
+static void test_response_after_close_goes_to_sent_by(void) {
+  A = t_ua("a", 0, 0, NULL);
+  REQUIRE(A);
+  sr_ua_delegate d = {0};
+  d.on_invite = hold_invite;
+  sr_ua_set_delegate(A, &d, NULL);
+  t_raw home, call;
+  REQUIRE(t_raw_listen(&home, SR_TRANSPORT_TCP) == 0);
+  REQUIRE(t_raw_connect(&call, SR_TRANSPORT_TCP,
+                        sr_ua_local_port(A, SR_TRANSPORT_TCP)) == 0);
+  char tmpl[1024];
+  snprintf(tmpl, sizeof tmpl,
+           "INVITE sip:a@$UA;transport=tcp SIP/2.0\n"
+           "Via: SIP/2.0/TCP 127.0.0.1:%d;branch=$BR\n"
+           "From: <sip:raw@127.0.0.1:%d>;tag=f$BR\nTo: <sip:a@$UA>\n"
+           "Call-ID: $CID\nCSeq: 1 INVITE\nMax-Forwards: 70\n"
+           "Contact: <sip:raw@127.0.0.1:%d;transport=tcp>\n"
+           "Content-Length: 0\n\n",
+           home.port, home.port, home.port);
+  REQUIRE(t_raw_sendf(&call, tmpl) == 0);
+  CHECK(t_drive(has_held, NULL, 5000));
+  const char *m = t_raw_recv(&call, 5000);
+  CHECK(t_status(m) == 100); /* on the request's own connection */
+  close(call.fd);
+  call.fd = -1;
+  int none = 0;
+  CHECK(t_drive(connections_are, &none, 5000));
+  sr_response_options o = {0};
+  o.status_code = 486;
+  CHECK_INT(sr_invitation_reject(held, &o), 0);
+  m = t_raw_recv(&home, 5000); /* accepted from the sent-by listener */
+  CHECK(t_status(m) == 486);
+  sr_session_unref(held);
+  held = NULL;
+  t_raw_close(&home);
+  t_raw_close(&call);
+  t_free_uas();
+}
+
 int main(void) {
   RUN(test_each_answer_on_its_connection);
   RUN(test_lost_connection_fails_its_requests_only);
   RUN(test_out_of_descriptors_pauses_accepting);
+  RUN(test_response_after_close_goes_to_sent_by);
   return DONE();
 }
