@@ -466,7 +466,9 @@ static long frame_content_length(const char *h, size_t hlen) {
   return 0; /* absent: RFC 3261 requires it on TCP; take an empty body */
 }
 
-/* A frame must begin like SIP: a start line that names SIP/2.0. */
+/* A frame must begin like SIP: a start line that names a SIP version,
+ * first (a response) or last (a request). Which one is the UA's to judge:
+ * another than 2.0 is answered 505 (RFC 3261 §8.2), not a broken stream. */
 static int looks_like_sip(const char *s, size_t n) {
   const char *eol = memchr(s, '\n', n);
   size_t l = eol ? (size_t)(eol - s) : n;
@@ -474,8 +476,11 @@ static int looks_like_sip(const char *s, size_t n) {
     unsigned char ch = (unsigned char)s[i];
     if (ch < 0x20 && ch != '\r' && ch != '\t') return 0;
   }
-  if (l >= 8 && memcmp(s, "SIP/2.0 ", 8) == 0) return 1;
-  return l >= 8 && memmem(s, l, " SIP/2.0", 8) != NULL;
+  if (l >= 8 && strncasecmp(s, "SIP/", 4) == 0) return 1;
+  while (l && (s[l - 1] == '\r' || s[l - 1] == ' ')) l--;
+  size_t v = l;
+  while (v && s[v - 1] != ' ') v--;
+  return v > 0 && l - v >= 5 && strncasecmp(s + v, "SIP/", 4) == 0;
 }
 
 static void conn_deliver(sr__conn *c) {

@@ -381,7 +381,7 @@ static int needed_header(const char *name, size_t n) {
 static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
                           size_t len) {
   static const char *canon[] = {"Via", "From", "To", "Call-ID", "CSeq"};
-  if (len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0) return; /* a response */
+  if (len >= 4 && strncasecmp(data, "SIP/", 4) == 0) return; /* a response */
   if (len >= 4 && memcmp(data, "ACK ", 4) == 0) return;     /* never answered */
   const char *end = data + len, *p = memchr(data, '\n', len);
   if (!p) return;
@@ -447,6 +447,12 @@ static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
   sr__transport_send(ua, &to, out, n);
 drop:
   sr__free(out);
+}
+
+/* RFC 3261 §8.2 (§7.1: case-insensitive): SIP/2.0 only. The fast
+ * parser's start lines always are; libosip2 lets any "SIP/x" through. */
+static int other_version(const osip_message_t *m) {
+  return !m->sip_version || osip_strcasecmp(m->sip_version, "SIP/2.0") != 0;
 }
 
 static const char *missing_header(osip_message_t *m) {
@@ -517,6 +523,18 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
   }
   int code = 400;
   const char *why = missing_header(m);
+  if (!why && other_version(m)) {
+    if (MSG_IS_RESPONSE(m)) { /* §8.2 answers requests; a response: dropped */
+      sr__peer_format(from, who, sizeof who);
+      sr__log(ua, SR_LOG_WARNING, "response in %s from %s dropped",
+              m->sip_version ? m->sip_version : "no SIP version", who);
+      osip_message_free(m);
+      osip_free(evt);
+      return;
+    }
+    code = 505; /* §21.5.7 */
+    why = "Version Not Supported";
+  }
   if (!why && MSG_IS_REQUEST(m) &&
       (!m->sip_method || strcmp(m->sip_method, m->cseq->method) != 0))
     why = "CSeq Method Mismatch";

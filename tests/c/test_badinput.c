@@ -651,6 +651,42 @@ static void test_refer_out_of_dialog(void) {
   teardown();
 }
 
+/* RFC 3261 §8.2, §21.5.7: a request in another SIP version gets 505 over
+ * UDP and TCP alike (a stream that names one is still SIP); the version
+ * is case-insensitive (§7.1); a response in another version is dropped. */
+static void test_sip_version(void) {
+  static const char *tmpl =
+      "OPTIONS sip:bob@$UA %s\n"
+      "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"
+      "From: <sip:raw@127.0.0.1>;tag=r1\n"
+      "To: <sip:bob@$UA>\n"
+      "Call-ID: $CID\n"
+      "CSeq: 1 OPTIONS\n"
+      "Max-Forwards: 70\n"
+      "Content-Length: 0\n\n";
+  static const char *response =
+      "SIP/3.0 200 OK\n"
+      "Via: SIP/2.0/$TP 127.0.0.1:9;branch=z9hG4bKnosuch\n"
+      "From: <sip:bob@127.0.0.1>;tag=x\n"
+      "To: <sip:raw@127.0.0.1>;tag=y\n"
+      "Call-ID: $CID\n"
+      "CSeq: 1 OPTIONS\n"
+      "Content-Length: 0\n\n";
+  static const struct { const char *v; int expect; } cases[] = {
+      {"SIP/3.0", 505}, {"SIP/2.1", 505}, {"SIP/1.0", 505}, {"sip/2.0", 200}};
+  char t[1024];
+  setup();
+  for (int i = 0; i < 2; i++) {
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+      snprintf(t, sizeof t, tmpl, cases[k].v);
+      outcome_tmpl(both[i], cases[k].v, t, cases[k].expect);
+      CHECK(strncmp(last, "SIP/2.0 ", 8) == 0);
+    }
+    outcome_tmpl(both[i], "SIP/3.0 response", response, T_DROP);
+  }
+  teardown();
+}
+
 /* A response nobody asked for, malformed or not, is dropped. */
 static void test_stray_responses(void) {
   static const char *stray =
@@ -696,5 +732,6 @@ int main(void) {
   RUN(test_no_such_dialog);
   RUN(test_refer_out_of_dialog);
   RUN(test_stray_responses);
+  RUN(test_sip_version);
   return DONE();
 }
