@@ -579,6 +579,9 @@ void sr__referral_session_ended(sr_session *s);
  * a SIP status code to reject with. */
 int sr__replaces_match(sr_ua *ua, osip_message_t *invite,
                        sr_session **replaced);
+/* Is v a Replaces value as RFC 3891 §3 has it (the one sr__replaces_match
+ * takes)? 1 or 0 (also when out of memory). */
+int sr__replaces_valid(const char *v);
 void sr__referral_close_for_ua(sr_ua *ua);
 
 #define SR_ALLOW_METHODS "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY"

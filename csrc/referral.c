@@ -394,6 +394,34 @@ static const char *uri_param(const struct sr_uri *u, const char *name) {
   return NULL;
 }
 
+static int uri_header_count(const struct sr_uri *u, const char *name) {
+  int n = 0;
+  for (int i = 0; i < u->nheaders; i++)
+    n += strcasecmp(u->headers[i].name, name) == 0;
+  return n;
+}
+
+/* RFC 3892 §3: at most one Referred-By, a name-addr or addr-spec with
+ * parameters. It goes into the new INVITE as it came: 0, or the status. */
+static int referred_by(sr_referral *r, const char **why) {
+  int n = sr_request_header_count(&r->req, "referred-by");
+  if (n == 0) return 0;
+  if (n > 1) {
+    *why = "Multiple Referred-By";
+    return 400;
+  }
+  const char *v = sr_request_header(&r->req, "referred-by", 0);
+  struct sr_name_addr na;
+  int rc = sr__name_addr_parse(&na, v);
+  sr__name_addr_clear(&na);
+  if (rc == SR_ENOMEM) return 500;
+  if (rc < 0) {
+    *why = "Bad Referred-By";
+    return 400;
+  }
+  return (r->referred_by = sr__strdup(v)) ? 0 : 500;
+}
+
 /* Refer-Sub: false, extension parameters allowed (RFC 4488's grammar:
  * refer-sub-value *(SEMI exten)). */
 static int refer_sub_false(const char *v) {
@@ -477,15 +505,16 @@ static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
   const char *rep = uri_header(&r->refer_to.uri, "replaces");
   /* Replaces goes into the new INVITE as a header line: a control
    * character (an escaped CR or LF above all) would end that line and let
-   * the referrer add headers of its own. */
-  if (rep && find_ctl(rep, 0)) {
+   * the referrer add headers of its own. Otherwise it must be the one
+   * Replaces RFC 3891 §3 allows, or the target would get it to refuse. */
+  if (rep && (find_ctl(rep, 0) || !sr__replaces_valid(rep) ||
+              uri_header_count(&r->refer_to.uri, "replaces") > 1)) {
     *why = "Bad Replaces";
     return 400;
   }
   if (rep && !(r->replaces = sr__strdup(rep))) return 500;
-  int nrb = sr_request_header_count(&r->req, "referred-by");
-  if (nrb > 0 && !(r->referred_by = sr__strdup(sr_request_header(&r->req, "referred-by", 0))))
-    return 500;
+  int code = referred_by(r, why);
+  if (code) return code;
   r->refer_sub = !refer_sub_false(sr_request_header(&r->req, "refer-sub", 0));
   if (ua->nreferrals_pending >= ua->opt.max_referrals ||
       (s && s->referrals_pending >= ua->opt.max_referrals_per_session)) {

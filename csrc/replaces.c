@@ -7,24 +7,52 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "text.h"
 
-/* Splits "callid;to-tag=a;from-tag=b[;early-only]" in place. */
+/* s without the blanks around it, in place. */
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '\t') s++;
+  char *e = s + strlen(s);
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+  return s;
+}
+
+static int all_token(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (!is_token((unsigned char)*s)) return 0;
+  return 1;
+}
+
+/* Splits "callid;to-tag=a;from-tag=b[;early-only]" in place. RFC 3891 §3:
+ * exactly one to-tag and one from-tag, each a token. */
 static int parse(char *v, char **cid, char **to, char **from, int *early) {
   *cid = *to = *from = NULL;
   *early = 0;
-  while (*v == ' ' || *v == '\t') v++;
   char *save = NULL, *tok = strtok_r(v, ";", &save);
   if (!tok) return -1;
-  *cid = tok;
-  char *e = tok + strlen(tok);
-  while (e > tok && (e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+  *cid = trim(tok);
   while ((tok = strtok_r(NULL, ";", &save))) {
-    while (*tok == ' ') tok++;
-    if (strncasecmp(tok, "to-tag=", 7) == 0) *to = tok + 7;
-    else if (strncasecmp(tok, "from-tag=", 9) == 0) *from = tok + 9;
-    else if (strcasecmp(tok, "early-only") == 0) *early = 1;
+    tok = trim(tok);
+    char **slot = strncasecmp(tok, "to-tag=", 7) == 0     ? to
+                  : strncasecmp(tok, "from-tag=", 9) == 0 ? from
+                                                          : NULL;
+    if (slot) {
+      if (*slot) return -1; /* twice */
+      *slot = trim(tok + (slot == to ? 7 : 9));
+      if (!all_token(*slot)) return -1;
+    } else if (strcasecmp(tok, "early-only") == 0) {
+      *early = 1;
+    }
   }
   return **cid && *to && *from ? 0 : -1;
+}
+
+int sr__replaces_valid(const char *v) {
+  char *d = sr__strdup(v), *cid, *to, *from;
+  int early, ok = d && parse(d, &cid, &to, &from, &early) == 0;
+  sr__free(d);
+  return ok;
 }
 
 int sr__replaces_match(sr_ua *ua, osip_message_t *invite,

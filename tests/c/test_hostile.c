@@ -309,6 +309,91 @@ static void test_bad_escapes_in_replaces(void) {
   teardown();
 }
 
+/* RFC 3891 §3: the Replaces a Refer-To carries names one dialog, with
+ * exactly one to-tag and one from-tag; anything else is refused before the
+ * target sees it (as the target would refuse it, RFC 3891 §6.1). */
+static void test_malformed_replaces(void) {
+  static const char *bad[] = {
+      "",                                      /* empty */
+      "abc%40x",                               /* no tags */
+      "abc%3Bto-tag%3D1",                      /* no from-tag */
+      "abc%3Bfrom-tag%3D2",                    /* no to-tag */
+      "%3Bto-tag%3D1%3Bfrom-tag%3D2",          /* no Call-ID */
+      "abc%3Bto-tag%3D%3Bfrom-tag%3D2",        /* empty to-tag */
+      "abc%3Bto-tag%3D1%3Bto-tag%3D3%3Bfrom-tag%3D2", /* two to-tags */
+      "abc%3Bto-tag%3D1%3Bfrom-tag%3Da%20b",   /* a tag that is no token */
+      "abc%3Bto-tag%3D1%3Bfrom-tag%3D2&Replaces=def%3Bto-tag%3D3%3Bfrom-tag%3D4",
+  };
+  REQUIRE(setup());
+  char v[512];
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(v, sizeof v, "%s?Replaces=%s>", carol_uri(), bad[i]);
+    int code = refer_to(v);
+    if (code != 400) fprintf(stderr, "  Replaces=%s: %d\n", bad[i], code);
+    CHECK_INT(code, 400);
+    check_reason("Bad Replaces");
+  }
+  CHECK_INT(nreferrals, 0);
+  CHECK_INT(carol_invites, 0);
+  /* Well formed (blanks around the separators allowed): taken and passed
+   * on; Carol has no such dialog, so her 481 is the final NOTIFY. */
+  snprintf(v, sizeof v,
+           "%s?Replaces=abc%%40x%%20%%3B%%20to-tag%%3D1%%3Bfrom-tag%%3D2%%3Bearly-only>",
+           carol_uri());
+  CHECK_INT(refer_to(v), 202);
+  CHECK_INT(final_notify(), 481);
+  CHECK_INT(carol_invites, 0);
+  undisturbed();
+  teardown();
+}
+
+/* RFC 3892 §3: Referred-By is one name-addr or addr-spec with parameters;
+ * a REFER with a broken one, or two, is refused rather than passed on. */
+static void test_bad_referred_by(void) {
+  static const char *bad[] = {
+      "<<<garbage",
+      "\"unterminated <sip:a@b>",
+      "<sip:a@b",
+      "<sip:a@b> trailing",
+      "<sip:a@b>, <sip:c@d>",
+      "sip:a@b?x=y",
+      "<sip:a@b>;",
+      "<>",
+  };
+  REQUIRE(setup());
+  char lines[512];
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(lines, sizeof lines, "Refer-To: %s>\nReferred-By: %s\n",
+             carol_uri(), bad[i]);
+    int code = refer_lines(lines);
+    if (code != 400) fprintf(stderr, "  Referred-By: %s: %d\n", bad[i], code);
+    CHECK_INT(code, 400);
+    check_reason("Bad Referred-By");
+  }
+  snprintf(lines, sizeof lines,
+           "Refer-To: %s>\nReferred-By: <sip:a@b>\nb: <sip:c@d>\n", carol_uri());
+  CHECK_INT(refer_lines(lines), 400);
+  check_reason("Multiple Referred-By");
+  CHECK_INT(nreferrals, 0);
+  CHECK_INT(carol_invites, 0);
+  /* The forms RFC 3892 allows go through as they came. */
+  static const char *good[] = {
+      "\"Bob \\\"B\\\"\" <sip:bob@127.0.0.1>;cid=\"20398823.2UWQFN309shb3@referrer.example\"",
+      "sip:bob@127.0.0.1;x-p=1",
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    snprintf(lines, sizeof lines, "Refer-To: %s>\nReferred-By: %s\n",
+             carol_uri(), good[i]);
+    CHECK_INT(refer_lines(lines), 202);
+    CHECK(wait_carol((int)i + 1));
+    char want[256];
+    snprintf(want, sizeof want, "\r\nReferred-By: %s\r\n", good[i]);
+    CHECK(carol_last && strstr(carol_last, want) != NULL);
+  }
+  undisturbed();
+  teardown();
+}
+
 static void test_nul_bytes(void) {
   REQUIRE(setup());
   char lines[256];
@@ -377,15 +462,13 @@ static void test_1000_uri_headers(void) {
   CHECK(wait_carol(1));
   CHECK(carol_last && !strstr(carol_last, "H999") && !strstr(carol_last, "H0:"));
   CHECK_INT(final_notify(), 200);
-  /* 1,000 Replaces: the first is the one; Carol refuses it (no such
-   * dialog, and not well formed) and the NOTIFY says so. */
-  nnotify = 0;
+  /* 1,000 Replaces: RFC 3891 allows one, so the REFER is refused. */
   n = (size_t)snprintf(v, cap, "%s?", carol_uri());
   for (int i = 0; i < 1000; i++)
     n += (size_t)snprintf(v + n, cap - n, "%sReplaces=x%d", i ? "&" : "", i);
   snprintf(v + n, cap - n, ">");
-  CHECK_INT(refer_to(v), 202);
-  CHECK_INT(final_notify(), 400);
+  CHECK_INT(refer_to(v), 400);
+  check_reason("Bad Replaces");
   CHECK_INT(carol_invites, 1);
   free(v);
   undisturbed();
@@ -454,13 +537,20 @@ static void test_smuggled_headers(void) {
   CHECK(strstr(carol_last, "\r\nReferred-By: <sip:bob@127.0.0.1>\r\n") != NULL);
   CHECK(strstr(carol_last, "\r\nRoute:") == NULL);
   CHECK_INT(final_notify(), 200);
-  /* A folded Referred-By stays one header line. */
+  /* A Route folded into Referred-By is no name-addr: refused. */
   snprintf(lines, sizeof lines,
            "Refer-To: %s>\nReferred-By: <sip:bob@127.0.0.1>\n Route: <sip:evil@192.0.2.9>\n",
            carol_uri());
+  CHECK_INT(refer_lines(lines), 400);
+  check_reason("Bad Referred-By");
+  /* A folded Referred-By that is one stays one header line. */
+  snprintf(lines, sizeof lines,
+           "Refer-To: %s>\nReferred-By: \"Bob\"\n <sip:bob@127.0.0.1>\n",
+           carol_uri());
   CHECK_INT(refer_lines(lines), 202);
   CHECK(wait_carol(2));
-  CHECK(carol_last && strstr(carol_last, "\r\nRoute:") == NULL);
+  CHECK(carol_last && strstr(carol_last, "\r\nReferred-By: \"Bob\"") != NULL);
+  CHECK(carol_last && strstr(carol_last, "\r\n <sip:") == NULL);
   free(v);
   undisturbed();
   teardown();
@@ -679,6 +769,11 @@ static void test_invite_replaces_not_theirs(void) {
            "Replaces: %s;to-tag=%s;from-tag=%s\nReplaces: x;to-tag=1;from-tag=2\n",
            cid, bt, at);
   CHECK_INT(invite_to_bob(l), 400);
+  /* A tag twice, or one that is no token (RFC 3891 §3): not guessed at. */
+  snprintf(l, sizeof l, "Replaces: %s;to-tag=%s;to-tag=x;from-tag=%s\n", cid, bt, at);
+  CHECK_INT(invite_to_bob(l), 400);
+  snprintf(l, sizeof l, "Replaces: %s;to-tag=%s;from-tag=%s\"\n", cid, bt, at);
+  CHECK_INT(invite_to_bob(l), 400);
   /* The confirmed call with early-only: 486. */
   snprintf(l, sizeof l, "Replaces: %s;to-tag=%s;from-tag=%s;early-only\n", cid, bt, at);
   CHECK_INT(invite_to_bob(l), 486);
@@ -778,6 +873,8 @@ static void test_refer_before_ack(void) {
 int main(void) {
   (void)t_drive; /* uas.h's driver: these tests drive through the raw peer */
   RUN(test_bad_escapes_in_replaces);
+  RUN(test_malformed_replaces);
+  RUN(test_bad_referred_by);
   RUN(test_nul_bytes);
   RUN(test_60k_refer_to);
   RUN(test_1000_uri_headers);
