@@ -1,8 +1,8 @@
 /*
  * notify.c — the notifier side of REFER's implicit subscription
  * (RFC 3515 §2.4.4-5, RFC 6665): NOTIFYs carrying message/sipfrag, sent
- * one at a time per referral so they arrive in CSeq order. A 481 or a
- * timeout ends the subscription quietly (the new call is not touched).
+ * one at a time per referral so they arrive in CSeq order. A NOTIFY
+ * that fails ends the subscription quietly (the new call is not touched).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +16,20 @@ static void send_next(sr_referral *r);
 static void ref_owner(void *o) { sr_referral_ref(o); }
 static void unref_owner(void *o) { sr_referral_unref(o); }
 
+/* A NOTIFY that fails ends the subscription: RFC 6665 §4.2.2 requires it
+ * for a timeout and for 404, 405, 410, 416, 480-485, 489, 501 and 604;
+ * RFC 3265 §3.2.2 did for any failure but one the notifier can retry (a
+ * 401/407 it has credentials for, a Retry-After it honours). This notifier
+ * retries no NOTIFY, so any final failure (a transport error or timeout
+ * comes as 503 or 408) ends it; the dialog and the new call go on. */
 static void notify_done(sr_referral *r, int code) {
   sr__txn_unref(r->in_flight);
   r->in_flight = NULL;
-  if (code == 481 || code == 408 || code == 503) {
-    sr__log(r->ua, SR_LOG_INFO,
-            "NOTIFY for REFER id %d answered %d: subscription ended", r->id,
-            code);
+  if (code >= 300) {
+    if (r->core_ref)
+      sr__log(r->ua, SR_LOG_INFO,
+              "NOTIFY for REFER id %d answered %d: subscription ended", r->id,
+              code);
     sr__referral_finish(r, SR_REFERRAL_TERMINATED);
     return;
   }

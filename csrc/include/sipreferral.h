@@ -551,7 +551,9 @@ typedef enum sr_referral_state {
                                  referral stays here: its end state) */
   SR_REFERRAL_REJECTED = 2, /**< final non-2xx sent */
   SR_REFERRAL_TERMINATED = 3 /**< final NOTIFY sent, or notifying stopped
-                                  (481/timeout, expiry, session gone) */
+                                  (a NOTIFY failed: any non-2xx final
+                                  answer or a timeout; expiry, session
+                                  gone) */
 } sr_referral_state;
 
 SR_API sr_referral *sr_referral_ref(sr_referral *r);

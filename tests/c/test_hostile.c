@@ -33,6 +33,7 @@ static char *carol_last;
 /* What the raw peer received from Alice: the sipfrag status of each
  * NOTIFY, and the responses (their status codes, in order). */
 static int notify_codes[256], nnotify;
+static int notify_answer = 200; /* what the raw peer answers a NOTIFY */
 static int resp_codes[256], nresp;
 static char resp_last[T_RAW_MAX + 1];
 
@@ -103,6 +104,8 @@ static int pump_one(void) {
   if (!strcmp(method, "NOTIFY")) {
     const char *b = strstr(m, "\r\n\r\nSIP/2.0 ");
     if (b && nnotify < 256) notify_codes[nnotify++] = atoi(b + 12);
+    raw_reply(m, notify_answer, NULL, NULL);
+    return 1;
   }
   if (!strcmp(method, "INVITE")) {
     char contact[96];
@@ -150,6 +153,7 @@ static int ringing(void) { return bob_ring != NULL; }
 /* Alice calls the raw peer; Carol calls Bob, who lets it ring. */
 static int setup(void) {
   cseq = 100;
+  notify_answer = 200;
   alice_mode = FOLLOW;
   npending = nreferrals = carol_invites = nnotify = nresp = 0;
   A = t_ua("alice", 0, 0, alice_opts);
@@ -695,6 +699,54 @@ static void test_notify_unknown_subscription(void) {
   teardown();
 }
 
+static sr_referral *failing_referral;
+static sr_session *failing_inviter;
+static int failing_over(void) {
+  return sr_referral_get_state(failing_referral) == SR_REFERRAL_TERMINATED &&
+         sr_session_get_state(failing_inviter) == SR_SESSION_ESTABLISHED;
+}
+
+/* A NOTIFY answered with a failure ends the subscription (RFC 6665
+ * §4.2.2, RFC 3265 §3.2.2): no NOTIFY follows, not even the final one,
+ * while the transfer's call and the dialog the REFER came in go on. */
+static void test_notify_failure_ends_subscription(void) {
+  static const int codes[] = {302, 400, 401, 403, 404, 407, 480, 482, 488,
+                              489, 491, 500, 501, 603, 604};
+  REQUIRE(setup());
+  alice_mode = PENDING;
+  char v[160];
+  snprintf(v, sizeof v, "Refer-To: %s>\n", carol_uri());
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+    notify_answer = codes[i];
+    int before = nnotify;
+    CHECK_INT(refer_send(v), 0);
+    referred_want = nreferrals + 1;
+    REQUIRE(wait_for(referred, 5000));
+    failing_referral = pending[npending - 1];
+    /* The call starts at once: its 200 comes while NOTIFY 100 waits. */
+    CHECK_INT(sr_referral_accept(failing_referral, NULL), 0);
+    REQUIRE(sr_referral_make_inviter(failing_referral, NULL, &failing_inviter) == 0);
+    CHECK_INT(sr_inviter_invite(failing_inviter), 0);
+    int over = wait_for(failing_over, 10000);
+    if (!over) fprintf(stderr, "  NOTIFY answered %d: not over\n", codes[i]);
+    CHECK(over);
+    CHECK_INT(sr_referral_notify(failing_referral, 200, NULL), SR_ESTATE);
+    /* Whatever Alice sent before answering this was seen first. */
+    CHECK_INT(send_in_dialog("OPTIONS", "", ""), 0);
+    CHECK_INT(next_response(), 200);
+    if (nnotify != before + 1)
+      fprintf(stderr, "  NOTIFY answered %d: %d NOTIFYs\n", codes[i],
+              nnotify - before);
+    CHECK_INT(nnotify, before + 1);
+    CHECK_INT(notify_codes[nnotify - 1], 100);
+    CHECK(alice_up());
+    CHECK_INT(sr_session_get_state(failing_inviter), SR_SESSION_ESTABLISHED);
+  }
+  CHECK_INT(carol_invites, (int)(sizeof codes / sizeof codes[0]));
+  undisturbed();
+  teardown();
+}
+
 /* INVITEs with Replaces from another raw peer to Bob. */
 static int invite_to_bob(const char *replaces_lines) {
   t_raw r;
@@ -884,6 +936,7 @@ int main(void) {
   RUN(test_refer_storm);
   RUN(test_refer_storm_followed);
   RUN(test_notify_unknown_subscription);
+  RUN(test_notify_failure_ends_subscription);
   RUN(test_invite_replaces_not_theirs);
   RUN(test_other_refer_headers);
   RUN(test_refer_before_ack);
