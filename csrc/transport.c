@@ -433,37 +433,55 @@ static int conn_flush(sr__conn *c) {
   return 0;
 }
 
-/* Reads Content-Length (or "l") from a header block; -1 if malformed. */
-static long frame_content_length(const char *h, size_t hlen) {
-  const char *end = h + hlen, *p = h;
+/* How a header block frames its body: its length, or one of these. */
+enum { CL_BAD = -1, CL_MISSING = -2, CL_CONFLICT = -3 };
+
+/* A Content-Length value, [v, eol) (a CR before eol allowed); CL_BAD
+ * unless digits. */
+static long cl_value(const char *v, const char *eol) {
+  long cl = 0;
+  int digits = 0;
+  while (v < eol && (*v == ' ' || *v == '\t')) v++;
+  while (v < eol && *v >= '0' && *v <= '9') {
+    cl = cl * 10 + (*v - '0');
+    if (cl > 100000000L) return CL_BAD;
+    v++;
+    digits++;
+  }
+  while (v < eol && (*v == ' ' || *v == '\t' || *v == '\r')) v++;
+  return digits && v == eol ? cl : CL_BAD;
+}
+
+/* The length of the header block at the start of buf, up to its blank
+ * line, or 0 while it is incomplete. *cl gets the body length from
+ * Content-Length (or "l"): every one is read, so that two that disagree
+ * are seen (CL_CONFLICT; equal ones frame alike and are let through),
+ * and a block without any is CL_MISSING (RFC 3261 §18.3, §20.14). */
+static size_t frame_head(const char *buf, size_t len, long *cl) {
+  const char *end = buf + len, *p = buf;
+  *cl = CL_MISSING;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
-    if (!eol) eol = end;
-    const char *colon = memchr(p, ':', (size_t)(eol - p));
-    if (colon) {
+    if (!eol) return 0;
+    if (eol == p + 1 && *p == '\r')
+      return (size_t)(eol + 1 - buf); /* the blank line */
+    char n0 = (char)(*p | 0x20); /* most lines are neither: no colon search */
+    const char *colon = n0 == 'c' || n0 == 'l'
+                            ? memchr(p, ':', (size_t)(eol - p)) : NULL;
+    if (colon && *cl != CL_BAD) {
       const char *ne = colon;
       while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
       size_t nl = (size_t)(ne - p);
       if ((nl == 14 && strncasecmp(p, "content-length", 14) == 0) ||
-          (nl == 1 && (*p == 'l' || *p == 'L'))) {
-        const char *v = colon + 1;
-        while (v < eol && (*v == ' ' || *v == '\t')) v++;
-        long cl = 0;
-        int digits = 0;
-        while (v < eol && *v >= '0' && *v <= '9') {
-          cl = cl * 10 + (*v - '0');
-          if (cl > 100000000L) return -1;
-          v++;
-          digits++;
-        }
-        while (v < eol && (*v == ' ' || *v == '\t' || *v == '\r')) v++;
-        if (!digits || v != eol) return -1;
-        return cl;
+          (nl == 1 && n0 == 'l')) {
+        long v = cl_value(colon + 1, eol);
+        if (v == CL_BAD || *cl == CL_MISSING) *cl = v;
+        else if (*cl >= 0 && v != *cl) *cl = CL_CONFLICT;
       }
     }
     p = eol + 1;
   }
-  return 0; /* absent: RFC 3261 requires it on TCP; take an empty body */
+  return 0;
 }
 
 /* A frame must begin like SIP: a start line that names a SIP version,
@@ -483,6 +501,22 @@ static int looks_like_sip(const char *s, size_t n) {
   return v > 0 && l - v >= 5 && strncasecmp(s + v, "SIP/", 4) == 0;
 }
 
+/* A header block without framing: the rest of the stream cannot be cut
+ * into messages. A request is answered 400 why, then the connection
+ * closes; a response is dropped with it. */
+static void conn_refuse(sr__conn *c, size_t hlen, const char *why) {
+  sr__peer from = {.tp = SR_TRANSPORT_TCP, .conn = c->id};
+  from.addr = c->addr;
+  from.addrlen = c->addrlen;
+  sr__ua_refuse(c->ua, &from, c->rbuf, hlen, why);
+  if (c->dead) return; /* by the send, or by a hook closing the UA */
+  /* Input left unread would make close() reset the connection, and the
+   * answer could be lost with it. */
+  for (int i = 0; i < 16 && recv(c->io.fd, c->rbuf, c->rcap, 0) > 0; i++) {
+  }
+  conn_reject(c, why);
+}
+
 static void conn_deliver(sr__conn *c) {
   sr_ua *ua = c->ua;
   size_t max = ua->opt.max_message_size;
@@ -495,21 +529,25 @@ static void conn_deliver(sr__conn *c) {
       c->rlen -= skip;
       continue;
     }
-    char *hend = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
-    if (!hend) {
+    long cl;
+    size_t hlen = frame_head(c->rbuf, c->rlen, &cl);
+    if (!hlen) {
       if (c->rlen > max) conn_reject(c, "header block over the size limit");
       else if (!looks_like_sip(c->rbuf, c->rlen) && memchr(c->rbuf, '\n', c->rlen))
         conn_reject(c, "not SIP");
       return;
     }
-    size_t hlen = (size_t)(hend - c->rbuf) + 4;
     if (!looks_like_sip(c->rbuf, hlen)) {
       conn_reject(c, "not SIP");
       return;
     }
-    long cl = frame_content_length(c->rbuf, hlen);
-    if (cl < 0) {
+    if (cl == CL_BAD) {
       conn_reject(c, "bad Content-Length");
+      return;
+    }
+    if (cl < 0) {
+      conn_refuse(c, hlen, cl == CL_MISSING ? "Missing Content-Length"
+                                            : "Conflicting Content-Length");
       return;
     }
     size_t total = hlen + (size_t)cl;

@@ -379,7 +379,7 @@ static int needed_header(const char *name, size_t n) {
  * otherwise drop it. Scans the raw lines, because the parsers refuse
  * exactly these messages. */
 static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
-                          size_t len) {
+                          size_t len, const char *reason) {
   static const char *canon[] = {"Via", "From", "To", "Call-ID", "CSeq"};
   if (len >= 4 && strncasecmp(data, "SIP/", 4) == 0) return; /* a response */
   if (len >= 4 && memcmp(data, "ACK ", 4) == 0) return;     /* never answered */
@@ -418,7 +418,7 @@ static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
   size_t cap = len + 1024, n;
   char *out = sr__malloc(cap), tag[12];
   if (!out) return;
-  n = (size_t)snprintf(out, cap, "SIP/2.0 400 Bad Request\r\n");
+  n = (size_t)snprintf(out, cap, "SIP/2.0 400 %s\r\n", reason);
   for (int h = 0; h < 5; h++) {
     if (!count[h]) goto drop;
     for (int i = 0; i < count[h]; i++) {
@@ -453,6 +453,11 @@ drop:
  * parser's start lines always are; libosip2 lets any "SIP/x" through. */
 static int other_version(const osip_message_t *m) {
   return !m->sip_version || osip_strcasecmp(m->sip_version, "SIP/2.0") != 0;
+}
+
+void sr__ua_refuse(sr_ua *ua, const sr__peer *from, const char *head,
+                   size_t hlen, const char *why) {
+  reply_400_raw(ua, from, head, hlen, why);
 }
 
 static const char *missing_header(osip_message_t *m) {
@@ -518,7 +523,7 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
     sr__log(ua, SR_LOG_WARNING, "unparsable message (%zu bytes) from %s",
             len, who);
     if (m) osip_message_free(m);
-    reply_400_raw(ua, from, data, len);
+    reply_400_raw(ua, from, data, len, "Bad Request");
     return;
   }
   int code = 400;

@@ -1,0 +1,139 @@
+/*
+ * test_tcp_framing.c — how a TCP stream is cut into messages (RFC 3261
+ * §18.3): Content-Length missing or given twice with two values (400 and
+ * the connection closed: the stream cannot be framed any more).
+ */
+#include "harness.h"
+#include "uas.h"
+#include "rawsock.h"
+
+static sr_ua *B;
+
+/* Bob's warnings: a refused or closed stream must be logged. */
+static int warnings;
+static void count_log(int level, const char *msg, void *ud) {
+  if (level <= SR_LOG_WARNING) warnings++;
+  if (getenv("SR_TEST_LOG")) t_quiet_log(level, msg, ud);
+}
+static void counted(sr_ua_options *o) { o->log_fn = count_log; }
+
+static int bob_port(sr_transport tp) { return sr_ua_local_port(B, tp); }
+
+static const char *options_tmpl =
+    "OPTIONS sip:bob@$UA SIP/2.0\n"
+    "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"
+    "From: <sip:raw@127.0.0.1>;tag=r1\n"
+    "To: <sip:bob@$UA>\n"
+    "Call-ID: $CID\n"
+    "CSeq: 1 OPTIONS\n"
+    "Max-Forwards: 70\n";
+
+/* An OPTIONS with `tail` (the last header lines, the blank line, a body). */
+static int send_options(t_raw *r, const char *tail) {
+  char t[2048];
+  snprintf(t, sizeof t, "%s%s", options_tmpl, tail);
+  return t_raw_sendf(r, t);
+}
+
+/* The next message is a 200 to an OPTIONS, and the stream still works. */
+static int answered_200(t_raw *r) {
+  const char *m = t_raw_recv(r, 5000);
+  if (t_status(m) != 200)
+    fprintf(stderr, "  expected 200, got: %.80s\n",
+            m ? m : r->eof ? "(closed)" : "(nothing)");
+  return t_status(m) == 200;
+}
+
+/* Sends `tail` over TCP: expects a 400 with `reason` (or nothing when
+ * reason is NULL), then an orderly close, with a warning logged. */
+static void refused(const char *what, const char *tail, const char *reason) {
+  t_raw r;
+  REQUIRE(t_raw_connect(&r, SR_TRANSPORT_TCP, bob_port(SR_TRANSPORT_TCP)) == 0);
+  int warned = warnings;
+  if (reason) {
+    REQUIRE(send_options(&r, tail) == 0);
+    const char *m = t_raw_recv(&r, 5000);
+    char want[96];
+    snprintf(want, sizeof want, "SIP/2.0 400 %s\r\n", reason);
+    if (!m || strncmp(m, want, strlen(want)) != 0)
+      fprintf(stderr, "  [%s] expected 400 %s, got: %.80s\n", what, reason,
+              m ? m : r.eof ? "(closed)" : "(nothing)");
+    CHECK(m && strncmp(m, want, strlen(want)) == 0);
+  } else {
+    REQUIRE(t_raw_sendf(&r, tail) == 0);
+  }
+  /* Nothing more: no second message cut from the body. */
+  CHECK_INT(t_raw_wait_closed(&r, 5000), 1);
+  CHECK_INT(r.msglen, 0);
+  CHECK(warnings > warned);
+  t_raw_close(&r);
+}
+
+/* ---------------- Content-Length ---------------- */
+
+/* RFC 3261 §18.3/§20.14: a stream message without Content-Length cannot
+ * be framed: taken as bodiless, its body would be read as the next
+ * message. A request gets 400, a response is dropped; both close. */
+static void test_missing_content_length(void) {
+  B = t_ua("bob", 0, 0, counted);
+  REQUIRE(B);
+  refused("no Content-Length", "\n", "Missing Content-Length");
+  refused("no Content-Length, a body", "\n"
+          "OPTIONS sip:bob@$UA SIP/2.0\n"
+          "Via: SIP/2.0/TCP $ME;branch=z9hG4bKinner\n"
+          "From: <sip:raw@127.0.0.1>;tag=r2\nTo: <sip:bob@$UA>\n"
+          "Call-ID: inner-$CID\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+          "Missing Content-Length");
+  refused("response without Content-Length",
+          "SIP/2.0 200 OK\n"
+          "Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKnosuch\n"
+          "From: <sip:bob@127.0.0.1>;tag=x\nTo: <sip:raw@127.0.0.1>;tag=y\n"
+          "Call-ID: $CID\nCSeq: 1 OPTIONS\n\n", NULL);
+  /* UDP frames by the datagram: there it may be left out. */
+  t_raw u;
+  REQUIRE(t_raw_connect(&u, SR_TRANSPORT_UDP, bob_port(SR_TRANSPORT_UDP)) == 0);
+  CHECK(send_options(&u, "\n") == 0 && answered_200(&u));
+  t_raw_close(&u);
+  t_free_uas();
+}
+
+/* Two values: framing by one and parsing by the other let a body through
+ * as a request of its own (smuggling). Refused. Equal values frame alike:
+ * the framing takes them, and the parser's answer is as over UDP (libosip2
+ * refuses a second Content-Length: 400), the stream still framed. */
+static int answered_400(t_raw *r) {
+  const char *m = t_raw_recv(r, 5000);
+  return t_status(m) == 400;
+}
+
+static void test_two_content_lengths(void) {
+  static const char *smuggled =
+      "OPTIONS sip:bob@$UA SIP/2.0\n"
+      "Via: SIP/2.0/TCP $ME;branch=z9hG4bKsmuggled\n"
+      "From: <sip:raw@127.0.0.1>;tag=r2\nTo: <sip:bob@$UA>\n"
+      "Call-ID: smuggled-$CID\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n";
+  static const sr_transport both[] = {SR_TRANSPORT_UDP, SR_TRANSPORT_TCP};
+  char tail[1024];
+  B = t_ua("bob", 0, 0, counted);
+  REQUIRE(B);
+  snprintf(tail, sizeof tail, "Content-Length: 0\nContent-Length: 230\n\n%s",
+           smuggled);
+  refused("two Content-Length", tail, "Conflicting Content-Length");
+  snprintf(tail, sizeof tail, "l: 230\nContent-Length: 0\n\n%s", smuggled);
+  refused("l and Content-Length", tail, "Conflicting Content-Length");
+  for (int i = 0; i < 2; i++) {
+    t_raw r;
+    REQUIRE(t_raw_connect(&r, both[i], bob_port(both[i])) == 0);
+    CHECK(send_options(&r, "Content-Length: 0\nl: 0\n\n") == 0 &&
+          answered_400(&r));
+    CHECK(send_options(&r, "Content-Length: 0\n\n") == 0 && answered_200(&r));
+    t_raw_close(&r);
+  }
+  t_free_uas();
+}
+
+int main(void) {
+  RUN(test_missing_content_length);
+  RUN(test_two_content_lengths);
+  return DONE();
+}
