@@ -453,7 +453,8 @@ static long cl_value(const char *v, const char *eol) {
 }
 
 /* The length of the header block at the start of buf, up to its blank
- * line, or 0 while it is incomplete. *cl gets the body length from
+ * line, or 0 while it is incomplete. Lines may end in CRLF or a bare LF,
+ * as the parser (and so UDP) takes them. *cl gets the body length from
  * Content-Length (or "l"): every one is read, so that two that disagree
  * are seen (CL_CONFLICT; equal ones frame alike and are let through),
  * and a block without any is CL_MISSING (RFC 3261 §18.3, §20.14). */
@@ -463,7 +464,7 @@ static size_t frame_head(const char *buf, size_t len, long *cl) {
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     if (!eol) return 0;
-    if (eol == p + 1 && *p == '\r')
+    if (eol == p || (eol == p + 1 && *p == '\r'))
       return (size_t)(eol + 1 - buf); /* the blank line */
     char n0 = (char)(*p | 0x20); /* most lines are neither: no colon search */
     const char *colon = n0 == 'c' || n0 == 'l'

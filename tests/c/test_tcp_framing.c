@@ -1,7 +1,8 @@
 /*
  * test_tcp_framing.c — how a TCP stream is cut into messages (RFC 3261
  * §18.3): Content-Length missing or given twice with two values (400 and
- * the connection closed: the stream cannot be framed any more).
+ * the connection closed: the stream cannot be framed any more), and
+ * bare-LF line ends taken as UDP takes them.
  */
 #include "harness.h"
 #include "uas.h"
@@ -132,8 +133,37 @@ static void test_two_content_lengths(void) {
   t_free_uas();
 }
 
+/* ---------------- bare LF ---------------- */
+
+/* Lines ending in LF alone: the parser takes them over UDP, and so does
+ * the TCP framing, which found no end of the header block before. */
+static void test_bare_lf(void) {
+  B = t_ua("bob", 0, 0, counted);
+  REQUIRE(B);
+  static const sr_transport both[] = {SR_TRANSPORT_UDP, SR_TRANSPORT_TCP};
+  for (int i = 0; i < 2; i++) {
+    t_raw r;
+    char msg[1024];
+    REQUIRE(t_raw_connect(&r, both[i], bob_port(both[i])) == 0);
+    int n = snprintf(msg, sizeof msg,
+                     "OPTIONS sip:bob@127.0.0.1:%d SIP/2.0\n"
+                     "Via: SIP/2.0/%s 127.0.0.1:%d;branch=z9hG4bKlf%d;rport\n"
+                     "From: <sip:raw@127.0.0.1>;tag=r1\n"
+                     "To: <sip:bob@127.0.0.1>\nCall-ID: lf-%d@127.0.0.1\n"
+                     "CSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n",
+                     r.ua_port, i ? "TCP" : "UDP", r.port, i, i);
+    CHECK(t_raw_send(&r, msg, (size_t)n) == 0);
+    CHECK(answered_200(&r));
+    if (both[i] == SR_TRANSPORT_TCP) /* the stream still frames */
+      CHECK(send_options(&r, "Content-Length: 0\n\n") == 0 && answered_200(&r));
+    t_raw_close(&r);
+  }
+  t_free_uas();
+}
+
 int main(void) {
   RUN(test_missing_content_length);
   RUN(test_two_content_lengths);
+  RUN(test_bare_lf);
   return DONE();
 }
