@@ -1,7 +1,8 @@
 /*
  * transport.c — UDP and TCP sockets (IPv4 and IPv6), TCP framing by
- * Content-Length (RFC 3261 §18.3), connection reuse, limits and idle
- * timeouts. Whole messages go up through sr__ua_on_bytes().
+ * Content-Length (RFC 3261 §18.3), keep-alive pongs (RFC 5626), connection
+ * reuse, limits and idle timeouts. Whole messages go up through
+ * sr__ua_on_bytes().
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -502,6 +503,8 @@ static int looks_like_sip(const char *s, size_t n) {
   return v > 0 && l - v >= 5 && strncasecmp(s + v, "SIP/", 4) == 0;
 }
 
+static int conn_write(sr__conn *c, const char *data, size_t len);
+
 /* A header block without framing: the rest of the stream cannot be cut
  * into messages. A request is answered 400 why, then the connection
  * closes; a response is dropped with it. */
@@ -518,14 +521,27 @@ static void conn_refuse(sr__conn *c, size_t hlen, const char *why) {
   conn_reject(c, why);
 }
 
+/* Between messages: a double CRLF is a keep-alive ping, answered at once
+ * with one CRLF, the pong (RFC 5626 §4.4.1); other CR and LF bytes are
+ * skipped. The bytes taken, or 0 while they may still become a ping. */
+static size_t conn_between(sr__conn *c) {
+  const char *b = c->rbuf;
+  size_t n = c->rlen;
+  if (n < 4 && memcmp(b, "\r\n\r\n", n) == 0) return 0;
+  if (n >= 4 && memcmp(b, "\r\n\r\n", 4) == 0) {
+    conn_write(c, "\r\n", 2);
+    return 4;
+  }
+  return n >= 2 && b[0] == '\r' && b[1] == '\n' ? 2 : 1;
+}
+
 static void conn_deliver(sr__conn *c) {
   sr_ua *ua = c->ua;
   size_t max = ua->opt.max_message_size;
   while (!c->dead && !ua->closed && c->rlen) {
-    size_t skip = 0;
-    while (skip < c->rlen && (c->rbuf[skip] == '\r' || c->rbuf[skip] == '\n'))
-      skip++; /* CRLF keep-alives (RFC 5626) */
-    if (skip) {
+    if (c->rbuf[0] == '\r' || c->rbuf[0] == '\n') {
+      size_t skip = conn_between(c);
+      if (!skip || c->dead) return;
       memmove(c->rbuf, c->rbuf + skip, c->rlen - skip);
       c->rlen -= skip;
       continue;

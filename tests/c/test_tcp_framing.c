@@ -1,8 +1,9 @@
 /*
  * test_tcp_framing.c — how a TCP stream is cut into messages (RFC 3261
  * §18.3): Content-Length missing or given twice with two values (400 and
- * the connection closed: the stream cannot be framed any more), and
- * bare-LF line ends taken as UDP takes them.
+ * the connection closed: the stream cannot be framed any more), double
+ * CRLF keep-alive pings (RFC 5626 §4.4.1), and bare-LF line ends taken as
+ * UDP takes them.
  */
 #include "harness.h"
 #include "uas.h"
@@ -133,6 +134,80 @@ static void test_two_content_lengths(void) {
   t_free_uas();
 }
 
+/* ---------------- keep-alive ---------------- */
+
+/* Raw bytes from the UA, up to n, without framing. */
+typedef struct rawin {
+  t_raw *r;
+  char buf[4096];
+  size_t len, want;
+} rawin;
+static rawin in;
+
+static int have_bytes(t_raw *r) {
+  while (in.len < in.want) {
+    ssize_t n = recv(r->fd, in.buf + in.len, in.want - in.len, 0);
+    if (n <= 0) return 0;
+    in.len += (size_t)n;
+  }
+  return 1;
+}
+
+/* The next n bytes from the UA, NUL-terminated. */
+static const char *read_bytes(t_raw *r, size_t n) {
+  in.len = 0;
+  in.want = n;
+  if (!t_raw_drive(r, have_bytes, 5000)) return NULL;
+  in.buf[n] = 0;
+  return in.buf;
+}
+
+/* A whole answer without a body, then one CRLF. */
+static int answer_then_pong(t_raw *r) {
+  ssize_t n = recv(r->fd, in.buf + in.len, sizeof in.buf - 1 - in.len, 0);
+  if (n > 0) in.len += (size_t)n;
+  in.buf[in.len] = 0;
+  char *end = strstr(in.buf, "\r\n\r\n");
+  return end && strcmp(end, "\r\n\r\n\r\n") == 0;
+}
+
+static void run_ua(void) {
+  for (int i = 0; i < 10; i++) sr_ua_run_once(B, 0);
+}
+
+/* RFC 5626 §4.4.1: a double CRLF between messages is a ping, answered at
+ * once with one CRLF, the pong; a lone CRLF before a message is skipped. */
+static void test_keepalive_ping(void) {
+  B = t_ua("bob", 0, 0, counted);
+  REQUIRE(B);
+  t_raw r;
+  REQUIRE(t_raw_connect(&r, SR_TRANSPORT_TCP, bob_port(SR_TRANSPORT_TCP)) == 0);
+  CHECK(t_raw_send(&r, "\r\n\r\n", 4) == 0);
+  const char *got = read_bytes(&r, 2);
+  CHECK(got && strcmp(got, "\r\n") == 0);
+  /* In two parts, maybe read apart. */
+  CHECK(t_raw_send(&r, "\r\n", 2) == 0);
+  run_ua();
+  CHECK(t_raw_send(&r, "\r\n", 2) == 0);
+  got = read_bytes(&r, 2);
+  CHECK(got && strcmp(got, "\r\n") == 0);
+  /* Right after a message, in the same segment: its answer, then the
+   * pong. */
+  CHECK(send_options(&r, "Content-Length: 0\n\n\r\n\r\n") == 0);
+  in.len = 0;
+  CHECK(t_raw_drive(&r, answer_then_pong, 5000));
+  CHECK(strncmp(in.buf, "SIP/2.0 200 ", 12) == 0);
+  t_raw_close(&r);
+  /* A stray CRLF before a message is no ping: the answer comes first. */
+  REQUIRE(t_raw_connect(&r, SR_TRANSPORT_TCP, bob_port(SR_TRANSPORT_TCP)) == 0);
+  CHECK(t_raw_send(&r, "\r\n", 2) == 0);
+  CHECK(send_options(&r, "Content-Length: 0\n\n") == 0);
+  got = read_bytes(&r, 8);
+  CHECK(got && strcmp(got, "SIP/2.0 ") == 0);
+  t_raw_close(&r);
+  t_free_uas();
+}
+
 /* ---------------- bare LF ---------------- */
 
 /* Lines ending in LF alone: the parser takes them over UDP, and so does
@@ -164,6 +239,7 @@ static void test_bare_lf(void) {
 int main(void) {
   RUN(test_missing_content_length);
   RUN(test_two_content_lengths);
+  RUN(test_keepalive_ping);
   RUN(test_bare_lf);
   return DONE();
 }
