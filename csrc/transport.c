@@ -1,8 +1,8 @@
 /*
  * transport.c — UDP and TCP sockets (IPv4 and IPv6), TCP framing by
  * Content-Length (RFC 3261 §18.3), keep-alive pongs (RFC 5626), connection
- * reuse, limits and idle timeouts. Whole messages go up through
- * sr__ua_on_bytes().
+ * reuse, limits, idle timeouts and message deadlines. Whole messages go up
+ * through sr__ua_on_bytes().
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,7 +31,8 @@ struct sr__conn {
   int connecting, dead, want_out;
   sr__txn *clients; /* client transactions sent on it, until they end */
   uint64_t last_activity;
-  sr__timer idle;
+  uint64_t msg_start; /* a message begun and not whole: when; else 0 */
+  sr__timer idle;     /* idle timeout, and the deadline of msg_start */
   /* Live: in ua->conns (all, for closing) and in the two indexes, looked
    * up per message sent; dead: in ua->dead_conns until reaped. */
   sr__conn *next, **pprev;
@@ -405,13 +406,35 @@ void sr__transport_reap(sr_ua *ua) {
   if (ua->closed) free_listeners(ua);
 }
 
+/* A message has begun and not ended: it gets 64*T1 to arrive whole, the
+ * time a client transaction waits for its answer (Timer B/F, RFC 3261
+ * §17.1), after which nobody waits for it any more. Bytes dribbled in keep
+ * the idle timeout away, not this one: a slow sender cannot hold one of
+ * the max_tcp_connections forever. Armed once per message that spans
+ * reads; the idle timer's callback checks it. */
+static int64_t message_deadline_ms(sr_ua *ua) {
+  return 64 * (int64_t)ua->opt.t1_ms;
+}
+
 static void conn_idle(void *arg) {
   sr__conn *c = arg;
   uint64_t now = sr__now_ms(), idle = (uint64_t)c->ua->opt.tcp_idle_timeout_ms;
-  if (now - c->last_activity >= idle || c->connecting)
+  uint64_t due = c->last_activity + idle;
+  if (c->msg_start) {
+    uint64_t late = c->msg_start + (uint64_t)message_deadline_ms(c->ua);
+    if (now >= late) {
+      char why[64];
+      snprintf(why, sizeof why, "a message begun %lld ms ago, not whole by "
+               "64*T1", (long long)(now - c->msg_start));
+      conn_reject(c, why);
+      return;
+    }
+    if (late < due) due = late;
+  }
+  if (now >= due || c->connecting)
     conn_close(c, "idle");
   else
-    sr__timer_start(c->ua, &c->idle, (int64_t)(c->last_activity + idle - now));
+    sr__timer_start(c->ua, &c->idle, (int64_t)(due - now));
 }
 
 static int conn_flush(sr__conn *c) {
@@ -505,6 +528,13 @@ static int looks_like_sip(const char *s, size_t n) {
 
 static int conn_write(sr__conn *c, const char *data, size_t len);
 
+static void conn_partial(sr__conn *c) {
+  if (c->msg_start) return;
+  c->msg_start = sr__now_ms();
+  int64_t d = message_deadline_ms(c->ua), idle = c->ua->opt.tcp_idle_timeout_ms;
+  sr__timer_start(c->ua, &c->idle, d < idle ? d : idle);
+}
+
 /* A header block without framing: the rest of the stream cannot be cut
  * into messages. A request is answered 400 why, then the connection
  * closes; a response is dropped with it. */
@@ -552,6 +582,7 @@ static void conn_deliver(sr__conn *c) {
       if (c->rlen > max) conn_reject(c, "header block over the size limit");
       else if (!looks_like_sip(c->rbuf, c->rlen) && memchr(c->rbuf, '\n', c->rlen))
         conn_reject(c, "not SIP");
+      else conn_partial(c);
       return;
     }
     if (!looks_like_sip(c->rbuf, hlen)) {
@@ -572,7 +603,11 @@ static void conn_deliver(sr__conn *c) {
       conn_reject(c, "message over the size limit");
       return;
     }
-    if (c->rlen < total) return;
+    if (c->rlen < total) {
+      conn_partial(c);
+      return;
+    }
+    c->msg_start = 0;
     int drop;
     run_hook(ua, 0, SR_TRANSPORT_TCP, &c->addr, &drop, c->rbuf, total);
     if (c->dead || ua->closed) return; /* by the hook */

@@ -243,7 +243,9 @@ typedef struct sr_ua_options {
   int max_referrals;              /**< pending per UA, default 10000 */
   int max_referrals_per_session;  /**< pending per dialog, default 8 */
   int max_tcp_connections;        /**< default 1024 */
-  int tcp_idle_timeout_ms;        /**< default 120000 */
+  /** default 120000. A message begun on a connection must be whole within
+   *  64*T1 however slowly it comes, or the connection is closed. */
+  int tcp_idle_timeout_ms;
   /** SO_RCVBUF of UDP sockets, in bytes (default 4 MiB; the kernel caps it
    *  at net.core.rmem_max). Overload: while a socket's receive queue is
    *  past half of it (until under a quarter), a request that would start

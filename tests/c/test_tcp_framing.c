@@ -2,8 +2,9 @@
  * test_tcp_framing.c — how a TCP stream is cut into messages (RFC 3261
  * §18.3): Content-Length missing or given twice with two values (400 and
  * the connection closed: the stream cannot be framed any more), double
- * CRLF keep-alive pings (RFC 5626 §4.4.1), and bare-LF line ends taken as
- * UDP takes them.
+ * CRLF keep-alive pings (RFC 5626 §4.4.1), a deadline for a message begun
+ * and not finished (slow senders), and bare-LF line ends taken as UDP
+ * takes them.
  */
 #include "harness.h"
 #include "uas.h"
@@ -208,6 +209,80 @@ static void test_keepalive_ping(void) {
   t_free_uas();
 }
 
+/* ---------------- slow senders ---------------- */
+
+static void quick_idle(sr_ua_options *o) {
+  counted(o);
+  o->t1_ms = 10;                 /* a message has 64*T1 = 640 ms */
+  o->tcp_idle_timeout_ms = 300;  /* each byte keeps this away */
+}
+
+static void short_deadline(sr_ua_options *o) {
+  counted(o);
+  o->t1_ms = 10; /* 640 ms per message; idle: the default two minutes */
+}
+
+static int closed(t_raw *r) {
+  char b[64];
+  ssize_t n = recv(r->fd, b, sizeof b, 0);
+  if (n == 0) r->eof = 1;
+  else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) r->eof = 2;
+  return r->eof != 0;
+}
+
+/* One byte at a time, faster than the idle timeout: the connection is
+ * closed when the message is not whole by its deadline. */
+static void test_slow_sender(void) {
+  static char msg[2048];
+  B = t_ua("bob", 0, 0, quick_idle);
+  REQUIRE(B);
+  t_raw r;
+  REQUIRE(t_raw_connect(&r, SR_TRANSPORT_TCP, bob_port(SR_TRANSPORT_TCP)) == 0);
+  size_t n = t_raw_fmt(&r, "OPTIONS sip:bob@$UA SIP/2.0\n"
+                           "Via: SIP/2.0/TCP $ME;branch=$BR;rport\n"
+                           "From: <sip:raw@127.0.0.1>;tag=r1\n"
+                           "To: <sip:bob@$UA>\nCall-ID: $CID\n"
+                           "CSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+                       msg, sizeof msg);
+  REQUIRE(n > 0);
+  int warned = warnings;
+  long end = t_ms() + 10000; /* the message would take ~20 s */
+  size_t sent = 0;
+  while (!r.eof && sent < n && t_ms() < end) {
+    if (send(r.fd, msg + sent, 1, MSG_NOSIGNAL) != 1) break;
+    sent++;
+    t_raw_drive(&r, closed, 100); /* the pace, a third of the idle time */
+  }
+  CHECK(t_raw_drive(&r, closed, 5000));
+  CHECK(sent < n);
+  CHECK(warnings > warned);
+  t_raw_close(&r);
+  t_free_uas();
+}
+
+static int never(t_raw *r) {
+  (void)r;
+  return 0;
+}
+
+/* The deadline is for a message begun: one that came whole ends it, and
+ * the connection then waits for the next under the idle timeout only. */
+static void test_deadline_ends_with_message(void) {
+  B = t_ua("bob", 0, 0, short_deadline);
+  REQUIRE(B);
+  t_raw r;
+  REQUIRE(t_raw_connect(&r, SR_TRANSPORT_TCP, bob_port(SR_TRANSPORT_TCP)) == 0);
+  REQUIRE(t_raw_sendf(&r, options_tmpl) == 0); /* the headers, not the end */
+  run_ua();
+  REQUIRE(t_raw_send(&r, "Content-Length: 0\r\n\r\n", 21) == 0);
+  CHECK(answered_200(&r));
+  t_raw_drive(&r, never, 2000); /* three deadlines, idle */
+  CHECK(!r.eof);
+  CHECK(send_options(&r, "Content-Length: 0\n\n") == 0 && answered_200(&r));
+  t_raw_close(&r);
+  t_free_uas();
+}
+
 /* ---------------- bare LF ---------------- */
 
 /* Lines ending in LF alone: the parser takes them over UDP, and so does
@@ -240,6 +315,8 @@ int main(void) {
   RUN(test_missing_content_length);
   RUN(test_two_content_lengths);
   RUN(test_keepalive_ping);
+  RUN(test_slow_sender);
+  RUN(test_deadline_ends_with_message);
   RUN(test_bare_lf);
   return DONE();
 }
