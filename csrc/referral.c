@@ -327,7 +327,7 @@ int sr_referral_make_inviter(sr_referral *r, const sr_inviter_options *opts,
     }
   }
   size_t n = strlen(extra) + (r->replaces ? strlen(r->replaces) : 0) +
-             (rb ? strlen(rb) : 0) + 64;
+             (rb ? strlen(rb) : 0) + 96;
   char *headers = sr__malloc(n);
   if (!headers) {
     sr__free(target);
@@ -337,8 +337,12 @@ int sr_referral_make_inviter(sr_referral *r, const sr_inviter_options *opts,
   size_t el = strlen(extra);
   while (el && (extra[el - 1] == '\n' || extra[el - 1] == '\r')) el--;
   int k = snprintf(headers, n, "%.*s", (int)el, extra);
+  /* Require too: a target without Replaces (a fork reaching another
+   * phone) refuses with 420 rather than ringing a call that replaces
+   * nothing. */
   if (r->replaces)
-    k += snprintf(headers + k, n - (size_t)k, "%sReplaces: %s", k ? "\r\n" : "",
+    k += snprintf(headers + k, n - (size_t)k,
+                  "%sReplaces: %s\r\nRequire: replaces", k ? "\r\n" : "",
                   r->replaces);
   if (rb)
     snprintf(headers + k, n - (size_t)k, "%sReferred-By: %s", k ? "\r\n" : "", rb);

@@ -137,6 +137,7 @@ def test_attended_transfer(net, trio, transport):
     assert net.drive(lambda: bc.state == S.TERMINATED)
     assert cb.state == S.TERMINATED and ca.state == S.ESTABLISHED
     assert "Replaces: " in carol.invites[-1] and bc.call_id in carol.invites[-1]
+    assert "\r\nRequire: replaces\r\n" in carol.invites[-1]
     no_checks(alice, bob, carol)
 
 
