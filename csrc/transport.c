@@ -950,6 +950,11 @@ int sr_ua_local_port(sr_ua *ua, sr_transport tp) {
   return l ? l->port : SR_EINVAL;
 }
 
+int sr_ua_listener_port(sr_ua *ua, int index) {
+  if (!ua || index < 0 || index >= ua->nlisteners) return SR_EINVAL;
+  return ua->listeners[index]->port;
+}
+
 const char *sr_ua_local_host(sr_ua *ua, sr_transport tp) {
   if (!ua) return NULL;
   sr__listener *l = sr__transport_listener_for(ua, tp, 0);

@@ -330,6 +330,10 @@ SR_API int sr_ua_listen(sr_ua *ua, const char *spec);
 SR_API int sr_ua_local_port(sr_ua *ua, sr_transport tp);
 /** Host of the first listener of @p tp (numeric), or NULL. */
 SR_API const char *sr_ua_local_host(sr_ua *ua, sr_transport tp);
+/** Port bound by the @p index-th listener (0-based, in the order the
+ *  sr_ua_listen calls made them), or SR_EINVAL: the one way to learn the
+ *  port of a second listener of a transport (IPv6 next to IPv4). */
+SR_API int sr_ua_listener_port(sr_ua *ua, int index);
 /** The UA's identity URI as configured. */
 SR_API const char *sr_ua_uri(const sr_ua *ua);
 

@@ -704,7 +704,6 @@ def _listen_all(ua: UserAgent, specs: List[str]) -> str:
     listener got on the same host (UDP and TCP on one port, as SIP peers
     expect). Returns the bound specs, space-separated."""
     got: List[tuple] = []
-    first = {"udp": True, "tcp": True}
     out = []
     for spec in specs:
         parts = _split_spec(spec)
@@ -722,10 +721,7 @@ def _listen_all(ua: UserAgent, specs: List[str]) -> str:
                     except Error:
                         pass
         if not done:
-            ua.listen(spec)
-        if port == 0 and first[tp]:
-            port = ua.address(tp)[1]
-        first[tp] = False
+            port = ua.listen(spec)
         if wanted0 and port:
             got.append((host, port))
         out.append(f"{tp}:{host}:{port}")

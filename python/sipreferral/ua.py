@@ -133,6 +133,7 @@ class UserAgent:
         self._ptr = ptr
         self._self_ref = weakref.ref(self)  # for the objects it makes
         self._closed = False
+        self._listeners = 0  # made by listen(), in order
         self._server: Optional[_Server] = None
         self._tasks: "set[asyncio.Future]" = set()
         self._errors: List[BaseException] = []
@@ -153,13 +154,15 @@ class UserAgent:
             self.close()
             raise
 
-    def listen(self, spec: str) -> None:
+    def listen(self, spec: str) -> int:
         """Adds a listener: "udp:HOST:PORT" or "tcp:HOST:PORT" (IPv6 as
-        ``[::1]``, port 0 for any). Raises Error: EINVAL (bad spec), EADDR
-        (cannot bind), ECLOSED."""
+        ``[::1]``, port 0 for any). Returns the port it bound. Raises
+        Error: EINVAL (bad spec), EADDR (cannot bind), ECLOSED."""
         rc = _core.sr_ua_listen(self._ptr, spec)
         if rc < 0:
             raise Error(rc, f"cannot listen on {spec!r}: {_core.sr_strerror(rc)}")
+        self._listeners += 1
+        return _core.sr_ua_listener_port(self._ptr, self._listeners - 1)
 
     # -------------------------------------------------------- callbacks
 

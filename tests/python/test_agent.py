@@ -174,6 +174,35 @@ def test_unbindable_address_is_one_line_and_status_1():
     assert len(lines) == 1 and "192.0.2.1" in lines[0], out.stderr
 
 
+def _c_agent():
+    # build/python/sipreferral -> build/sipreferral-agent
+    from pathlib import Path
+    exe = Path(sr.__file__).resolve().parents[2] / "sipreferral-agent"
+    return [str(exe)] if exe.exists() else None
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_port_file_names_every_listener(tmp_path, kind):
+    """IPv4 and IPv6 listeners of both transports: each bound port is in
+    the port file (a second listener of a transport used to be 0)."""
+    base = agent_cmd() if kind == "python" else _c_agent()
+    if base is None:
+        pytest.skip("no C agent next to this build")
+    pf = tmp_path / "ports"
+    out = subprocess.run(
+        [*base, "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0",
+         "--listen", "udp:[::1]:0", "--listen", "tcp:[::1]:0",
+         "--port-file", str(pf), "--duration", "0.2"],
+        capture_output=True, text=True, timeout=60, env=subprocess_env())
+    assert out.returncode == 0, out.stderr
+    specs = pf.read_text().split()
+    assert [s.rsplit(":", 1)[0] for s in specs] == [
+        "udp:127.0.0.1", "tcp:127.0.0.1", "udp:[::1]", "tcp:[::1]"]
+    ports = [int(s.rsplit(":", 1)[1]) for s in specs]
+    assert all(p > 0 for p in ports), specs
+    assert ports[0] == ports[1] and ports[2] == ports[3]  # UDP and TCP share
+
+
 def test_unresolvable_outbound_proxy_is_one_line_and_status_1():
     out = run_quick("--listen", "udp:127.0.0.1:0", "--outbound-proxy",
                     "sip:no-such-host.invalid")

@@ -90,7 +90,7 @@ static int split_spec(const char *spec, sr_transport *tp, char *host,
  * specs into out (for --port-file). */
 static int listen_all(agent *ag, char *out, size_t outn) {
   struct { char host[80]; int port; } got[AGENT_MAX_LISTEN];
-  int ngot = 0, per_tp[3] = {0, 0, 0};
+  int ngot = 0, nbound = 0;
   size_t used = 0;
   out[0] = '\0';
   for (int i = 0; i < ag->o.nlisten; i++) {
@@ -128,12 +128,11 @@ static int listen_all(agent *ag, char *out, size_t outn) {
                 sr_strerror(rc));
       return rc == SR_EINVAL ? AGENT_EXIT_USAGE : AGENT_EXIT_RUNTIME;
     }
-    /* Only the first listener of a transport can be asked for its port. */
-    if (port == 0 && per_tp[tp] == 0) {
-      int p = sr_ua_local_port(ag->ua, tp);
+    if (port == 0) {
+      int p = sr_ua_listener_port(ag->ua, nbound);
       if (p > 0) port = p;
     }
-    per_tp[tp]++;
+    nbound++;
     if (wanted0 && port > 0 && ngot < AGENT_MAX_LISTEN) {
       snprintf(got[ngot].host, sizeof got[ngot].host, "%s", host);
       got[ngot++].port = port;
