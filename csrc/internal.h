@@ -451,6 +451,8 @@ struct sr_session {
 
   char *call_id, *local_tag, *remote_tag, *remote_target, *remote_identity;
   char *remote_body;
+  char *forked_tags;        /* Inviter: To tags of other branches' 2xx, each
+                             * followed by a space (ACKed, then BYE'd) */
   sr__sdp_origin sdp;       /* the default SDP sent (sdp.c) */
   osip_dialog_t *dialog;
   sr__peer peer;    /* where in-dialog requests go */
@@ -558,6 +560,8 @@ void sr__session_timers_init(sr_session *s);
 void sr__session_forget_2xx(sr_session *s);
 void sr__session_on_cancel(sr_session *s);
 void sr__session_on_2xx_retransmit(sr_session *s);
+/* A 2xx to s's INVITE from another branch (a forking proxy). */
+void sr__inviter_on_forked_2xx(sr_session *s, osip_message_t *r);
 int sr__session_new(sr_ua *ua, sr_session_role role, sr_session **out);
 void sr__session_close_for_ua(sr_session *s);
 void sr__session_unindex(sr_session *s);

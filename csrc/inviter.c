@@ -277,6 +277,55 @@ void sr__session_on_2xx_retransmit(sr_session *s) {
   if (s->role == SR_ROLE_INVITER && s->ack) send_ack(s);
 }
 
+/* Notes a forked branch's To tag; 1 if it was new. */
+static int remember_fork(sr_session *s, const char *tag) {
+  size_t n = s->forked_tags ? strlen(s->forked_tags) : 0, k = strlen(tag);
+  for (const char *p = s->forked_tags; p && *p;) {
+    const char *sp = strchr(p, ' ');
+    if ((size_t)(sp - p) == k && memcmp(p, tag, k) == 0) return 0;
+    p = sp + 1;
+  }
+  char *t = sr__realloc(s->forked_tags, n + k + 2);
+  if (!t) return 1; /* unremembered: a retransmission gets another BYE */
+  memcpy(t + n, tag, k);
+  t[n + k] = ' ';
+  t[n + k + 1] = '\0';
+  s->forked_tags = t;
+  return 1;
+}
+
+/* RFC 3261 §13.2.2.4: behind a forking proxy, every 2xx to our INVITE is
+ * ACKed, each in a dialog of its own; the call keeps the first, so the
+ * others are then ended with BYE. A branch's retransmitted 2xx gets its
+ * ACK again, not another BYE. */
+void sr__inviter_on_forked_2xx(sr_session *s, osip_message_t *r) {
+  const char *tag = sr__tag_of(r->to);
+  osip_dialog_t *d;
+  if (s->role != SR_ROLE_INVITER || !s->dialog || !tag || !r->cseq ||
+      !r->cseq->number || osip_dialog_init_as_uac(&d, r) != 0)
+    return;
+  sr__peer peer = s->peer;
+  sr__dialog_peer(d, s->tp, &peer);
+  unsigned long cseq = strtoul(r->cseq->number, NULL, 10);
+  char branch[SR__BRANCH_LEN], *buf;
+  size_t len;
+  if (sr__dialog_write_request(s->ua, d, s->tp, peer.addr.ss_family, "ACK",
+                               cseq, NULL, NULL, NULL, branch, &buf, &len) == 0) {
+    sr__transport_send(s->ua, &peer, buf, len);
+    osip_free(buf);
+  }
+  if (!s->ua->closed && remember_fork(s, tag)) {
+    sr__log(s->ua, SR_LOG_INFO,
+            "a 2xx from another branch (To tag %s): ACKed, ended with BYE", tag);
+    if (sr__dialog_write_request(s->ua, d, s->tp, peer.addr.ss_family, "BYE",
+                                 cseq + 1, NULL, NULL, NULL, branch, &buf,
+                                 &len) == 0)
+      sr__txn_send_wire(s->ua, "BYE", branch, buf, len, &peer, NULL, NULL,
+                        NULL);
+  }
+  osip_dialog_free(d);
+}
+
 static int retry_with_auth(sr_session *s, osip_message_t *r) {
   if (s->auth_tries >= 2) return 0;
   osip_message_t *inv;

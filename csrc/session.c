@@ -50,6 +50,7 @@ static void session_free(sr_session *s) {
   sr__free(s->remote_target);
   sr__free(s->remote_identity);
   sr__free(s->remote_body);
+  sr__free(s->forked_tags);
   sr__free(s->sdp.last);
   sr__free(s->target);
   sr__free(s->iopt_headers);

@@ -636,6 +636,25 @@ static sr_session *find_by(sr_ua *ua, osip_message_t *m, const char *local,
   return s;
 }
 
+/* The Inviter a 2xx from another branch answers: its Call-ID and our
+ * From tag, with a To tag the call does not have. */
+static sr_session *find_forked(sr_ua *ua, osip_message_t *r) {
+  const char *ftag = tag_of(r->from);
+  char buf[SR__CID_BUF], *tmp;
+  const char *cid = sr__call_id_text(r->call_id, buf, sizeof buf, &tmp);
+  sr_session *s = NULL;
+  if (cid && ftag)
+    for (s = sr__hash_find(&ua->sessions, offsetof(sr_session, hnext),
+                           sr__session_key, cid);
+         s; s = sr__hash_next(s, offsetof(sr_session, hnext),
+                              sr__session_key, cid))
+      if (s->role == SR_ROLE_INVITER && s->local_tag &&
+          strcmp(s->local_tag, ftag) == 0)
+        break;
+  sr__free(tmp);
+  return s;
+}
+
 /* The In-dialog lookup: our tag is To's for requests we receive. */
 static sr_session *find_for_request(sr_ua *ua, osip_message_t *req) {
   return find_by(ua, req, tag_of(req->to), tag_of(req->from));
@@ -764,5 +783,6 @@ void sr__ua_on_stray(sr_ua *ua, osip_message_t *msg, const sr__peer *from) {
       msg->cseq && strcmp(msg->cseq->method, "INVITE") == 0) {
     sr_session *s = find_by(ua, msg, tag_of(msg->from), tag_of(msg->to));
     if (s) sr__session_on_2xx_retransmit(s);
+    else if ((s = find_forked(ua, msg))) sr__inviter_on_forked_2xx(s, msg);
   }
 }
