@@ -9,18 +9,21 @@
  * what it already carried for the realms not challenged now (a second
  * proxy on the path challenges after the first accepted), and drops its
  * answers for a realm challenged again (a stale nonce, a wrong password:
- * the caller bounds the retries).
+ * the caller bounds the retries). A challenge that repeats the nonce we
+ * just answered, without stale=true, rejects those credentials: they are
+ * not sent again (§22.2).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
-/* Realms as libosip2 keeps them (a quoted string, or a bare token from a
- * lax peer), compared by their text: our answer escapes only what must
- * be, the challenge may escape more. */
-static int same_realm(const char *a, const char *b) {
+/* Realms and nonces as libosip2 keeps them (a quoted string, or a bare
+ * token from a lax peer), compared by their text: our answer escapes only
+ * what must be, the challenge may escape more. */
+static int same_text(const char *a, const char *b) {
   if (!a || !b) return 0;
   size_t la = strlen(a), lb = strlen(b), i = 0, j = 0;
   if (la >= 2 && a[0] == '"' && a[la - 1] == '"') a++, la -= 2;
@@ -35,8 +38,8 @@ static int same_realm(const char *a, const char *b) {
 
 static int challenged(osip_list_t *chs, const char *realm) {
   for (int i = 0; i < osip_list_size(chs); i++)
-    if (same_realm(osip_www_authenticate_get_realm(osip_list_get(chs, i)),
-                   realm))
+    if (same_text(osip_www_authenticate_get_realm(osip_list_get(chs, i)),
+                  realm))
       return 1;
   return 0;
 }
@@ -52,6 +55,33 @@ static void drop_answered(osip_list_t *auths, osip_list_t *chs) {
       i++;
     }
   }
+}
+
+/* stale=true, in any case, quoted or not (RFC 2617 §3.2.1). */
+static int is_stale(osip_www_authenticate_t *ch) {
+  const char *v = osip_www_authenticate_get_stale(ch);
+  if (!v) return 0;
+  if (*v == '"') v++;
+  return strncasecmp(v, "true", 4) == 0 && (v[4] == 0 || v[4] == '"');
+}
+
+/* The challenge of chs that repeats, without stale=true, the nonce of the
+ * credentials sent for its realm: the server rejected them (§22.2). */
+static osip_www_authenticate_t *rejected(osip_list_t *auths,
+                                         osip_list_t *chs) {
+  for (int i = 0; i < osip_list_size(chs); i++) {
+    osip_www_authenticate_t *ch = osip_list_get(chs, i);
+    const char *realm = osip_www_authenticate_get_realm(ch);
+    for (int j = 0; j < osip_list_size(auths); j++) {
+      osip_authorization_t *a = osip_list_get(auths, j);
+      if (same_text(osip_authorization_get_realm(a), realm) &&
+          same_text(osip_authorization_get_nonce(a),
+                    osip_www_authenticate_get_nonce(ch)) &&
+          !is_stale(ch))
+        return ch;
+    }
+  }
+  return NULL;
 }
 
 /* Adds m's answer to challenge ch: 0, SR_ENOMEM, or the reason it cannot
@@ -78,6 +108,14 @@ int sr__answer_challenge(sr_ua *ua, osip_message_t *req,
   int proxy = resp->status_code == 407;
   osip_list_t *chs = proxy ? &resp->proxy_authenticates : &resp->www_authenticates;
   if (osip_list_size(chs) <= 0) return SR_EPARSE;
+  osip_www_authenticate_t *again = rejected(
+      proxy ? &req->proxy_authorizations : &req->authorizations, chs);
+  if (again) {
+    const char *realm = osip_www_authenticate_get_realm(again);
+    sr__log(ua, SR_LOG_INFO, "%d for realm %s with the nonce just answered: "
+            "credentials rejected", resp->status_code, realm ? realm : "(none)");
+    return SR_ESTATE;
+  }
   char *uri = NULL;
   osip_message_t *m;
   osip_uri_to_str(req->req_uri, &uri);

@@ -5,7 +5,9 @@
  * from libosip2, with the nc and cnonce the client sent), answers 200 and
  * checks the ACK. With wrong credentials the Inviter gives up with 401
  * after a bounded number of tries. Several challenges, in one response or
- * one after another, are answered together (§22.3).
+ * one after another, are answered together (§22.3). A challenge that
+ * repeats the nonce just answered, without stale=true, is the final
+ * answer (§22.2).
  */
 #include "harness.h"
 #include "uas.h"
@@ -482,6 +484,46 @@ static void wrong_credentials(sr_transport tp) {
   teardown();
 }
 
+/* The nonce just answered, challenged again without stale=true: the
+ * credentials were rejected; they are not sent again (§22.2), the 401 is
+ * the final answer. */
+static void test_same_nonce_udp(void) {
+  setup(SR_TRANSPORT_UDP, "not the password");
+  int invites = 0;
+  const char *m;
+  while ((m = next_request()) != NULL && invites < 10) {
+    REQUIRE(is_method(m, "INVITE"));
+    invites++;
+    challenge(m, 0, REALM, "n0nce-1");
+  }
+  CHECK_INT(invites, 2);
+  CHECK_INT(sr_session_get_state(inv), SR_SESSION_TERMINATED);
+  CHECK(ncodes >= 1 && codes[ncodes - 1] == 401);
+  teardown();
+}
+
+/* The same nonce with stale=true: the credentials were right, the nonce
+ * expired; the retry answers it again. */
+static void test_stale_nonce_udp(void) {
+  char br[128], extra[512];
+  setup(SR_TRANSPORT_UDP, PASS);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  challenge(m, 1, REALM, "n0nce-1");
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(digest_ok(m, "Proxy-Authorization", REALM, "n0nce-1"));
+  snprintf(extra, sizeof extra,
+           "Proxy-Authenticate: Digest realm=\"%s\", nonce=\"n0nce-1\", "
+           "opaque=\"0paque\", qop=\"auth\", stale=TRUE\r\n", REALM);
+  challenge_with(m, 1, extra);
+  m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  CHECK(digest_ok(m, "Proxy-Authorization", REALM, "n0nce-1"));
+  answer_and_end(m, SR_TRANSPORT_UDP, branch_of(m, br, sizeof br));
+  teardown();
+}
+
 static void test_wrong_password_udp(void) {
   wrong_credentials(SR_TRANSPORT_UDP);
 }
@@ -550,6 +592,51 @@ static void refer_challenged(sr_transport tp) {
   teardown();
 }
 static void test_refer_401_udp(void) { refer_challenged(SR_TRANSPORT_UDP); }
+
+/* A REFER or the decision on it. */
+static int refer_or_decided(t_raw *r) {
+  return t_raw_poll_msg(r) || refer_decided(NULL);
+}
+
+/* The REFER's credentials rejected (the same nonce, not stale): the 401
+ * is the referrer's answer after one retry, not a third REFER. */
+static void test_refer_same_nonce_udp(void) {
+  char br[128], contact[160], extra[256];
+  setup(SR_TRANSPORT_UDP, "not the password");
+  const char *m = next_request();
+  REQUIRE(is_method(m, "INVITE"));
+  snprintf(contact, sizeof contact, "Contact: <sip:bob@127.0.0.1:%d>\r\n",
+           uas.port);
+  branch_of(m, br, sizeof br);
+  respond(m, 200, "OK", "bobtag", contact, NULL);
+  snprintf(last_branch, sizeof last_branch, "%s", br);
+  REQUIRE(is_method(next_request(), "ACK"));
+
+  refer_accepted = refer_rejected = 0;
+  sr_referrer_delegate d = {ref_accept, ref_reject, NULL, NULL};
+  sr_referrer *ref = NULL;
+  REQUIRE(sr_session_refer(inv, "sip:carol@127.0.0.1:9", NULL, &d, NULL, &ref) == 0);
+  snprintf(extra, sizeof extra,
+           "WWW-Authenticate: Digest realm=\"%s\", nonce=\"n-refer\", "
+           "opaque=\"0paque\", qop=\"auth\"\r\n", REALM);
+  int refers = 0;
+  while (refers < 10 && t_raw_drive(&uas, refer_or_decided, 10000) &&
+         uas.msglen) {
+    REQUIRE(is_method(uas.msg, "REFER"));
+    refers++;
+    respond(uas.msg, 401, "Unauthorized", NULL, extra, NULL);
+  }
+  CHECK_INT(refers, 2);
+  CHECK_INT(refer_rejected, 1);
+  CHECK_INT(refer_accepted, 0);
+  sr_referrer_unref(ref);
+  CHECK_INT(sr_session_bye(inv), 0);
+  m = next_request();
+  REQUIRE(is_method(m, "BYE"));
+  respond(m, 200, "OK", NULL, NULL, NULL);
+  CHECK(t_drive(inv_terminated, NULL, 10000));
+  teardown();
+}
 static void test_refer_401_tcp(void) { refer_challenged(SR_TRANSPORT_TCP); }
 
 int main(void) {
@@ -562,9 +649,12 @@ int main(void) {
   RUN(test_rechallenged_realm_udp);
   RUN(test_several_challenges_tcp);
   RUN(test_unanswerable_challenge_udp);
+  RUN(test_same_nonce_udp);
+  RUN(test_stale_nonce_udp);
   RUN(test_wrong_password_udp);
   RUN(test_wrong_password_tcp);
   RUN(test_refer_401_udp);
   RUN(test_refer_401_tcp);
+  RUN(test_refer_same_nonce_udp);
   return DONE();
 }
