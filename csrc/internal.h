@@ -559,6 +559,7 @@ void sr__session_timers_init(sr_session *s);
 /* Frees the kept 2xx and stops waiting for its ACK. */
 void sr__session_forget_2xx(sr_session *s);
 void sr__session_on_cancel(sr_session *s);
+int sr__invitation_early_bye(sr_session *s, sr__txn *t, osip_message_t *req);
 void sr__session_on_2xx_retransmit(sr_session *s);
 /* A 2xx to s's INVITE from another branch (a forking proxy). */
 void sr__inviter_on_forked_2xx(sr_session *s, osip_message_t *r);

@@ -298,6 +298,28 @@ void sr__session_on_cancel(sr_session *s) {
   sr_session_unref(s);
 }
 
+/* RFC 3261 §15: a BYE in our early dialog (it names the To tag of our
+ * provisional response) ends the call as a CANCEL would: 200 to it, 487
+ * to the INVITE still pending (§15.1.2). 0 if s has no early dialog that
+ * the BYE belongs to: it gets 481. */
+int sr__invitation_early_bye(sr_session *s, sr__txn *t, osip_message_t *req) {
+  const char *ftag = sr__tag_of(req->from);
+  osip_message_t *inv = sr__txn_request(s->ist);
+  if (s->role != SR_ROLE_INVITATION || s->state != SR_SESSION_INITIAL ||
+      !inv || !sr__txn_pending(s->ist) || !ftag || !s->remote_tag ||
+      strcmp(ftag, s->remote_tag) != 0)
+    return 0;
+  /* §12.2.2: the remote CSeq of the early dialog is the INVITE's. */
+  if (strtoul(req->cseq->number, NULL, 10) <=
+      strtoul(inv->cseq->number, NULL, 10)) {
+    sr__txn_reply(t, 500, "Out of Order CSeq", NULL, NULL, NULL, NULL);
+    return 1;
+  }
+  sr__txn_reply(t, 200, NULL, NULL, NULL, NULL, NULL);
+  sr__session_on_cancel(s);
+  return 1;
+}
+
 /* ---------------- a 2xx to an INVITE, until its ACK ---------------- */
 
 /* RFC 3261 §13.3.1.4: the UAS core, not the transaction (which a 2xx

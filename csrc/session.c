@@ -417,6 +417,8 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
     sr__referral_incoming(ua, s, t, req);
     return;
   }
+  if (!d && strcmp(m, "BYE") == 0 && sr__invitation_early_bye(s, t, req))
+    return;
   if (!d || s->state == SR_SESSION_TERMINATED) {
     sr__ua_reply(ua, t, 481, NULL, NULL);
     return;

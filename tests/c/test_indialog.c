@@ -5,7 +5,8 @@
  * until that ACK (§15), a retransmitted
  * re-INVITE answered with that 2xx (RFC 6026 §7.1), the re-INVITE's
  * Contact as the new remote target (§12.2.2), 420 with Unsupported for a
- * Require we do not support (§8.2.2.3), in-dialog OPTIONS and UPDATE.
+ * Require we do not support (§8.2.2.3), in-dialog OPTIONS and UPDATE, a
+ * BYE in an early dialog (§15: 200, and 487 to the INVITE).
  */
 #include "internal.h"
 #undef REQUIRE
@@ -385,6 +386,70 @@ static void test_options_update(void) {
   teardown();
 }
 
+/* Bob rings (180, his To tag) and holds the call; Terminated is counted. */
+static int bob_ended;
+static void count_ended(sr_session *s, sr_session_state st, void *ud) {
+  (void)s;
+  (void)ud;
+  bob_ended += st == SR_SESSION_TERMINATED;
+}
+static void ring_keep(sr_ua *ua, sr_session *inv, void *ud) {
+  (void)ua;
+  static const sr_session_delegate del = {count_ended, NULL, NULL, NULL};
+  sr_session **keep = ud;
+  sr_session_unref(*keep);
+  *keep = sr_session_ref(inv);
+  sr_session_set_delegate(inv, &del, NULL);
+  CHECK_INT(sr_invitation_progress(inv, NULL), 0);
+}
+
+/* The final response to the INVITE with CSeq 1, past its 1xx. */
+static int invite_final(void) {
+  const char *m;
+  while ((m = response("1 INVITE", 5000)) && t_status(m) < 200) {}
+  return t_status(m);
+}
+
+/* RFC 3261 §15, §15.1.2: the caller's BYE in the early dialog of the 180
+ * gets 200, the pending INVITE 487, and the call ends. A BYE with another
+ * To tag, or out of order, does not end it. */
+static void test_bye_early_dialog(void) {
+  B = t_ua("bob", 0, 0, NULL);
+  sr_ua_delegate d = {0};
+  d.on_invite = ring_keep;
+  sr_ua_set_delegate(B, &d, &bob_s);
+  CHECK(t_raw_connect(&raw, SR_TRANSPORT_UDP,
+                      sr_ua_local_port(B, SR_TRANSPORT_UDP)) == 0);
+  cid++;
+  totag[0] = 0;
+  bob_ended = 0;
+  request("INVITE", 1, "inv1", "Contact: <sip:raw@$ME$TR>\n", sdp);
+  const char *m = response("1 INVITE", 5000);
+  char to[256];
+  CHECK(t_status(m) == 180 && t_header(m, "To", to, sizeof to));
+  const char *tag = strstr(to, ";tag=");
+  REQUIRE(tag != NULL);
+  snprintf(totag, sizeof totag, "wrong");
+  request("BYE", 2, "bye2", "", "");
+  CHECK_INT(t_status(response("2 BYE", 5000)), 481);
+  snprintf(totag, sizeof totag, "%s", tag + 5);
+  request("BYE", 1, "bye1", "", "");
+  CHECK_INT(t_status(response("1 BYE", 5000)), 500);
+  CHECK(sr_session_get_state(bob_s) == SR_SESSION_INITIAL);
+  CHECK_INT(bob_ended, 0);
+
+  request("BYE", 3, "bye3", "", "");
+  CHECK_INT(t_status(response("3 BYE", 5000)), 200);
+  CHECK_INT(invite_final(), 487);
+  request("ACK", 1, "inv1", "", "");
+  CHECK(sr_session_get_state(bob_s) == SR_SESSION_TERMINATED);
+  CHECK_INT(bob_ended, 1);
+  /* The dialog is gone: a BYE again finds nothing. */
+  request("BYE", 4, "bye4", "", "");
+  CHECK_INT(t_status(response("4 BYE", 5000)), 481);
+  teardown();
+}
+
 int main(void) {
   RUN(test_reinvite_2xx_until_ack);
   RUN(test_no_ack_udp);
@@ -397,5 +462,6 @@ int main(void) {
   RUN(test_subscribe_refreshes_target);
   RUN(test_require);
   RUN(test_options_update);
+  RUN(test_bye_early_dialog);
   return DONE();
 }
