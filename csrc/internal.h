@@ -131,11 +131,11 @@ sr__listener *sr__transport_listener_near(sr_ua *ua, sr_transport tp,
 /* Upcall from transport: one whole message arrived. */
 void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
                      size_t len);
-/* Upcall from transport: a header block that cannot be framed (TCP:
- * Content-Length missing or contradicting itself). A request gets
- * "400 why" when its Via, From, To, Call-ID and CSeq allow one. */
-void sr__ua_refuse(sr_ua *ua, const sr__peer *from, const char *head,
-                   size_t hlen, const char *why);
+/* A message that cannot be parsed, or (from transport) a TCP header block
+ * that cannot be framed: a request gets "400 reason" when its raw Via,
+ * From, To, Call-ID and CSeq lines allow one; anything else is dropped. */
+void sr__ua_refuse(sr_ua *ua, const sr__peer *from, const char *data,
+                   size_t len, const char *reason);
 
 /* ------ txn: transactions (index: txn.c; INVITE: itxn.c; others: ntxn.c) ------ */
 

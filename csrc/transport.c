@@ -535,13 +535,19 @@ static void conn_partial(sr__conn *c) {
   sr__timer_start(c->ua, &c->idle, d < idle ? d : idle);
 }
 
+/* Where a message read from c came from: its answer goes back on c. */
+static sr__peer conn_peer(const sr__conn *c) {
+  sr__peer p = {.tp = SR_TRANSPORT_TCP, .conn = c->id};
+  p.addr = c->addr;
+  p.addrlen = c->addrlen;
+  return p;
+}
+
 /* A header block without framing: the rest of the stream cannot be cut
  * into messages. A request is answered 400 why, then the connection
  * closes; a response is dropped with it. */
 static void conn_refuse(sr__conn *c, size_t hlen, const char *why) {
-  sr__peer from = {.tp = SR_TRANSPORT_TCP, .conn = c->id};
-  from.addr = c->addr;
-  from.addrlen = c->addrlen;
+  sr__peer from = conn_peer(c);
   sr__ua_refuse(c->ua, &from, c->rbuf, hlen, why);
   if (c->dead) return; /* by the send, or by a hook closing the UA */
   /* Input left unread would make close() reset the connection, and the
@@ -612,9 +618,7 @@ static void conn_deliver(sr__conn *c) {
     run_hook(ua, 0, SR_TRANSPORT_TCP, &c->addr, &drop, c->rbuf, total);
     if (c->dead || ua->closed) return; /* by the hook */
     if (!drop) {
-      sr__peer from = {.tp = SR_TRANSPORT_TCP, .conn = c->id};
-      from.addr = c->addr;
-      from.addrlen = c->addrlen;
+      sr__peer from = conn_peer(c);
       char save = c->rbuf[total];
       c->rbuf[total] = 0;
       sr__ua_on_bytes(ua, &from, c->rbuf, total);

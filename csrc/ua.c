@@ -374,12 +374,12 @@ static int needed_header(const char *name, size_t n) {
 }
 
 /* A message libosip2 could not parse (bad start line, cut short, stray
- * bytes in some header): answer 400 when its Via, From, To, Call-ID and
- * CSeq lines are all there and clean, so the sender can match the answer;
- * otherwise drop it. Scans the raw lines, because the parsers refuse
- * exactly these messages. */
-static void reply_400_raw(sr_ua *ua, const sr__peer *from, const char *data,
-                          size_t len, const char *reason) {
+ * bytes in some header), or one TCP cannot frame: answer 400 when its
+ * Via, From, To, Call-ID and CSeq lines are all there and clean, so the
+ * sender can match the answer; otherwise drop it. Scans the raw lines,
+ * because the parsers refuse exactly these messages. */
+void sr__ua_refuse(sr_ua *ua, const sr__peer *from, const char *data,
+                   size_t len, const char *reason) {
   static const char *canon[] = {"Via", "From", "To", "Call-ID", "CSeq"};
   if (len >= 4 && strncasecmp(data, "SIP/", 4) == 0) return; /* a response */
   if (len >= 4 && memcmp(data, "ACK ", 4) == 0) return;     /* never answered */
@@ -455,11 +455,6 @@ static int other_version(const osip_message_t *m) {
   return !m->sip_version || osip_strcasecmp(m->sip_version, "SIP/2.0") != 0;
 }
 
-void sr__ua_refuse(sr_ua *ua, const sr__peer *from, const char *head,
-                   size_t hlen, const char *why) {
-  reply_400_raw(ua, from, head, hlen, why);
-}
-
 static const char *missing_header(osip_message_t *m) {
   if (!osip_list_size(&m->vias)) return "Missing Via Header";
   if (!m->from || !m->from->url) return "Missing From Header";
@@ -523,7 +518,7 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
     sr__log(ua, SR_LOG_WARNING, "unparsable message (%zu bytes) from %s",
             len, who);
     if (m) osip_message_free(m);
-    reply_400_raw(ua, from, data, len, "Bad Request");
+    sr__ua_refuse(ua, from, data, len, "Bad Request");
     return;
   }
   int code = 400;
