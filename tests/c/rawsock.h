@@ -37,6 +37,17 @@ typedef struct t_raw {
   unsigned seq;
 } t_raw;
 
+/* The raw peer's OPTIONS to Bob: its headers up to (not including)
+ * Content-Length, and with its request line; tests add their own end. */
+#define T_OPTIONS_HEADERS                                                  \
+  "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"                                \
+  "From: <sip:raw@127.0.0.1>;tag=r1\n"                                     \
+  "To: <sip:bob@$UA>\n"                                                    \
+  "Call-ID: $CID\n"                                                        \
+  "CSeq: 1 OPTIONS\n"                                                      \
+  "Max-Forwards: 70\n"
+#define T_OPTIONS_TO_BOB "OPTIONS sip:bob@$UA SIP/2.0\n" T_OPTIONS_HEADERS
+
 static inline int t_raw_init(t_raw *r, sr_transport tp) {
   memset(r, 0, sizeof *r);
   r->tp = tp;

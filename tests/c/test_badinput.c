@@ -493,13 +493,7 @@ static void test_nul_bytes(void) {
 
 static void test_options(void) {
   static const char *opt =
-      "OPTIONS sip:bob@$UA SIP/2.0\n"
-      "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"
-      "From: <sip:raw@127.0.0.1>;tag=r1\n"
-      "To: <sip:bob@$UA>\n"
-      "Call-ID: $CID\n"
-      "CSeq: 1 OPTIONS\n"
-      "Max-Forwards: 70\n"
+      T_OPTIONS_TO_BOB
       "Accept: application/sdp\n"
       "Content-Length: 0\n\n";
   static const char *methods[] = {"INVITE", "ACK",    "CANCEL", "BYE",
@@ -656,14 +650,7 @@ static void test_refer_out_of_dialog(void) {
  * is case-insensitive (§7.1); a response in another version is dropped. */
 static void test_sip_version(void) {
   static const char *tmpl =
-      "OPTIONS sip:bob@$UA %s\n"
-      "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"
-      "From: <sip:raw@127.0.0.1>;tag=r1\n"
-      "To: <sip:bob@$UA>\n"
-      "Call-ID: $CID\n"
-      "CSeq: 1 OPTIONS\n"
-      "Max-Forwards: 70\n"
-      "Content-Length: 0\n\n";
+      "OPTIONS sip:bob@$UA %s\n" T_OPTIONS_HEADERS "Content-Length: 0\n\n";
   static const char *response =
       "SIP/3.0 200 OK\n"
       "Via: SIP/2.0/$TP 127.0.0.1:9;branch=z9hG4bKnosuch\n"

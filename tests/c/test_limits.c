@@ -309,13 +309,7 @@ static void test_max_referrals(void) {
 /* ---------------- TCP ---------------- */
 
 static const char *options_tmpl =
-    "OPTIONS sip:bob@$UA SIP/2.0\n"
-    "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"
-    "From: <sip:raw@127.0.0.1>;tag=r1\n"
-    "To: <sip:bob@$UA>\n"
-    "Call-ID: $CID\n"
-    "CSeq: 1 OPTIONS\n"
-    "Max-Forwards: 70\n"
+    T_OPTIONS_TO_BOB
     "Content-Length: 0\n\n";
 
 static int options_ok(t_raw *r) {

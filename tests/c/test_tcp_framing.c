@@ -22,14 +22,7 @@ static void counted(sr_ua_options *o) { o->log_fn = count_log; }
 
 static int bob_port(sr_transport tp) { return sr_ua_local_port(B, tp); }
 
-static const char *options_tmpl =
-    "OPTIONS sip:bob@$UA SIP/2.0\n"
-    "Via: SIP/2.0/$TP $ME;branch=$BR;rport\n"
-    "From: <sip:raw@127.0.0.1>;tag=r1\n"
-    "To: <sip:bob@$UA>\n"
-    "Call-ID: $CID\n"
-    "CSeq: 1 OPTIONS\n"
-    "Max-Forwards: 70\n";
+static const char *options_tmpl = T_OPTIONS_TO_BOB;
 
 /* An OPTIONS with `tail` (the last header lines, the blank line, a body). */
 static int send_options(t_raw *r, const char *tail) {
