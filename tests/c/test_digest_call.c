@@ -547,9 +547,10 @@ static int refer_decided(void *ud) {
   return refer_accepted || refer_rejected;
 }
 
-static void refer_challenged(sr_transport tp) {
-  char v[512], br[128], contact[160];
-  setup(tp, PASS);
+/* Alice calls the raw UAS (password pw), which answers; the ACK comes. */
+static void answered_call(sr_transport tp, const char *pw) {
+  char br[128], contact[160];
+  setup(tp, pw);
   const char *m = next_request();
   REQUIRE(is_method(m, "INVITE"));
   snprintf(contact, sizeof contact, "Contact: <sip:bob@127.0.0.1:%d%s>\r\n",
@@ -558,13 +559,28 @@ static void refer_challenged(sr_transport tp) {
   respond(m, 200, "OK", "bobtag", contact, NULL);
   snprintf(last_branch, sizeof last_branch, "%s", br);
   REQUIRE(is_method(next_request(), "ACK"));
+}
+
+/* Alice hangs up; the raw UAS answers the BYE. */
+static void hang_up(void) {
+  CHECK_INT(sr_session_bye(inv), 0);
+  const char *m = next_request();
+  REQUIRE(is_method(m, "BYE"));
+  respond(m, 200, "OK", NULL, NULL, NULL);
+  CHECK(t_drive(inv_terminated, NULL, 10000));
+  teardown();
+}
+
+static void refer_challenged(sr_transport tp) {
+  char v[512];
+  answered_call(tp, PASS);
   REQUIRE(sr_session_get_state(inv) == SR_SESSION_ESTABLISHED);
 
   refer_accepted = refer_rejected = 0;
   sr_referrer_delegate d = {ref_accept, ref_reject, NULL, NULL};
   sr_referrer *ref = NULL;
   REQUIRE(sr_session_refer(inv, "sip:carol@127.0.0.1:9", NULL, &d, NULL, &ref) == 0);
-  m = next_request();
+  const char *m = next_request();
   REQUIRE(is_method(m, "REFER"));
   int cseq1 = cseq_num(m);
   CHECK_INT(sr_referrer_get_id(ref), cseq1);
@@ -584,12 +600,7 @@ static void refer_challenged(sr_transport tp) {
   CHECK_INT(refer_rejected, 0);
   CHECK_INT(sr_referrer_get_id(ref), cseq1 + 1);
   sr_referrer_unref(ref);
-  CHECK_INT(sr_session_bye(inv), 0);
-  m = next_request();
-  REQUIRE(is_method(m, "BYE"));
-  respond(m, 200, "OK", NULL, NULL, NULL);
-  CHECK(t_drive(inv_terminated, NULL, 10000));
-  teardown();
+  hang_up();
 }
 static void test_refer_401_udp(void) { refer_challenged(SR_TRANSPORT_UDP); }
 
@@ -601,16 +612,8 @@ static int refer_or_decided(t_raw *r) {
 /* The REFER's credentials rejected (the same nonce, not stale): the 401
  * is the referrer's answer after one retry, not a third REFER. */
 static void test_refer_same_nonce_udp(void) {
-  char br[128], contact[160], extra[256];
-  setup(SR_TRANSPORT_UDP, "not the password");
-  const char *m = next_request();
-  REQUIRE(is_method(m, "INVITE"));
-  snprintf(contact, sizeof contact, "Contact: <sip:bob@127.0.0.1:%d>\r\n",
-           uas.port);
-  branch_of(m, br, sizeof br);
-  respond(m, 200, "OK", "bobtag", contact, NULL);
-  snprintf(last_branch, sizeof last_branch, "%s", br);
-  REQUIRE(is_method(next_request(), "ACK"));
+  char extra[256];
+  answered_call(SR_TRANSPORT_UDP, "not the password");
 
   refer_accepted = refer_rejected = 0;
   sr_referrer_delegate d = {ref_accept, ref_reject, NULL, NULL};
@@ -630,12 +633,7 @@ static void test_refer_same_nonce_udp(void) {
   CHECK_INT(refer_rejected, 1);
   CHECK_INT(refer_accepted, 0);
   sr_referrer_unref(ref);
-  CHECK_INT(sr_session_bye(inv), 0);
-  m = next_request();
-  REQUIRE(is_method(m, "BYE"));
-  respond(m, 200, "OK", NULL, NULL, NULL);
-  CHECK(t_drive(inv_terminated, NULL, 10000));
-  teardown();
+  hang_up();
 }
 static void test_refer_401_tcp(void) { refer_challenged(SR_TRANSPORT_TCP); }
 
