@@ -25,9 +25,6 @@ static char *uri_string(osip_uri_t *u) {
   return out;
 }
 
-static void invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req,
-                           const char *cid);
-
 /* An INVITE retransmitted after our 2xx ended its IST: answer it again. */
 static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req,
                                  const char *cid) {
@@ -45,17 +42,6 @@ static int absorb_retransmission(sr_ua *ua, sr__txn *t, osip_message_t *req,
     return 1;
   }
   return 0;
-}
-
-void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
-  char buf[SR__CID_BUF], *tmp;
-  const char *cid = sr__call_id_text(req->call_id, buf, sizeof buf, &tmp);
-  if (!cid) {
-    sr__ua_reply(ua, t, 500, NULL, NULL);
-    return;
-  }
-  invitation_new(ua, t, req, cid);
-  sr__free(tmp);
 }
 
 static void invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req,
@@ -121,6 +107,17 @@ static void invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req,
     sr_invitation_reject(s, &o);
   }
   sr_session_unref(s); /* the UA's index holds it while it is live */
+}
+
+void sr__invitation_new(sr_ua *ua, sr__txn *t, osip_message_t *req) {
+  char buf[SR__CID_BUF], *tmp;
+  const char *cid = sr__call_id_text(req->call_id, buf, sizeof buf, &tmp);
+  if (!cid) {
+    sr__ua_reply(ua, t, 500, NULL, NULL);
+    return;
+  }
+  invitation_new(ua, t, req, cid);
+  sr__free(tmp);
 }
 
 static int check(sr_session *s) {
