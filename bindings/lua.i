@@ -447,7 +447,6 @@ static int sr_lua_ua_new(lua_State *L) {
   SR_LUA_INT_OPT(t4_ms);
   SR_LUA_INT_OPT(log_level);
   SR_LUA_INT_OPT(allow_out_of_dialog_refer);
-  SR_LUA_INT_OPT(allow_refer_in_early_dialog);
   SR_LUA_INT_OPT(refer_decision_timeout_ms);
   SR_LUA_INT_OPT(refer_expires_s);
   SR_LUA_INT_OPT(max_sessions);

@@ -757,8 +757,8 @@ static int sr_py_fill_ua(PyObject *d, sr_ua_options *o) {
       "uri", "display_name", "user_agent", "username", "password",
       "outbound_proxy", "t1_ms",
       "t2_ms", "t4_ms", "max_message_size", "log_level",
-      "allow_out_of_dialog_refer", "allow_refer_in_early_dialog",
-      "allowed_schemes", "refer_decision_timeout_ms", "refer_expires_s",
+      "allow_out_of_dialog_refer", "allowed_schemes",
+      "refer_decision_timeout_ms", "refer_expires_s",
       "notify_mode", "max_sessions", "max_referrals",
       "max_referrals_per_session", "max_tcp_connections",
       "tcp_idle_timeout_ms", "udp_receive_buffer", NULL};
@@ -777,8 +777,6 @@ static int sr_py_fill_ua(PyObject *d, sr_ua_options *o) {
       sr_py_opt_int(d, "log_level", &o->log_level) < 0 ||
       sr_py_opt_int(d, "allow_out_of_dialog_refer",
                     &o->allow_out_of_dialog_refer) < 0 ||
-      sr_py_opt_int(d, "allow_refer_in_early_dialog",
-                    &o->allow_refer_in_early_dialog) < 0 ||
       sr_py_opt_str(d, "allowed_schemes", &o->allowed_schemes) < 0 ||
       sr_py_opt_int(d, "refer_decision_timeout_ms",
                     &o->refer_decision_timeout_ms) < 0 ||

@@ -230,7 +230,6 @@ typedef struct sr_ua_options {
 
   /* Referral policy (safe defaults). */
   int allow_out_of_dialog_refer;  /**< default 0: 405 */
-  int allow_refer_in_early_dialog;/**< default 0: 403 before Established */
   const char *allowed_schemes;    /**< comma list, default "sip" (sips needs
                                    *   TLS, which this library has not) */
   int refer_decision_timeout_ms;  /**< undecided REFER rejected; default 10000 */

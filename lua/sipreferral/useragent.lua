@@ -28,7 +28,7 @@ local UA_INTS = {"t1_ms", "t2_ms", "t4_ms", "max_message_size",
                  "refer_decision_timeout_ms", "refer_expires_s", "max_sessions",
                  "max_referrals", "max_referrals_per_session",
                  "max_tcp_connections", "tcp_idle_timeout_ms", "udp_receive_buffer"}
-local UA_BOOLS = {"allow_out_of_dialog_refer", "allow_refer_in_early_dialog"}
+local UA_BOOLS = {"allow_out_of_dialog_refer"}
 local UA_KEYS = set_of{"listen", "log_level", "allowed_schemes", "notify_mode"}
 for _, list in ipairs{UA_STRINGS, UA_INTS, UA_BOOLS} do
   for _, k in ipairs(list) do UA_KEYS[k] = true end
@@ -108,7 +108,7 @@ end
 -- Options: display_name, user_agent, username, password, outbound_proxy
 -- ("sip:HOST[:PORT][;transport=tcp]", the first hop of out-of-dialog INVITEs), t1_ms, t2_ms,
 -- t4_ms, max_message_size, log_level ("error"|"warning"|"info"|"debug"),
--- allow_out_of_dialog_refer, allow_refer_in_early_dialog (booleans),
+-- allow_out_of_dialog_refer (boolean),
 -- allowed_schemes ({"sip","tel"} or "sip,tel"; default "sip"), refer_decision_timeout_ms,
 -- refer_expires_s, notify_mode ("all"|"final_only"|"none"), max_sessions,
 -- max_referrals, max_referrals_per_session, max_tcp_connections,

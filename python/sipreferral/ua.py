@@ -97,7 +97,7 @@ class UserAgent:
     ``[::1]``). Further keyword options are those of the C
     ``sr_ua_options`` (``outbound_proxy``: "sip:HOST[:PORT][;transport=tcp]",
     the first hop of out-of-dialog INVITEs; ``t1_ms``, ``allow_out_of_dialog_refer``,
-    ``allow_refer_in_early_dialog``, ``allowed_schemes``,
+    ``allowed_schemes``,
     ``refer_decision_timeout_ms``, ``notify_mode``, limits...). The core's
     log goes to the ``logging`` logger "sipreferral" (its level when the UA
     is made decides what the core formats).

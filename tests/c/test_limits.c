@@ -147,7 +147,6 @@ static void test_defaults(void) {
   CHECK_INT(o.refer_decision_timeout_ms, 10000);
   CHECK_INT(o.refer_expires_s, 60);
   CHECK_INT(o.allow_out_of_dialog_refer, 0);
-  CHECK_INT(o.allow_refer_in_early_dialog, 0);
   CHECK_STR(o.allowed_schemes, "sip");
   /* Zero, negative or absurdly small values fall back to the defaults:
    * a limit is never "unlimited" or zero by accident. */

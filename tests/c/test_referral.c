@@ -569,6 +569,8 @@ static int has_bob_call(void *v) {
   return last_call(BOB) != NULL && sr_session_local_tag(last_call(BOB)) != NULL;
 }
 
+static int has_remote_tag(void *s) { return sr_session_remote_tag(s) != NULL; }
+
 static int has_carol(void *v) {
   (void)v;
   return last_call(CAROL) != NULL;
@@ -926,6 +928,13 @@ static void test_refer_in_early_dialog(void) {
   sr_stats st; /* Bob has no on_refer: nothing was kept for the core either */
   sr_ua_get_stats(BOB->ua, &st);
   CHECK_INT(st.referrals, 0);
+  /* The caller's side of the same early dialog (Bob's 180 set its tag):
+   * a REFER there would be answered 202 with no dialog for its NOTIFYs. */
+  REQUIRE(t_drive(has_remote_tag, a, 10000));
+  CHECK_INT(raw_refer(ALICE->ua, sr_session_call_id(a), sr_session_local_tag(a),
+                      sr_session_remote_tag(a), "Refer-To: <sip:c@127.0.0.1>\r\n", 2),
+            403);
+  CHECK(ALICE->last_referral == NULL);
   close(raw_fd);
   sr_inviter_cancel(a);
   CHECK(t_drive(ended, &a, 10000));

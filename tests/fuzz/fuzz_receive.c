@@ -296,7 +296,6 @@ static int fr_party_new(fr_party *p, const char *user, int tcp) {
   o.log_fn = fr_log;
   o.log_level = getenv("FR_TRACE") ? SR_LOG_DEBUG : SR_LOG_ERROR;
   o.allow_out_of_dialog_refer = (fr.flags & 0x08) != 0;
-  o.allow_refer_in_early_dialog = (fr.flags & 0x10) != 0;
   o.notify_mode = (fr.flags & 0x80) ? SR_NOTIFY_FINAL_ONLY : SR_NOTIFY_ALL;
   memset(p, 0, sizeof *p);
   if (sr_ua_new(&p->ua, &o) != 0) return -1;
