@@ -131,11 +131,12 @@ sr__listener *sr__transport_listener_near(sr_ua *ua, sr_transport tp,
 /* Upcall from transport: one whole message arrived. */
 void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
                      size_t len);
-/* A message that cannot be parsed, or (from transport) a TCP header block
- * that cannot be framed: a request gets "400 reason" when its raw Via,
- * From, To, Call-ID and CSeq lines allow one; anything else is dropped. */
+/* A message that cannot be parsed, or (from transport) one that cannot be
+ * framed or is over max_message_size: a request gets "code reason" (400,
+ * 513) when its raw Via, From, To, Call-ID and CSeq lines allow one;
+ * anything else is dropped. data is the header block, or all of it. */
 void sr__ua_refuse(sr_ua *ua, const sr__peer *from, const char *data,
-                   size_t len, const char *reason);
+                   size_t len, int code, const char *reason);
 
 /* ------ txn: transactions (index: txn.c; INVITE: itxn.c; others: ntxn.c) ------ */
 

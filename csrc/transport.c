@@ -273,6 +273,60 @@ static void run_hook(sr_ua *ua, int outgoing, sr_transport tp,
   *drop = ua->hook(outgoing, tp, l, r, data, len, ua->hook_data) ? 1 : 0;
 }
 
+/* ---------------- framing ---------------- */
+
+/* How a header block frames its body: its length, or one of these. */
+enum { CL_BAD = -1, CL_MISSING = -2, CL_CONFLICT = -3 };
+
+/* A Content-Length value, [v, eol) (a CR before eol allowed); CL_BAD
+ * unless digits. A huge one stays just over 10^9: over any size limit. */
+static long cl_value(const char *v, const char *eol) {
+  long cl = 0;
+  int digits = 0;
+  while (v < eol && (*v == ' ' || *v == '\t')) v++;
+  while (v < eol && *v >= '0' && *v <= '9') {
+    if (cl < 100000000L) cl = cl * 10 + (*v - '0');
+    else cl = 1000000001L;
+    v++;
+    digits++;
+  }
+  while (v < eol && (*v == ' ' || *v == '\t' || *v == '\r')) v++;
+  return digits && v == eol ? cl : CL_BAD;
+}
+
+/* The length of the header block at the start of buf, up to its blank
+ * line, or 0 while it is incomplete. Lines may end in CRLF or a bare LF,
+ * as the parser (and so UDP) takes them. *cl gets the body length from
+ * Content-Length (or "l"): every one is read, so that two that disagree
+ * are seen (CL_CONFLICT; equal ones frame alike and are let through),
+ * and a block without any is CL_MISSING (RFC 3261 §18.3, §20.14). */
+static size_t frame_head(const char *buf, size_t len, long *cl) {
+  const char *end = buf + len, *p = buf;
+  *cl = CL_MISSING;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (!eol) return 0;
+    if (eol == p || (eol == p + 1 && *p == '\r'))
+      return (size_t)(eol + 1 - buf); /* the blank line */
+    char n0 = (char)(*p | 0x20); /* most lines are neither: no colon search */
+    const char *colon = n0 == 'c' || n0 == 'l'
+                            ? memchr(p, ':', (size_t)(eol - p)) : NULL;
+    if (colon && *cl != CL_BAD) {
+      const char *ne = colon;
+      while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
+      size_t nl = (size_t)(ne - p);
+      if ((nl == 14 && strncasecmp(p, "content-length", 14) == 0) ||
+          (nl == 1 && n0 == 'l')) {
+        long v = cl_value(colon + 1, eol);
+        if (v == CL_BAD || *cl == CL_MISSING) *cl = v;
+        else if (*cl >= 0 && v != *cl) *cl = CL_CONFLICT;
+      }
+    }
+    p = eol + 1;
+  }
+  return 0;
+}
+
 /* ---------------- UDP ---------------- */
 
 /* Overload: checked after a full batch, when more is waiting. Past half
@@ -331,6 +385,11 @@ static void udp_ready(sr__io *io, uint32_t events) {
       sr__log(ua, SR_LOG_WARNING,
               "udp: dropped a %zd-byte datagram from %s (max %zu)", n, p,
               max);
+      /* Its first max bytes were kept: a whole header block there is
+       * enough for a 513 (RFC 3261 §21.5.14) that tells the sender why. */
+      long cl;
+      size_t hlen = frame_head(ua->rxbuf, max, &cl);
+      if (hlen) sr__ua_refuse(ua, &from, ua->rxbuf, hlen, 513, "Message Too Large");
       continue;
     }
     int drop;
@@ -457,58 +516,6 @@ static int conn_flush(sr__conn *c) {
   return 0;
 }
 
-/* How a header block frames its body: its length, or one of these. */
-enum { CL_BAD = -1, CL_MISSING = -2, CL_CONFLICT = -3 };
-
-/* A Content-Length value, [v, eol) (a CR before eol allowed); CL_BAD
- * unless digits. */
-static long cl_value(const char *v, const char *eol) {
-  long cl = 0;
-  int digits = 0;
-  while (v < eol && (*v == ' ' || *v == '\t')) v++;
-  while (v < eol && *v >= '0' && *v <= '9') {
-    cl = cl * 10 + (*v - '0');
-    if (cl > 100000000L) return CL_BAD;
-    v++;
-    digits++;
-  }
-  while (v < eol && (*v == ' ' || *v == '\t' || *v == '\r')) v++;
-  return digits && v == eol ? cl : CL_BAD;
-}
-
-/* The length of the header block at the start of buf, up to its blank
- * line, or 0 while it is incomplete. Lines may end in CRLF or a bare LF,
- * as the parser (and so UDP) takes them. *cl gets the body length from
- * Content-Length (or "l"): every one is read, so that two that disagree
- * are seen (CL_CONFLICT; equal ones frame alike and are let through),
- * and a block without any is CL_MISSING (RFC 3261 §18.3, §20.14). */
-static size_t frame_head(const char *buf, size_t len, long *cl) {
-  const char *end = buf + len, *p = buf;
-  *cl = CL_MISSING;
-  while (p < end) {
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    if (!eol) return 0;
-    if (eol == p || (eol == p + 1 && *p == '\r'))
-      return (size_t)(eol + 1 - buf); /* the blank line */
-    char n0 = (char)(*p | 0x20); /* most lines are neither: no colon search */
-    const char *colon = n0 == 'c' || n0 == 'l'
-                            ? memchr(p, ':', (size_t)(eol - p)) : NULL;
-    if (colon && *cl != CL_BAD) {
-      const char *ne = colon;
-      while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
-      size_t nl = (size_t)(ne - p);
-      if ((nl == 14 && strncasecmp(p, "content-length", 14) == 0) ||
-          (nl == 1 && n0 == 'l')) {
-        long v = cl_value(colon + 1, eol);
-        if (v == CL_BAD || *cl == CL_MISSING) *cl = v;
-        else if (*cl >= 0 && v != *cl) *cl = CL_CONFLICT;
-      }
-    }
-    p = eol + 1;
-  }
-  return 0;
-}
-
 /* A frame must begin like SIP: a start line that names a SIP version,
  * first (a response) or last (a request). Which one is the UA's to judge:
  * another than 2.0 is answered 505 (RFC 3261 §8.2), not a broken stream. */
@@ -543,12 +550,13 @@ static sr__peer conn_peer(const sr__conn *c) {
   return p;
 }
 
-/* A header block without framing: the rest of the stream cannot be cut
- * into messages. A request is answered 400 why, then the connection
- * closes; a response is dropped with it. */
-static void conn_refuse(sr__conn *c, size_t hlen, const char *why) {
+/* A header block without usable framing, or framing a message over the
+ * size limit: the rest of the stream cannot be cut into messages. A
+ * request is answered "code why", then the connection closes; a response
+ * is dropped with it. */
+static void conn_refuse(sr__conn *c, size_t hlen, int code, const char *why) {
   sr__peer from = conn_peer(c);
-  sr__ua_refuse(c->ua, &from, c->rbuf, hlen, why);
+  sr__ua_refuse(c->ua, &from, c->rbuf, hlen, code, why);
   if (c->dead) return; /* by the send, or by a hook closing the UA */
   /* Input left unread would make close() reset the connection, and the
    * answer could be lost with it. */
@@ -595,18 +603,15 @@ static void conn_deliver(sr__conn *c) {
       conn_reject(c, "not SIP");
       return;
     }
-    if (cl == CL_BAD) {
-      conn_reject(c, "bad Content-Length");
-      return;
-    }
     if (cl < 0) {
-      conn_refuse(c, hlen, cl == CL_MISSING ? "Missing Content-Length"
-                                            : "Conflicting Content-Length");
+      conn_refuse(c, hlen, 400, cl == CL_MISSING ? "Missing Content-Length"
+                                : cl == CL_BAD ? "Bad Content-Length"
+                                               : "Conflicting Content-Length");
       return;
     }
     size_t total = hlen + (size_t)cl;
-    if (total > max) {
-      conn_reject(c, "message over the size limit");
+    if (total > max) { /* RFC 3261 §21.5.14 */
+      conn_refuse(c, hlen, 513, "Message Too Large");
       return;
     }
     if (c->rlen < total) {

@@ -379,7 +379,7 @@ static int needed_header(const char *name, size_t n) {
  * sender can match the answer; otherwise drop it. Scans the raw lines,
  * because the parsers refuse exactly these messages. */
 void sr__ua_refuse(sr_ua *ua, const sr__peer *from, const char *data,
-                   size_t len, const char *reason) {
+                   size_t len, int code, const char *reason) {
   static const char *canon[] = {"Via", "From", "To", "Call-ID", "CSeq"};
   if (len >= 4 && strncasecmp(data, "SIP/", 4) == 0) return; /* a response */
   if (len >= 4 && memcmp(data, "ACK ", 4) == 0) return;     /* never answered */
@@ -418,7 +418,7 @@ void sr__ua_refuse(sr_ua *ua, const sr__peer *from, const char *data,
   size_t cap = len + 1024, n;
   char *out = sr__malloc(cap), tag[12];
   if (!out) return;
-  n = (size_t)snprintf(out, cap, "SIP/2.0 400 %s\r\n", reason);
+  n = (size_t)snprintf(out, cap, "SIP/2.0 %d %s\r\n", code, reason);
   for (int h = 0; h < 5; h++) {
     if (!count[h]) goto drop;
     for (int i = 0; i < count[h]; i++) {
@@ -518,7 +518,7 @@ void sr__ua_on_bytes(sr_ua *ua, const sr__peer *from, const char *data,
     sr__log(ua, SR_LOG_WARNING, "unparsable message (%zu bytes) from %s",
             len, who);
     if (m) osip_message_free(m);
-    sr__ua_refuse(ua, from, data, len, "Bad Request");
+    sr__ua_refuse(ua, from, data, len, 400, "Bad Request");
     return;
   }
   int code = 400;
