@@ -460,7 +460,14 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
   } else if (strcmp(m, "OPTIONS") == 0) {
     sr__ua_options_reply(ua, t);
   } else if (strcmp(m, "INFO") == 0) {
-    sr__txn_reply(t, 200, NULL, NULL, NULL, NULL, NULL);
+    /* RFC 6086 §4.2.2: this UA receives no Info Package (its Recv-Info is
+     * empty); a legacy INFO without one (RFC 2976) is taken and ignored. */
+    osip_header_t *pkg = NULL;
+    if (osip_message_header_get_byname(req, "info-package", 0, &pkg) >= 0)
+      sr__txn_reply(t, 469, "Bad Info Package", "Recv-Info: ", NULL, NULL,
+                    NULL);
+    else
+      sr__txn_reply(t, 200, NULL, NULL, NULL, NULL, NULL);
   } else {
     /* UPDATE among them: not in Allow, so no offer to answer in it. */
     sr__txn_reply(t, 405, NULL, "Allow: " SR_ALLOW_METHODS, NULL, NULL, NULL);

@@ -382,6 +382,15 @@ static void test_options_update(void) {
   m = response("3 UPDATE", 5000);
   CHECK(t_status(m) == 405);
   CHECK(t_header(m, "Allow", v, sizeof v) && !strcmp(v, allow));
+  /* INFO: a legacy one (RFC 2976) is taken; one of an Info Package this UA
+   * never said it receives gets 469 with its (empty) Recv-Info, RFC 6086
+   * §4.2.2. The call goes on either way. */
+  request("INFO", 4, "info1", "", "");
+  CHECK_INT(t_status(response("4 INFO", 5000)), 200);
+  request("INFO", 5, "info2", "Info-Package: foo\n", "");
+  m = response("5 INFO", 5000);
+  CHECK_INT(t_status(m), 469);
+  CHECK(m && strstr(m, "\r\nRecv-Info: \r\n") != NULL);
   CHECK(sr_session_get_state(bob_s) == SR_SESSION_ESTABLISHED);
   teardown();
 }
