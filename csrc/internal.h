@@ -596,6 +596,8 @@ int sr__replaces_valid(const char *v);
 void sr__referral_close_for_ua(sr_ua *ua);
 
 #define SR_ALLOW_METHODS "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY"
+/* The most max_message_size may be: the UA's receive buffer is that big. */
+#define SR__MAX_MESSAGE_CAP (16u << 20)
 #define SR_SUPPORTED "replaces, norefersub"
 
 #endif

@@ -413,7 +413,7 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
   const char *m = req->sip_method;
   osip_dialog_t *d = s->dialog;
   if (!d && strcmp(m, "REFER") == 0 && s->state < SR_SESSION_TERMINATING) {
-    /* An early dialog: the referral layer answers (403 by policy). */
+    /* An early dialog: the referral layer answers 403 (validate()). */
     sr__referral_incoming(ua, s, t, req);
     return;
   }

@@ -32,6 +32,7 @@ struct sr__conn {
   sr__txn *clients; /* client transactions sent on it, until they end */
   uint64_t last_activity;
   uint64_t msg_start; /* a message begun and not whole: when; else 0 */
+  size_t discard;     /* bytes of a message answered 513 still to read */
   sr__timer idle;     /* idle timeout, and the deadline of msg_start */
   /* Live: in ua->conns (all, for closing) and in the two indexes, looked
    * up per message sent; dead: in ua->dead_conns until reaped. */
@@ -279,7 +280,8 @@ static void run_hook(sr_ua *ua, int outgoing, sr_transport tp,
 enum { CL_BAD = -1, CL_MISSING = -2, CL_CONFLICT = -3 };
 
 /* A Content-Length value, [v, eol) (a CR before eol allowed); CL_BAD
- * unless digits. A huge one stays just over 10^9: over any size limit. */
+ * unless digits. A huge one stays just over 10^9: over any size limit
+ * (max_message_size is at most SR__MAX_MESSAGE_CAP). */
 static long cl_value(const char *v, const char *eol) {
   long cl = 0;
   int digits = 0;
@@ -382,13 +384,13 @@ static void udp_ready(sr__io *io, uint32_t events) {
     if ((size_t)n > max) {
       char p[80];
       sr__peer_format(&from, p, sizeof p);
-      sr__log(ua, SR_LOG_WARNING,
-              "udp: dropped a %zd-byte datagram from %s (max %zu)", n, p,
-              max);
       /* Its first max bytes were kept: a whole header block there is
        * enough for a 513 (RFC 3261 §21.5.14) that tells the sender why. */
       long cl;
       size_t hlen = frame_head(ua->rxbuf, max, &cl);
+      sr__log(ua, SR_LOG_WARNING,
+              "udp: a %zd-byte datagram from %s is over max_message_size "
+              "(%zu): %s", n, p, max, hlen ? "513 if a request" : "dropped");
       if (hlen) sr__ua_refuse(ua, &from, ua->rxbuf, hlen, 513, "Message Too Large");
       continue;
     }
@@ -579,10 +581,43 @@ static size_t conn_between(sr__conn *c) {
   return n >= 2 && b[0] == '\r' && b[1] == '\n' ? 2 : 1;
 }
 
+/* A message over the size limit, framed by a valid Content-Length: 513
+ * (RFC 3261 §21.5.14). Its body is read and dropped, so that the peer can
+ * finish sending and read the answer, and the connection goes on; a body
+ * many times the limit is not worth reading: the connection closes. */
+static void conn_too_large(sr__conn *c, size_t hlen, size_t total) {
+  sr_ua *ua = c->ua;
+  size_t max = ua->opt.max_message_size;
+  if (total / 4 > max) {
+    conn_refuse(c, hlen, 513, "Message Too Large");
+    return;
+  }
+  char who[80];
+  sr__peer from = conn_peer(c);
+  sr__peer_format(&from, who, sizeof who);
+  sr__log(ua, SR_LOG_WARNING, "tcp: a %zu-byte message from %s is over "
+          "max_message_size (%zu): 513 if a request, its bytes dropped",
+          total, who, max);
+  sr__ua_refuse(ua, &from, c->rbuf, hlen, 513, "Message Too Large");
+  c->discard = total;
+}
+
 static void conn_deliver(sr__conn *c) {
   sr_ua *ua = c->ua;
   size_t max = ua->opt.max_message_size;
   while (!c->dead && !ua->closed && c->rlen) {
+    if (c->discard) {
+      size_t k = c->discard < c->rlen ? c->discard : c->rlen;
+      memmove(c->rbuf, c->rbuf + k, c->rlen - k);
+      c->rlen -= k;
+      c->discard -= k;
+      if (c->discard) {
+        conn_partial(c); /* the message deadline bounds a slow body too */
+        return;
+      }
+      c->msg_start = 0;
+      continue;
+    }
     if (c->rbuf[0] == '\r' || c->rbuf[0] == '\n') {
       size_t skip = conn_between(c);
       if (!skip || c->dead) return;
@@ -603,6 +638,10 @@ static void conn_deliver(sr__conn *c) {
       conn_reject(c, "not SIP");
       return;
     }
+    if (hlen > max) { /* as when it comes in smaller reads (above) */
+      conn_reject(c, "header block over the size limit");
+      return;
+    }
     if (cl < 0) {
       conn_refuse(c, hlen, 400, cl == CL_MISSING ? "Missing Content-Length"
                                 : cl == CL_BAD ? "Bad Content-Length"
@@ -610,9 +649,9 @@ static void conn_deliver(sr__conn *c) {
       return;
     }
     size_t total = hlen + (size_t)cl;
-    if (total > max) { /* RFC 3261 §21.5.14 */
-      conn_refuse(c, hlen, 513, "Message Too Large");
-      return;
+    if (total > max) {
+      conn_too_large(c, hlen, total);
+      continue; /* to drop its bytes, unless the connection closed */
     }
     if (c->rlen < total) {
       conn_partial(c);

@@ -100,6 +100,8 @@ int sr_ua_new(sr_ua **out, const sr_ua_options *opts) {
   DEF(tcp_idle_timeout_ms); DEF(udp_receive_buffer);
 #undef DEF
   if (ua->opt.max_message_size < 1024) ua->opt.max_message_size = 65536;
+  if (ua->opt.max_message_size > SR__MAX_MESSAGE_CAP)
+    ua->opt.max_message_size = SR__MAX_MESSAGE_CAP;
   char uabuf[64];
   snprintf(uabuf, sizeof uabuf, "sipreferral/%s", SR_VERSION);
   ua->uri = sr__strdup(opts->uri);

@@ -223,7 +223,7 @@ typedef struct sr_ua_options {
   int t1_ms;                /**< RFC 3261 T1 (default 500) */
   int t2_ms;                /**< T2 (default 4000) */
   int t4_ms;                /**< T4 (default 5000) */
-  size_t max_message_size;  /**< bytes (default 65536) */
+  size_t max_message_size;  /**< bytes (default 65536, at most 16 MiB) */
   sr_log_fn log_fn;         /**< default: lines to stderr */
   void *log_user_data;
   int log_level;            /**< lines above this level are not formatted */

@@ -172,6 +172,11 @@ static void test_defaults(void) {
   CHECK_INT(ua->opt.refer_expires_s, 60);
   CHECK_INT(ua->opt.udp_receive_buffer, 4 << 20);
   sr_ua_unref(ua);
+  /* Nor absurdly large: the receive buffer is allocated at that size. */
+  o.max_message_size = (size_t)1 << 40;
+  REQUIRE(sr_ua_new(&ua, &o) == 0);
+  CHECK_INT(ua->opt.max_message_size, 16 << 20);
+  sr_ua_unref(ua);
 }
 
 /* ---------------- sessions ---------------- */

@@ -16,7 +16,7 @@
  *             message), 3 accept only, then a manual final NOTIFY
  *   bit 2     the receiver is Alice (the Inviter) instead of Bob
  *   bit 3     out-of-dialog REFER allowed (and followed)
- *   bit 4     the call is left ringing (REFER in early dialogs allowed)
+ *   bit 4     the call is left ringing (a REFER in the early dialog: 403)
  *   bit 5     the peer hangs up after the last message
  *   bit 6     the messages arrive over one TCP connection (framing)
  *   bit 7     NOTIFYs for the final status only
