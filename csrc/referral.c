@@ -473,9 +473,9 @@ static int validate(sr_ua *ua, sr_session *s, sr_referral *r,
   *why = NULL;
   /* An Invitation whose 2xx went out has a confirmed dialog (RFC 3261
    * §12.1.1) even while its ACK is late or lost: the REFER, carrying both
-   * tags, shows the peer got the 2xx. Early dialogs (1xx) are not: their
-   * NOTIFYs would have no dialog to go in, as in SIP.js, which refuses
-   * REFER before Established. */
+   * tags, shows the peer got the 2xx. Early dialogs (1xx) are not: the
+   * subscription would live in a dialog that may never be confirmed; SIP.js
+   * too refuses REFER before Established. */
   int confirmed = s && s->dialog && s->state == SR_SESSION_ESTABLISHING;
   if (s && s->state != SR_SESSION_ESTABLISHED && !confirmed) {
     *why = "Session Not Established";

@@ -460,7 +460,7 @@ static void test_oversize(void) {
   /* Over the limit with a short header block and a long body: 513
    * (RFC 3261 §21.5.14) from the header block, over either transport;
    * over TCP its body is read and dropped and the connection goes on,
-   * unless the body is many times the limit. */
+   * unless the message is over four times the limit. */
   char big[BOB_MAX + 1024];
   strcpy(big, without("Max-Forwards:"));
   end = strstr(big, "Content-Length");

@@ -382,7 +382,7 @@ static void test_options_update(void) {
   m = response("3 UPDATE", 5000);
   CHECK(t_status(m) == 405);
   CHECK(t_header(m, "Allow", v, sizeof v) && !strcmp(v, allow));
-  /* INFO: a legacy one (RFC 2976) is taken; one of an Info Package this UA
+  /* INFO: a legacy one (no Info-Package) is taken; one of an Info Package this UA
    * never said it receives gets 469 with its (empty) Recv-Info, RFC 6086
    * §4.2.2. The call goes on either way. */
   request("INFO", 4, "info1", "", "");
