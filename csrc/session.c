@@ -461,7 +461,7 @@ void sr__session_on_request(sr_session *s, sr__txn *t, osip_message_t *req) {
     sr__ua_options_reply(ua, t);
   } else if (strcmp(m, "INFO") == 0) {
     /* RFC 6086 §4.2.2: this UA receives no Info Package (its Recv-Info is
-     * empty); a legacy INFO without one (RFC 6086's legacy usage) is ignored. */
+     * empty); a legacy INFO, without one, is taken and ignored. */
     osip_header_t *pkg = NULL;
     if (osip_message_header_get_byname(req, "info-package", 0, &pkg) >= 0)
       sr__txn_reply(t, 469, "Bad Info Package", "Recv-Info: ", NULL, NULL,
